@@ -1,0 +1,73 @@
+"""The ``medseg`` command: one entry point, one thin module per subcommand.
+
+Each module in :data:`COMMANDS` (under ``medseg.commands``) defines
+``register(subparsers)`` that adds its parser and sets ``func=run`` where
+``run(args) -> int`` calls the engine. User errors (:class:`MedsegError`) print one line
+``medseg: error: ...`` and exit 2; ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import warnings
+from collections.abc import Sequence
+
+from medseg import __version__
+from medseg.errors import MedsegError
+
+#: subcommand modules in ``medseg.commands``
+COMMANDS: tuple[str, ...] = ("info", "convert", "plugins")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medseg", description="Medical image segmentation with exact geometry."
+    )
+    parser.add_argument("--version", action="version", version=f"medseg {__version__}")
+    parser.add_argument("--plugins-dir", default=None,
+                        help="folder of single-file plugins (also $MEDSEG_PLUGINS_DIR)")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"medseg.commands.{name}")
+        module.register(sub)
+    return parser
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    return f"medseg: warning: {message}\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="medseg: %(message)s")
+    if not args.debug:
+        warnings.formatwarning = _format_warning  # type: ignore[assignment]
+    try:
+        return int(args.func(args) or 0)
+    except MedsegError as exc:
+        if args.debug:
+            raise
+        print(f"medseg: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("medseg: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an unexpected bug: still one line unless --debug
+        if args.debug:
+            raise
+        print(f"medseg: internal error: {type(exc).__name__}: {exc} (rerun with --debug)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
