@@ -2,7 +2,8 @@
 
 A plugin is any module or object with functions decorated by :data:`hookimpl`; it is found
 through the ``medseg`` entry-point group, a plugins folder (``--plugins-dir`` or
-``MEDSEG_PLUGINS_DIR``) or registered directly on a manager from :func:`medseg.plugins.get_plugin_manager`.
+``MEDSEG_PLUGINS_DIR``) or registered directly on a manager from
+:func:`medseg.plugins.get_plugin_manager`.
 Hooks only ever gain arguments; pluggy lets an implementation accept a subset of them.
 """
 

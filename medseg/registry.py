@@ -109,7 +109,7 @@ def build_registry(pm: pluggy.PluginManager, *, strict: bool | None = None) -> R
     tables = {kind: ComponentTable[Any](kind) for kind in KINDS}
     for kind, (hook_name, spec_type) in KINDS.items():
         hook = getattr(pm.hook, hook_name)
-        for impl in reversed(hook.get_hookimpls()):  # registration order
+        for impl in hook.get_hookimpls():  # registration order
             plugin = impl.plugin_name
             try:
                 result = impl.function()

@@ -35,7 +35,9 @@ def affine_from_geometry(
     origin = np.asarray(origin, dtype=float).ravel()
     n = spacing.size
     if n not in (2, 3) or origin.size != n:
-        raise GeometryError(f"spacing {spacing.tolist()} and origin {origin.tolist()} must be 2D or 3D")
+        raise GeometryError(
+            f"spacing {spacing.tolist()} and origin {origin.tolist()} must be 2D or 3D"
+        )
     d = np.eye(3)
     if direction is not None:
         dm = np.asarray(direction, dtype=float)

@@ -54,14 +54,14 @@ def dynunet(*, spatial_dims: int, in_channels: int, out_channels: int,
     from monai.networks.nets import DynUNet
 
     if kernel_size is None or strides is None:
-        kernel_size, strides = dynunet_plan(patch_size or [64] * spatial_dims, spacing, max_levels)
+        patch = patch_size or [64] * spatial_dims
+        kernel_size, strides = dynunet_plan(patch, spacing, max_levels)
     if filters is None:
         filters = [min(32 * 2**i, 320) for i in range(len(strides))]
+    kernel_size = [list(k) if isinstance(k, (list, tuple)) else k for k in kernel_size]
+    strides = [list(s) if isinstance(s, (list, tuple)) else s for s in strides]
     return DynUNet(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=out_channels,
-                   kernel_size=[list(k) if isinstance(k, (list, tuple)) else k for k in kernel_size],
-                   strides=[list(s) if isinstance(s, (list, tuple)) else s for s in strides],
-                   upsample_kernel_size=[list(s) if isinstance(s, (list, tuple)) else s
-                                         for s in strides][1:],
+                   kernel_size=kernel_size, strides=strides, upsample_kernel_size=strides[1:],
                    filters=list(filters), norm_name=norm_name,
                    deep_supervision=deep_supervision, res_block=res_block)
 

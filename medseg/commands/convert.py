@@ -16,7 +16,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     options = {"series": args.series} if args.series else {}
-    volume = read_image(args.input, registry=load_registry(args.plugins_dir), **options)
+    volume = read_image(args.input, registry=load_registry(args.plugins_dir, fresh=True), **options)
     out = write_image(volume, args.output)
     print(f"wrote {out} ({' x '.join(map(str, volume.spatial_shape))}, {volume.orientation})")
     return 0

@@ -18,7 +18,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     options = {"series": args.series} if args.series else {}
-    info = describe_file(args.path, load_registry(args.plugins_dir), **options)
+    info = describe_file(args.path, load_registry(args.plugins_dir, fresh=True), **options)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0

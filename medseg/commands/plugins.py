@@ -16,7 +16,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    rows = load_registry(args.plugins_dir).describe()
+    rows = load_registry(args.plugins_dir, fresh=True).describe()
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

@@ -58,7 +58,9 @@ def safe_extract_zip(
     with zf:
         infos = zf.infolist()
         if len(infos) > max_members:
-            raise InputError(archive, f"zip has {len(infos)} members, more than the limit {max_members}")
+            raise InputError(
+                archive, f"zip has {len(infos)} members, more than the limit {max_members}"
+            )
         members = [(info, _check_member(archive, info)) for info in infos]
         declared = sum(info.file_size for info, _ in members)
         if declared > max_bytes:

@@ -22,6 +22,7 @@ from medseg.volume import LPS_TO_RAS, Volume
 
 #: Relative tolerance on the spacing between consecutive slices.
 SLICE_SPACING_RTOL = 0.01
+_NON_IMAGE_MODALITIES = {"SR", "PR", "KO", "RTSTRUCT", "RTPLAN", "RTDOSE", "REG", "DOC"}
 
 
 def sniff_dicom_file(path: Path) -> bool:
@@ -84,8 +85,10 @@ def _scan(folder: Path) -> dict[str, list[_Slice]]:
             ds = pydicom.dcmread(p, stop_before_pixels=True)
         except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
             raise InputError(p, f"corrupt DICOM file ({exc})") from None
-        if "PixelData" not in ds and not hasattr(ds, "Rows"):
-            continue  # structured reports, presentation states, ...
+        if str(getattr(ds, "Modality", "")) in _NON_IMAGE_MODALITIES:
+            continue  # structured reports, presentation states, RT structures, ...
+        if "Rows" not in ds or "Columns" not in ds:
+            raise InputError(p, "truncated or incomplete DICOM file (no image attributes)")
         groups[_series_key(ds)].append(_Slice(p, ds))
     return dict(groups)
 
@@ -152,7 +155,7 @@ def _rescale(ds: pydicom.Dataset, pixels: np.ndarray) -> np.ndarray:
     out = pixels.astype(np.float64) * slope + intercept
     if slope == int(slope) and intercept == int(intercept):
         lo, hi = out.min(), out.max()
-        if -32768 <= lo and hi < 32768:
+        if lo >= -32768 and hi < 32768:
             return out.astype(np.int16)
         return out.astype(np.int32)
     return out.astype(np.float32)
@@ -235,9 +238,7 @@ def _read_single(path: Path) -> Volume:
     ds, px = _pixels(path)
     n_frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
     samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
-    if n_frames == 1:
-        px = px[None]
-    elif samples > 1 and px.ndim == 3:
+    if n_frames == 1 or (samples > 1 and px.ndim == 3):
         px = px[None]
     frames = list(px)
     shared = getattr(ds, "SharedFunctionalGroupsSequence", [None])[0]

@@ -54,7 +54,8 @@ def read_nifti(path: str | Path) -> Volume:
     except FileNotFoundError:
         raise InputError(path, "file not found") from None
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise InputError(path, f"file is truncated or corrupt ({exc or type(exc).__name__})") from None
+        detail = str(exc) or type(exc).__name__
+        raise InputError(path, f"file is truncated or corrupt ({detail})") from None
     except (nib.filebasedimages.ImageFileError, ValueError, OSError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(path, f"not a readable NIfTI file ({msg})") from None
@@ -79,7 +80,7 @@ def _label_dtype(arr: np.ndarray) -> np.dtype:
     lo, hi = int(arr.min()), int(arr.max())
     if lo >= 0 and hi < 256:
         return np.dtype(np.uint8)
-    if -32768 <= lo and hi < 32768:
+    if lo >= -32768 and hi < 32768:
         return np.dtype(np.int16)
     return np.dtype(np.int32)
 
