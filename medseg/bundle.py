@@ -1,0 +1,178 @@
+"""Model bundles: a folder with ``config.json`` and ``weights.pt`` (a plain state dict).
+
+Weights are loaded with ``torch.load(..., weights_only=True)`` after their SHA-256 (recorded
+in the config) is verified, so nothing in a bundle is ever executed. The architecture is
+looked up by registered name only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from medseg.errors import InputError, MedsegError
+from medseg.io.atomic import atomic_path, write_text_atomic
+from medseg.preprocess import Preprocessing
+from medseg.registry import Registry, load_registry
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "weights.pt"
+FORMAT_VERSION = 1
+#: folder searched for bundles given by name (``--model brain_tissue``)
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "sample_data" / "models"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class Bundle:
+    path: Path
+    config: dict[str, Any]
+
+    # ---- config accessors ------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return str(self.config.get("name", self.path.name))
+
+    @property
+    def labels(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in self.config["labels"].items()}
+
+    @property
+    def label_values(self) -> list[int]:
+        """Label value of each network output channel (channel i -> value)."""
+        return sorted(self.labels.values())
+
+    @property
+    def label_names(self) -> dict[int, str]:
+        return {v: k for k, v in self.labels.items()}
+
+    @property
+    def spatial_dims(self) -> int:
+        return int(self.config["spatial_dims"])
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.config["in_channels"])
+
+    @property
+    def patch_size(self) -> tuple[int, ...]:
+        return tuple(int(p) for p in self.config["patch_size"])
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return Preprocessing.from_dict(self.config["preprocessing"])
+
+    @property
+    def inference(self) -> dict[str, Any]:
+        return dict(self.config.get("inference", {}))
+
+    # ---- model -----------------------------------------------------------------------
+    def build_network(self, registry: Registry | None = None) -> torch.nn.Module:
+        reg = registry or load_registry()
+        arch = self.config["architecture"]
+        spec = reg.architectures.get(arch["name"])
+        return spec.factory(spatial_dims=self.spatial_dims, in_channels=self.in_channels,
+                            out_channels=len(self.labels), **arch.get("params", {}))
+
+    def load_network(self, registry: Registry | None = None,
+                     device: str | torch.device = "cpu") -> torch.nn.Module:
+        net = self.build_network(registry)
+        net.load_state_dict(self.load_weights())
+        return net.to(device).eval()
+
+    def load_weights(self) -> dict[str, torch.Tensor]:
+        wpath = self.path / self.config.get("weights", {}).get("file", WEIGHTS_NAME)
+        if not wpath.is_file():
+            raise InputError(wpath, "model weights file is missing")
+        expected = self.config.get("weights", {}).get("sha256")
+        if not expected:
+            raise InputError(self.path / CONFIG_NAME, "bundle has no weights checksum")
+        if sha256_file(wpath) != expected:
+            raise InputError(wpath, "weights checksum does not match the bundle config "
+                                    "(corrupt or modified file)")
+        try:
+            state = torch.load(wpath, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            msg = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+            raise InputError(wpath, f"weights cannot be loaded safely ({type(exc).__name__}"
+                                    f"{': ' + msg if msg else ''})") from None
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
+                                                  for v in state.values()):
+            raise InputError(wpath, "weights file is not a plain state dict of tensors")
+        return state
+
+
+def resolve_bundle_path(name_or_path: str | Path) -> Path:
+    p = Path(name_or_path)
+    if p.is_dir():
+        return p
+    candidate = Path(os.environ.get("MEDSEG_MODELS_DIR", DEFAULT_MODELS_DIR)) / str(name_or_path)
+    if candidate.is_dir():
+        return candidate
+    available = ", ".join(list_bundles()) or "none"
+    raise InputError(p, f"model bundle not found (a folder, or one of: {available})")
+
+
+def list_bundles() -> list[str]:
+    root = Path(os.environ.get("MEDSEG_MODELS_DIR", DEFAULT_MODELS_DIR))
+    if not root.is_dir():
+        return []
+    return sorted(d.name for d in root.iterdir() if (d / CONFIG_NAME).is_file())
+
+
+_REQUIRED = ("architecture", "labels", "spatial_dims", "in_channels", "patch_size",
+             "preprocessing", "weights")
+
+
+def load_bundle(name_or_path: str | Path, registry: Registry | None = None) -> Bundle:
+    """Open and validate a bundle folder (or a bundled model's name)."""
+    path = resolve_bundle_path(name_or_path)
+    cfg_path = path / CONFIG_NAME
+    if not cfg_path.is_file():
+        raise InputError(path, f"not a model bundle (no {CONFIG_NAME})")
+    try:
+        config = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(cfg_path, f"corrupt bundle config ({exc})") from None
+    if not isinstance(config, dict):
+        raise InputError(cfg_path, "bundle config must be a JSON object")
+    missing = [k for k in _REQUIRED if k not in config]
+    if missing:
+        raise InputError(cfg_path, f"bundle config lacks {', '.join(missing)}")
+    bundle = Bundle(path, config)
+    reg = registry or load_registry()
+    try:
+        reg.architectures.get(config["architecture"]["name"])
+    except MedsegError as exc:
+        raise InputError(cfg_path, str(exc)) from None
+    values = bundle.label_values
+    if values != list(range(len(values))):
+        raise InputError(cfg_path, f"labels must be 0..{len(values) - 1}, got {values}")
+    return bundle
+
+
+def save_bundle(path: str | Path, config: dict[str, Any],
+                state_dict: dict[str, torch.Tensor]) -> Bundle:
+    """Write weights then config (both atomically); the config records the weights' SHA-256."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    with atomic_path(path / WEIGHTS_NAME) as tmp:
+        torch.save(state, tmp)
+    config = {"format_version": FORMAT_VERSION, **config,
+              "weights": {"file": WEIGHTS_NAME, "sha256": sha256_file(path / WEIGHTS_NAME)}}
+    write_text_atomic(path / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
+    return Bundle(path, config)

@@ -1,0 +1,73 @@
+"""``medseg train DATASET -o BUNDLE``: train a model bundle on an MSD/nnU-Net dataset."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+
+from medseg.registry import load_registry
+from medseg.training import TrainConfig, train
+
+
+def _json_dict(text: str) -> dict:
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError("expected a JSON object")
+    return value
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a model bundle on a dataset folder")
+    p.add_argument("dataset", help="folder with dataset.json, imagesTr/, labelsTr/")
+    p.add_argument("-o", "--output", required=True, help="bundle folder to write")
+    p.add_argument("--arch", default="unet", help="registered architecture name")
+    p.add_argument("--arch-params", type=_json_dict, default={}, help="JSON object")
+    p.add_argument("--loss", default="dice_focal", help="registered loss name")
+    p.add_argument("--loss-params", type=_json_dict, default={},
+                   help='JSON object, e.g. \'{"alpha": 0.75, "gamma": 2}\'')
+    p.add_argument("--patch-size", type=int, nargs="+", default=None)
+    p.add_argument("--spacing", type=float, nargs="+", default=None,
+                   help="target spacing in mm (default: median of the dataset)")
+    p.add_argument("--iterations", type=int, default=1000)
+    p.add_argument("--batch-size", type=int, default=2)
+    p.add_argument("--samples-per-volume", type=int, default=2)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--val-every", type=int, default=50)
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--patience", type=int, default=8, help="validations without improvement")
+    p.add_argument("--class-ratios", type=float, nargs="+", default=None,
+                   help="patch sampling ratio per class (background first)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1")
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.pt")
+    p.add_argument("--init", default=None, help="fine-tune from this bundle's weights")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    cfg = TrainConfig(
+        architecture=args.arch, arch_params=args.arch_params, loss=args.loss,
+        loss_params=args.loss_params,
+        patch_size=tuple(args.patch_size) if args.patch_size else None,
+        target_spacing=tuple(args.spacing) if args.spacing else None,
+        iterations=args.iterations, batch_size=args.batch_size,
+        samples_per_volume=args.samples_per_volume, lr=args.lr, val_every=args.val_every,
+        val_fraction=args.val_fraction, patience=args.patience, seed=args.seed,
+        device=args.device, class_ratios=args.class_ratios, augment=not args.no_augment,
+    )
+    command = "medseg " + " ".join(shlex.quote(a) for a in sys.argv[1:]) \
+        if sys.argv and sys.argv[0].endswith("medseg") else None
+    bundle = train(args.dataset, args.output, cfg, init_bundle=args.init, resume=args.resume,
+                   registry=load_registry(args.plugins_dir, fresh=True),
+                   progress=not args.quiet, command_line=command)
+    if bundle is not None:
+        t = bundle.config["training"]
+        print(f"wrote {bundle.path}: best validation mean Dice {t['best_val_mean_dice']:.4f}")
+        for name, value in t.get("val_dice", {}).items():
+            print(f"  val  {name:<20} {value:.4f}")
+        for name, value in t.get("test_dice", {}).items():
+            print(f"  test {name:<20} {value:.4f}")
+    return 0

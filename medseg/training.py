@@ -1,0 +1,431 @@
+"""Training a segmentation network on an MSD / nnU-Net-style dataset into a model bundle.
+
+Patch-based training on preprocessed volumes kept in memory: foreground and rare classes are
+oversampled with MONAI ``RandCropByLabelClassesd`` (per-class ratios), augmentation is applied
+identically to image and mask, validation computes per-class Dice with sliding-window
+inference, the best weights are kept, training stops early when validation stalls, and it
+resumes from ``checkpoint.pt``. Under ``torchrun`` it runs DistributedDataParallel (gloo on
+CPU, NCCL on GPU).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from medseg import __version__
+from medseg.bundle import Bundle, load_bundle, save_bundle
+from medseg.dataset import Dataset, load_dataset, validate_dataset
+from medseg.device import autocast, resolve_device
+from medseg.errors import MedsegError
+from medseg.io import read_image, read_label_map
+from medseg.preprocess import Preprocessing, ct_statistics, prepare, prepare_labels
+from medseg.registry import Registry, load_registry
+from medseg.volume import Volume
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+@dataclass
+class TrainConfig:
+    architecture: str = "unet"
+    arch_params: dict[str, Any] = field(default_factory=dict)
+    loss: str = "dice_focal"
+    loss_params: dict[str, Any] = field(default_factory=dict)
+    patch_size: tuple[int, ...] | None = None
+    target_spacing: tuple[float, ...] | None = None
+    iterations: int = 1000
+    batch_size: int = 2
+    samples_per_volume: int = 2
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    val_every: int = 50
+    val_fraction: float = 0.2
+    patience: int = 8
+    seed: int = 0
+    device: str | None = None
+    #: per-class sampling ratios for RandCropByLabelClassesd (None: equal for all classes)
+    class_ratios: list[float] | None = None
+    overlap: float = 0.25
+    augment: bool = True
+
+
+# ---- distributed helpers ----------------------------------------------------------------
+def _dist_info() -> tuple[int, int]:
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def _init_distributed(device: torch.device) -> bool:
+    if _dist_info()[1] <= 1:
+        return False
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return True
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    from monai.utils import set_determinism
+
+    set_determinism(seed=seed)
+
+
+# ---- data -------------------------------------------------------------------------------
+@dataclass
+class PreparedCase:
+    case_id: str
+    image: torch.Tensor  # C, *grid
+    label: torch.Tensor  # 1, *grid (uint8)
+
+
+def read_case_image(case) -> Volume:
+    vols = [read_image(p) for p in case.images]
+    if len(vols) == 1:
+        return vols[0]
+    return Volume(np.concatenate([v.array.astype(np.float32) for v in vols]), vols[0].affine)
+
+
+def plan_preprocessing(ds: Dataset, volumes: list[Volume], labels: list[np.ndarray],
+                       target_spacing: Sequence[float] | None) -> Preprocessing:
+    """Median canonical spacing; CT normalisation when the channel is called CT."""
+    from medseg.preprocess import canonical_affine, canonical_transform
+
+    if target_spacing is None:
+        spacings = [np.linalg.norm(canonical_affine(v, canonical_transform(v))[:3, :v.spatial_ndim],
+                                   axis=0) for v in volumes]
+        target_spacing = tuple(round(float(s), 4) for s in np.median(np.stack(spacings), axis=0))
+    is_ct = any(name.strip().lower() == "ct" for name in ds.channel_names.values())
+    if is_ct:
+        rng = np.random.default_rng(0)
+        fg = [v.array[0][lab > 0] for v, lab in zip(volumes, labels, strict=True)]
+        samples = np.concatenate([rng.choice(f, size=min(f.size, 100_000), replace=False)
+                                  for f in fg if f.size])
+        intensity = ct_statistics(samples.astype(np.float64))
+    else:
+        intensity = {"scheme": "zscore", "nonzero": True}
+    return Preprocessing(tuple(float(s) for s in target_spacing), intensity)
+
+
+def default_patch_size(shapes: list[tuple[int, ...]], spatial_dims: int,
+                       divisor: int) -> tuple[int, ...]:
+    cap = 64 if spatial_dims == 3 else 256
+    median = np.median(np.array(shapes), axis=0)
+    return tuple(int(max(divisor, min(cap, (int(m) // divisor) * divisor or divisor)))
+                 for m in median)
+
+
+def _transforms(keys_shape: tuple[int, ...], num_classes: int, ratios: list[float],
+                samples: int, augment: bool, spatial_dims: int):
+    from monai import transforms as T
+
+    chain: list = [
+        T.SpatialPadd(keys=("image", "label"), spatial_size=keys_shape, mode="constant"),
+        T.ClassesToIndicesd(keys="label", num_classes=num_classes, indices_postfix="_cls_indices"),
+        T.RandCropByLabelClassesd(keys=("image", "label"), label_key="label",
+                                  spatial_size=keys_shape, ratios=ratios,
+                                  num_classes=num_classes, num_samples=samples,
+                                  indices_key="label_cls_indices", warn=False),
+    ]
+    if augment:
+        chain += [
+            T.RandAffined(keys=("image", "label"), prob=0.25, mode=("bilinear", "nearest"),
+                          rotate_range=(0.26,) * (1 if spatial_dims == 2 else 3),
+                          scale_range=(0.15,) * spatial_dims, padding_mode="zeros"),
+            *[T.RandFlipd(keys=("image", "label"), prob=0.5, spatial_axis=a)
+              for a in range(spatial_dims)],
+            T.RandScaleIntensityd(keys="image", factors=0.1, prob=0.3),
+            T.RandShiftIntensityd(keys="image", offsets=0.1, prob=0.3),
+            T.RandGaussianNoised(keys="image", prob=0.15, std=0.05),
+        ]
+    chain.append(T.DeleteItemsd(keys="label_cls_indices"))
+    return T.Compose(chain)
+
+
+def _dice_per_class(pred: np.ndarray, ref: np.ndarray, values: Sequence[int]) -> dict[int, float]:
+    from medseg.metrics import dice
+
+    return {int(v): float(dice(pred == v, ref == v)) for v in values}
+
+
+# ---- main entry -------------------------------------------------------------------------
+def train(dataset_dir: str | Path, output: str | Path, config: TrainConfig | None = None, *,
+          init_bundle: str | Path | None = None, resume: bool = False,
+          registry: Registry | None = None, progress: bool = True,
+          command_line: str | None = None) -> Bundle | None:
+    """Train and write a model bundle to ``output``; returns it (None on non-zero ranks)."""
+    cfg = config or TrainConfig()
+    reg = registry or load_registry()
+    arch_spec = reg.architectures.get(cfg.architecture)
+    loss_spec = reg.losses.get(cfg.loss)
+    ds = load_dataset(dataset_dir)
+    validate_dataset(ds)
+    device = resolve_device(cfg.device)
+    distributed = _init_distributed(device)
+    rank, world = _dist_info()
+    if distributed and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    output = Path(output)
+    _seed_everything(cfg.seed)
+
+    label_values = sorted(ds.labels.values())
+    if label_values != list(range(len(label_values))):
+        raise MedsegError(f"{ds.json_path}: labels must be 0..K-1, got {label_values}")
+    num_classes = len(label_values)
+
+    volumes = [read_case_image(c) for c in ds.training]
+    label_maps = [read_label_map(c.label) for c in ds.training]
+    spatial_dims = volumes[0].spatial_ndim
+    pre = plan_preprocessing(ds, volumes, [lm.data for lm in label_maps], cfg.target_spacing)
+    cases = []
+    for case, vol, lm in zip(ds.training, volumes, label_maps, strict=True):
+        prepared = prepare(vol, pre)
+        cases.append(PreparedCase(case.case_id, prepared.image,
+                                  prepare_labels(lm.array, prepared).to(torch.uint8)))
+    del volumes, label_maps
+
+    order = np.random.default_rng(cfg.seed).permutation(len(cases))
+    n_val = max(1, round(cfg.val_fraction * len(cases))) if len(cases) > 1 else 0
+    val_cases = [cases[i] for i in order[:n_val]] or cases
+    train_cases = [cases[i] for i in order[n_val:]] or cases
+
+    patch = tuple(cfg.patch_size) if cfg.patch_size else default_patch_size(
+        [tuple(c.image.shape[1:]) for c in train_cases], spatial_dims, arch_spec.size_divisor)
+    params = {**arch_spec.defaults, **cfg.arch_params}
+    if cfg.architecture == "dynunet":
+        params.setdefault("patch_size", list(patch))
+        params.setdefault("spacing", list(pre.target_spacing or [1.0] * spatial_dims))
+    net = arch_spec.factory(spatial_dims=spatial_dims, in_channels=ds.n_channels,
+                            out_channels=num_classes, **params)
+    if init_bundle is not None:
+        base = load_bundle(init_bundle, reg)
+        if base.config["architecture"]["name"] != cfg.architecture or \
+                len(base.labels) != num_classes:
+            raise MedsegError(f"{base.path}: cannot fine-tune: bundle has architecture "
+                              f"{base.config['architecture']['name']!r} with "
+                              f"{len(base.labels)} classes")
+        net.load_state_dict(base.load_weights())
+    net = net.to(device)
+    loss_fn = loss_spec.factory(num_classes=num_classes, **{**loss_spec.defaults,
+                                                            **cfg.loss_params})
+    optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None
+
+    state = {"iteration": 0, "best": -1.0, "stale": 0, "best_dice": {}, "history": []}
+    ckpt_path = output / CHECKPOINT_NAME
+    if resume:
+        if not ckpt_path.is_file():
+            raise MedsegError(f"{ckpt_path}: no checkpoint to resume from")
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        net.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        state.update(json.loads(ckpt["state_json"]))
+    model = net
+    if distributed:
+        model = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None)
+
+    from monai.data import CacheDataset, DataLoader, list_data_collate
+
+    ratios = list(cfg.class_ratios) if cfg.class_ratios else [1.0] * num_classes
+    if len(ratios) != num_classes:
+        raise MedsegError(f"--class-ratios needs {num_classes} values, got {len(ratios)}")
+    xform = _transforms(patch, num_classes, ratios, cfg.samples_per_volume, cfg.augment,
+                        spatial_dims)
+    my_cases = train_cases[rank::world] if distributed and len(train_cases) >= world \
+        else train_cases
+    data = CacheDataset([{"image": c.image, "label": c.label} for c in my_cases], xform,
+                        progress=False, num_workers=0)
+    xform.set_random_state(seed=cfg.seed + 1000 * rank)
+    loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, num_workers=0,
+                        collate_fn=list_data_collate,
+                        generator=torch.Generator().manual_seed(cfg.seed + rank))
+
+    bar = None
+    if progress and rank == 0:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.iterations, initial=state["iteration"], desc="train",
+                   unit="it", dynamic_ncols=True, file=sys.stderr)
+    t0 = time.time()
+    stop = False
+    while state["iteration"] < cfg.iterations and not stop:
+        for batch in loader:
+            if state["iteration"] >= cfg.iterations:
+                break
+            model.train()
+            lr = cfg.lr * (1 - state["iteration"] / cfg.iterations) ** 0.9
+            for g in optimizer.param_groups:
+                g["lr"] = lr
+            x = batch["image"].to(device).float()
+            y = batch["label"].to(device).long()
+            optimizer.zero_grad(set_to_none=True)
+            with autocast(device):
+                logits = model(x)
+                if logits.ndim == x.ndim + 1:  # DynUNet deep supervision
+                    logits = logits[:, 0]
+                loss = loss_fn(logits.float(), y)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(net.parameters(), 12.0)
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(net.parameters(), 12.0)
+                optimizer.step()
+            state["iteration"] += 1
+            loss_value = float(loss.detach())
+            state["history"].append(round(loss_value, 5))
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_value:.4f}", dice=f"{max(state['best'], 0):.3f}")
+            last = state["iteration"] >= cfg.iterations
+            if state["iteration"] % cfg.val_every == 0 or last:
+                stop = _validate_and_save(net, val_cases, label_values, patch, pre, cfg, ds,
+                                          state, output, optimizer, device, rank, distributed,
+                                          spatial_dims, params, command_line)
+                if stop:
+                    break
+    if bar is not None:
+        bar.close()
+    state["seconds"] = round(time.time() - t0, 1)
+    if distributed:
+        _write_rank_checksum(net, output, rank)
+        import torch.distributed as dist
+
+        dist.barrier()
+    if rank != 0:
+        return None
+    bundle = load_bundle(output, reg)
+    return _finalize(bundle, ds, state, reg, cfg)
+
+
+def _bundle_config(ds: Dataset, cfg: TrainConfig, pre: Preprocessing, patch, spatial_dims: int,
+                   params: dict[str, Any], state: dict[str, Any], command_line: str | None
+                   ) -> dict[str, Any]:
+    return {
+        "name": ds.name,
+        "architecture": {"name": cfg.architecture, "params": params},
+        "spatial_dims": spatial_dims,
+        "in_channels": ds.n_channels,
+        "channel_names": {str(k): v for k, v in ds.channel_names.items()},
+        "labels": dict(ds.labels),
+        "patch_size": list(patch),
+        "preprocessing": pre.to_dict(),
+        "inference": {"overlap": cfg.overlap, "postprocessors": []},
+        "training": {
+            "command": command_line,
+            "dataset": str(ds.root),
+            "medseg_version": __version__,
+            "torch_version": torch.__version__,
+            "config": {k: (list(v) if isinstance(v, tuple) else v)
+                       for k, v in asdict(cfg).items()},
+            "iterations_done": state["iteration"],
+            "best_val_mean_dice": round(state["best"], 5),
+            "val_dice": {ds.label_names[int(k)]: v for k, v in state["best_dice"].items()},
+            "loss_history_every_10": state["history"][::10],
+        },
+    }
+
+
+def _validate_and_save(net, val_cases, label_values, patch, pre, cfg, ds, state, output,
+                       optimizer, device, rank, distributed, spatial_dims, params,
+                       command_line) -> bool:
+    stop_flag = torch.zeros(1)
+    if rank == 0:
+        from medseg.inference import InferenceSettings, predict_probabilities
+
+        fake_bundle = Bundle(output, {"patch_size": list(patch), "labels": dict(ds.labels),
+                                      "spatial_dims": spatial_dims})
+        settings = InferenceSettings(overlap=cfg.overlap, sw_batch_size=2)
+        net.eval()
+        per_case = []
+        for c in val_cases:
+            probs = predict_probabilities(net, c.image, fake_bundle, settings, device)
+            pred = probs.argmax(0).numpy()
+            per_case.append(_dice_per_class(pred, c.label[0].numpy(), label_values[1:]))
+        mean_per_class = {v: float(np.nanmean([d[v] for d in per_case])) for v in
+                          label_values[1:]}
+        mean = float(np.nanmean(list(mean_per_class.values())))
+        if mean > state["best"] + 1e-4:
+            state["best"], state["stale"] = mean, 0
+            state["best_dice"] = {str(k): round(v, 5) for k, v in mean_per_class.items()}
+            config = _bundle_config(ds, cfg, pre, patch, spatial_dims, params, state,
+                                    command_line)
+            save_bundle(output, config, net.state_dict())
+        else:
+            state["stale"] += 1
+        _save_checkpoint(output, net, optimizer, state)
+        if state["stale"] >= cfg.patience:
+            stop_flag[0] = 1
+    if distributed:
+        import torch.distributed as dist
+
+        dist.broadcast(stop_flag, src=0)
+    return bool(stop_flag[0])
+
+
+def _save_checkpoint(output: Path, net, optimizer, state) -> None:
+    from medseg.io.atomic import atomic_path
+
+    ckpt = {"model": net.state_dict(), "optimizer": optimizer.state_dict(),
+            "state_json": json.dumps(state)}
+    with atomic_path(output / CHECKPOINT_NAME) as tmp:
+        torch.save(ckpt, tmp)
+
+
+def _write_rank_checksum(net, output: Path, rank: int) -> None:
+    """Per-rank weight fingerprint, so DDP synchronisation can be checked."""
+    from medseg.io.atomic import write_text_atomic
+
+    flat = torch.cat([p.detach().float().flatten().cpu() for p in net.parameters()])
+    write_text_atomic(output / f"ddp_rank{rank}.json", json.dumps({
+        "rank": rank, "sum": float(flat.double().sum()),
+        "abs_sum": float(flat.double().abs().sum()), "numel": int(flat.numel()),
+        "first": [float(v) for v in flat[:8]],
+    }))
+
+
+def _finalize(bundle: Bundle, ds: Dataset, state: dict[str, Any], reg: Registry,
+              cfg: TrainConfig) -> Bundle:
+    """Score held-out labelled test cases with the saved best bundle; record in the config."""
+    from medseg.inference import InferenceSettings, Segmenter
+
+    config = dict(bundle.config)
+    training = dict(config["training"])
+    training["seconds"] = state.get("seconds")
+    labelled = [c for c in ds.test if c.label is not None]
+    if labelled:
+        seg = Segmenter(bundle, InferenceSettings(device=cfg.device, overlap=cfg.overlap), reg)
+        per_case = {}
+        for case in labelled:
+            result = seg(read_case_image(case), where=str(case.images[0]))
+            ref = read_label_map(case.label).data
+            per_case[case.case_id] = {ds.label_names[v]: round(d, 5) for v, d in
+                                      _dice_per_class(result.labels.data, ref,
+                                                      bundle.label_values[1:]).items()}
+        names = [ds.label_names[v] for v in bundle.label_values[1:]]
+        training["test_dice"] = {n: round(float(np.nanmean([c[n] for c in per_case.values()])), 5)
+                                 for n in names}
+        training["test_dice_per_case"] = per_case
+    config["training"] = training
+    from medseg.io.atomic import write_text_atomic
+
+    write_text_atomic(bundle.path / "config.json", json.dumps(config, indent=2) + "\n")
+    return load_bundle(bundle.path, reg)
