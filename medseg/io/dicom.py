@@ -190,7 +190,8 @@ def _to_volume(frames: list[np.ndarray], affine: np.ndarray) -> Volume:
     return Volume(np.ascontiguousarray(arr), affine)
 
 
-def _stack(items: list[_Slice], shown: Path) -> Volume:
+def _sort_slices(items: list[_Slice], shown: Path) -> tuple[list[_Slice], list[np.ndarray]]:
+    """Order slices along the normal; check orientation, duplicates and uniform spacing."""
     first = items[0].ds
     row, col = _orientation(first, items[0].path)
     normal = np.cross(row, col)
@@ -205,8 +206,7 @@ def _stack(items: list[_Slice], shown: Path) -> Volume:
         positions.append(np.asarray(ipp, dtype=float))
     dist = np.array([float(p @ normal) for p in positions])
     order = np.argsort(dist, kind="stable")
-    dist = dist[order]
-    gaps = np.diff(dist)
+    gaps = np.diff(dist[order])
     if np.any(gaps < 1e-4):
         raise InputError(shown, "series has several slices at the same position")
     step = float(np.median(gaps))
@@ -216,8 +216,13 @@ def _stack(items: list[_Slice], shown: Path) -> Volume:
             f"slice spacing is not uniform ({gaps.min():.3f} to {gaps.max():.3f} mm); "
             "resample the series before use",
         )
-    sorted_items = [items[i] for i in order]
-    pos = [positions[i] for i in order]
+    return [items[i] for i in order], [positions[i] for i in order]
+
+
+def _stack(items: list[_Slice], shown: Path) -> Volume:
+    sorted_items, pos = _sort_slices(items, shown)
+    first = sorted_items[0].ds
+    row, col = _orientation(first, sorted_items[0].path)
     frames = []
     shape = None
     for it in sorted_items:
@@ -230,6 +235,26 @@ def _stack(items: list[_Slice], shown: Path) -> Volume:
     normal_step = (pos[-1] - pos[0]) / (len(pos) - 1)
     affine = _affine(row, col, normal_step, _pixel_spacing(first), pos[0])
     return _to_volume(frames, affine)
+
+
+def series_datasets(path: str | Path, series: str | None = None) -> list[pydicom.Dataset]:
+    """The source datasets of a series folder or zip, in the slice order of :func:`read_dicom`
+    (index k of the volume is element k). Used to reference the source in DICOM SEG."""
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() == ".zip":
+        with tempfile.TemporaryDirectory(prefix="medseg-dicom-") as tmp:
+            safe_extract_zip(path, tmp)
+            return series_datasets(tmp, series)
+    if path.is_file():
+        return [pydicom.dcmread(path)]
+    groups = _scan(path)
+    if not groups:
+        raise InputError(path, "no DICOM image files found")
+    if series is None and len(groups) > 1:
+        raise MultipleSeriesError(path, [_describe(u, i) for u, i in groups.items()])
+    items = groups[series] if series is not None else next(iter(groups.values()))
+    ordered = _sort_slices(items, path)[0] if len(items) > 1 else items
+    return [pydicom.dcmread(it.path) for it in ordered]
 
 
 def _read_single(path: Path) -> Volume:

@@ -1,0 +1,87 @@
+"""DICOM SEG output (highdicom) referencing the source series of a segmented DICOM input.
+
+By default the SEG carries no patient-identifying attributes (name, ID, birth date, sex,
+accession number, institution); ``keep_patient_data=True`` keeps what highdicom copies from
+the source.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from medseg import __version__
+from medseg.errors import GeometryError, InputError
+from medseg.io.atomic import atomic_path
+from medseg.io.dicom import series_datasets
+
+IDENTIFYING = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber",
+               "InstitutionName", "ReferringPhysicianName", "OtherPatientIDs",
+               "PatientAddress")
+
+
+#: type-2 attributes highdicom copies from the source; empty when the source lacks them
+_TYPE2 = ("AccessionNumber", "PatientBirthDate", "PatientSex", "ReferringPhysicianName",
+          "StudyID", "StudyDate", "StudyTime", "PatientName", "PatientID")
+
+
+def _with_type2_defaults(ds):
+    for keyword in _TYPE2:
+        if keyword not in ds:
+            setattr(ds, keyword, "")
+    return ds
+
+
+def write_dicom_seg(result, source: str | Path, target: str | Path, *,
+                    series: str | None = None, keep_patient_data: bool = False) -> Path:
+    """Write ``result.labels`` (on the source series' grid) as a binary DICOM SEG."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    source = Path(source)
+    datasets = [_with_type2_defaults(ds) for ds in series_datasets(source, series)]
+    labels = result.labels.data
+    if labels.ndim != 3 or labels.shape[2] != len(datasets):
+        raise GeometryError(f"{source}: mask has {labels.shape} voxels but the series has "
+                            f"{len(datasets)} slices")
+    present = [int(v) for v in np.unique(labels) if v != 0]
+    if not present:
+        raise InputError(target, "the mask is empty; a DICOM SEG needs at least one segment")
+    # (X, Y, Z) -> frames (Z, rows=Y, cols=X), each an integer label image
+    frames = np.transpose(labels, (2, 1, 0))
+    remap = np.zeros(int(labels.max()) + 1, dtype=np.uint8)
+    descriptions = []
+    for number, value in enumerate(present, start=1):
+        remap[value] = number
+        descriptions.append(hd.seg.SegmentDescription(
+            segment_number=number,
+            segment_label=result.label_names.get(value, f"label_{value}")[:64],
+            segmented_property_category=codes.SCT.Tissue,
+            segmented_property_type=codes.SCT.Tissue,
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+            algorithm_identification=hd.AlgorithmIdentificationSequence(
+                name="medseg", version=__version__, family=codes.cid7162.ArtificialIntelligence),
+        ))
+    seg = hd.seg.Segmentation(
+        source_images=datasets,
+        pixel_array=remap[frames],
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions,
+        series_instance_uid=hd.UID(),
+        series_number=900,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="medseg",
+        manufacturer_model_name="medseg",
+        software_versions=__version__,
+        device_serial_number="0",
+        series_description="medseg segmentation",
+    )
+    if not keep_patient_data:
+        for keyword in IDENTIFYING:
+            if keyword in seg:
+                setattr(seg, keyword, "")
+    with atomic_path(target) as tmp:
+        seg.save_as(tmp)
+    return Path(target)

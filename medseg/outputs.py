@@ -1,0 +1,56 @@
+"""Writing a segmentation's results beside each other: mask, volumes table, probabilities."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from medseg.inference import Segmentation
+from medseg.io import write_image
+from medseg.io.atomic import write_text_atomic
+from medseg.volume import Volume
+
+
+def volumes_csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["label", "name", "voxels", "volume_ml"],
+                            lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def output_paths(out_dir: Path, case: str) -> dict[str, Path]:
+    return {
+        "mask": out_dir / f"{case}.nii.gz",
+        "volumes_json": out_dir / f"{case}_volumes.json",
+        "volumes_csv": out_dir / f"{case}_volumes.csv",
+        "probabilities": out_dir / f"{case}_probabilities.nii.gz",
+        "dicom_seg": out_dir / f"{case}_seg.dcm",
+    }
+
+
+def write_segmentation(result: Segmentation, image: Volume, out_dir: str | Path, case: str,
+                       *, model: str = "") -> dict[str, Path]:
+    """Write the mask (on ``image``'s grid), volumes JSON/CSV and optional probabilities.
+
+    The mask is written last, so its presence marks a finished case (used to resume).
+    """
+    out_dir = Path(out_dir)
+    paths = output_paths(out_dir, case)
+    rows = result.volumes()
+    written: dict[str, Path] = {}
+    write_text_atomic(paths["volumes_json"], json.dumps(
+        {"case": case, "model": model, "spacing_mm": list(image.spacing), "volumes": rows},
+        indent=2) + "\n")
+    written["volumes_json"] = paths["volumes_json"]
+    write_text_atomic(paths["volumes_csv"], volumes_csv(rows))
+    written["volumes_csv"] = paths["volumes_csv"]
+    if result.probabilities is not None:
+        written["probabilities"] = write_image(result.probabilities, paths["probabilities"],
+                                               reference=image)
+    written["mask"] = write_image(result.labels, paths["mask"], reference=image)
+    return written
