@@ -1,0 +1,422 @@
+"""Scoring predictions against references: one pair of label maps, or two folders (a cohort).
+
+* :func:`evaluate_pair` scores two :class:`~medseg.volume.LabelMap` objects per class with
+  :func:`medseg.metrics.class_metrics` (one row per class) plus one ``"all"`` row with the
+  semantic view (pixel accuracy, mIoU). It checks that both share one grid (or resamples the
+  prediction onto the reference grid, nearest neighbour) and that every label value is known.
+* :func:`pair_cases` pairs files of two folders by case name (the file name without
+  ``.nii.gz``, ``.nii``, ``.nrrd`` or ``.mha``) and lists what is unpaired.
+* :func:`evaluate_folders` scores every pair in parallel (a process pool), keeps going past a
+  bad case (its error lands in the ``error`` column) and writes the report files of
+  :mod:`medseg.report`.
+
+The empty-mask policy is the one of :mod:`medseg.metrics`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from medseg.errors import GeometryError, InputError, MedsegError, PluginError
+from medseg.metrics import (
+    CLASS_METRICS,
+    SEMANTIC_METRICS,
+    class_metrics,
+    semantic_from_counts,
+    tolerance_for,
+    union_box,
+)
+from medseg.specs import MetricSpec
+from medseg.volume import LabelMap
+
+#: file name endings recognised as cases (longest first)
+CASE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
+#: class name of the per-case row holding the semantic metrics
+ALL_CLASSES = "all"
+
+
+# ---- labels ---------------------------------------------------------------------------------
+def normalize_labels(labels: Any) -> dict[int, str] | None:
+    """``{label value: class name}`` from a list of values, ``{name: value}`` or ``{value: name}``.
+
+    None stays None (meaning: every non-zero value found). Background 0 cannot be a class.
+    """
+    if labels is None:
+        return None
+    out: dict[int, str] = {}
+    if isinstance(labels, Mapping):
+        items = []
+        for k, v in labels.items():
+            if isinstance(k, (int, np.integer)) and not isinstance(k, bool):
+                items.append((int(k), str(v)))
+            else:
+                items.append((int(v), str(k)))
+    else:
+        items = [(int(v), str(int(v))) for v in labels]
+    for value, name in items:
+        if value <= 0:
+            raise MedsegError(f"label {value} is not a class value (0 is background; use > 0)")
+        if value in out:
+            raise MedsegError(f"label {value} is given twice")
+        if name in out.values():
+            raise MedsegError(f"class name {name!r} is given twice")
+        out[value] = name
+    if not out:
+        raise MedsegError("no labels given")
+    return dict(sorted(out.items()))
+
+
+def _present_labels(arr: np.ndarray) -> dict[int, tuple[slice, ...]]:
+    """Non-zero label values of an integer array with their bounding boxes (one pass)."""
+    if arr.size and int(arr.min()) < 0:
+        raise GeometryError(f"holds negative label values (minimum {int(arr.min())})")
+    boxes = ndi.find_objects(arr)
+    return {i + 1: b for i, b in enumerate(boxes) if b is not None}
+
+
+# ---- geometry -------------------------------------------------------------------------------
+def _grid_text(vol: LabelMap) -> str:
+    sp = "x".join(f"{s:.4g}" for s in vol.spacing)
+    org = ", ".join(f"{o:.4g}" for o in vol.origin)
+    return f"shape {'x'.join(map(str, vol.spatial_shape))}, spacing {sp} mm, origin ({org})"
+
+
+def resample_nearest(pred: LabelMap, ref: LabelMap) -> LabelMap:
+    """``pred`` resampled onto the grid of ``ref`` by nearest neighbour through both affines.
+
+    A reference voxel centre takes the label of the nearest prediction voxel when it lies
+    within the prediction's extent (voxel centres plus half a voxel); outside it becomes
+    background. This is SimpleITK's ``ResampleImageFilter`` with ``sitkNearestNeighbor``.
+    """
+    if pred.spatial_ndim != ref.spatial_ndim:
+        raise GeometryError(
+            f"prediction is {pred.spatial_ndim}D, reference {ref.spatial_ndim}D; cannot resample"
+        )
+    n = ref.spatial_ndim
+    vox = np.linalg.inv(pred.affine) @ ref.affine  # reference index -> prediction index
+    data = ndi.affine_transform(
+        pred.data, vox[:n, :n], offset=vox[:n, 3], output_shape=ref.spatial_shape,
+        order=0, mode="grid-constant", cval=0, prefilter=False,
+    )
+    return LabelMap(data[None], ref.affine)
+
+
+# ---- one pair -------------------------------------------------------------------------------
+def evaluate_pair(
+    pred: LabelMap,
+    ref: LabelMap,
+    labels: Any = None,
+    *,
+    tolerance: float | Mapping[Any, float] = 1.0,
+    empty_score: float = math.nan,
+    resample: bool = False,
+    extra_metrics: Sequence[MetricSpec] = (),
+) -> list[dict[str, Any]]:
+    """Score ``pred`` against ``ref``: one dict per class, then one ``"all"`` row.
+
+    ``labels``: class values (list), or a name mapping (see :func:`normalize_labels`); None
+    scores every non-zero value present in either map. A value in either map that is not
+    in ``labels`` raises :class:`MedsegError`, as does a grid mismatch without ``resample``.
+    ``tolerance`` is the NSD tolerance in mm, one number or per class (name or value ->
+    mm). ``extra_metrics`` (plugin :class:`MetricSpec`) add columns named after them.
+    Each class row holds ``class``, ``label``, ``status`` and every metric of
+    :data:`medseg.metrics.CLASS_METRICS`; the ``"all"`` row holds the semantic metrics.
+    """
+    label_names = normalize_labels(labels)
+    if not ref.same_grid(pred):
+        if not resample:
+            raise GeometryError(
+                f"prediction grid ({_grid_text(pred)}) differs from the reference grid "
+                f"({_grid_text(ref)}); use resample (--resample) to map it onto the reference"
+            )
+        pred = resample_nearest(pred, ref)
+    p_arr, r_arr = pred.data, ref.data
+    try:
+        p_boxes = _present_labels(p_arr)
+    except GeometryError as exc:
+        raise GeometryError(f"prediction {exc}") from None
+    try:
+        r_boxes = _present_labels(r_arr)
+    except GeometryError as exc:
+        raise GeometryError(f"reference {exc}") from None
+    if label_names is None:
+        label_names = {v: str(v) for v in sorted(set(p_boxes) | set(r_boxes))}
+    else:
+        for who, boxes in (("prediction", p_boxes), ("reference", r_boxes)):
+            unknown = sorted(set(boxes) - set(label_names))
+            if unknown:
+                raise MedsegError(
+                    f"{who} holds label values {', '.join(map(str, unknown))} not in the "
+                    f"labels ({', '.join(map(str, label_names))})"
+                )
+    spacing = ref.spacing
+    n_voxels = int(r_arr.size)
+    rows: list[dict[str, Any]] = []
+    counts: dict[Any, Any] = {}
+    for value, name in label_names.items():
+        box = union_box(p_boxes.get(value), r_boxes.get(value))
+        if box is None:
+            p = r = np.zeros((1,) * r_arr.ndim, dtype=bool)
+        else:
+            p, r = p_arr[box] == value, r_arr[box] == value
+        row: dict[str, Any] = {"class": name, "label": value}
+        row.update(class_metrics(
+            p, r, spacing, tolerance=tolerance_for(tolerance, value, name),
+            empty_score=empty_score, n_voxels=n_voxels,
+        ))
+        n_pred, n_ref = int(np.count_nonzero(p)), int(np.count_nonzero(r))
+        counts[value] = (int(np.count_nonzero(p & r)), n_pred, n_ref)
+        for spec in extra_metrics:
+            row[spec.name] = float(spec.fn(p_arr == value, r_arr == value, spacing))
+        rows.append(row)
+    counts["mismatch"] = int(np.count_nonzero(p_arr != r_arr))
+    rows.append({"class": ALL_CLASSES, "label": None, "status": "ok",
+                 **semantic_from_counts(counts, n_voxels)})
+    return rows
+
+
+# ---- pairing folders ------------------------------------------------------------------------
+def case_name(path: str | Path) -> str | None:
+    """The case name of an image file (name without its image suffix), or None."""
+    name = Path(path).name
+    for suffix in CASE_SUFFIXES:
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+@dataclass
+class Pairing:
+    """Files of a prediction and a reference folder matched by case name."""
+
+    pairs: list[tuple[str, Path, Path]] = field(default_factory=list)
+    pred_only: list[str] = field(default_factory=list)
+    ref_only: list[str] = field(default_factory=list)
+    #: files that are not images (not a recognised suffix), as ``folder/name``
+    ignored: list[str] = field(default_factory=list)
+    #: case -> reason, for case names with several files in one folder
+    ambiguous: dict[str, str] = field(default_factory=dict)
+
+
+def _scan(folder: Path, role: str) -> tuple[dict[str, list[Path]], list[str]]:
+    if not folder.exists():
+        raise InputError(folder, f"{role} folder not found")
+    if not folder.is_dir():
+        raise InputError(folder, f"{role} path is not a folder")
+    cases: dict[str, list[Path]] = {}
+    ignored: list[str] = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith("."):
+            continue
+        name = case_name(path) if path.is_file() else None
+        if name is None:
+            ignored.append(str(path))
+        else:
+            cases.setdefault(name, []).append(path)
+    if not cases:
+        raise InputError(folder, f"{role} folder holds no images ({', '.join(CASE_SUFFIXES)})")
+    return cases, ignored
+
+
+def pair_cases(pred_dir: str | Path, ref_dir: str | Path) -> Pairing:
+    """Match files by case name; unpaired, ambiguous and non-image files are listed."""
+    preds, ign_p = _scan(Path(pred_dir), "prediction")
+    refs, ign_r = _scan(Path(ref_dir), "reference")
+    out = Pairing(ignored=ign_p + ign_r)
+    for case in sorted(set(preds) | set(refs)):
+        if case not in refs:
+            out.pred_only.extend(str(p) for p in preds[case])
+        elif case not in preds:
+            out.ref_only.extend(str(p) for p in refs[case])
+        elif len(preds[case]) > 1 or len(refs[case]) > 1:
+            files = [p.name for p in preds[case] + refs[case]]
+            out.ambiguous[case] = f"several files for one case: {', '.join(files)}"
+        else:
+            out.pairs.append((case, preds[case][0], refs[case][0]))
+    if not out.pairs and not out.ambiguous:
+        raise MedsegError(
+            f"no case names match between {pred_dir} and {ref_dir} "
+            f"({len(preds)} predictions, {len(refs)} references)"
+        )
+    return out
+
+
+# ---- cohort ---------------------------------------------------------------------------------
+@dataclass
+class EvaluationResult:
+    """What :func:`evaluate_folders` scored and wrote."""
+
+    rows: list[dict[str, Any]]
+    pairing: Pairing
+    settings: dict[str, Any]
+    summary: dict[str, Any]
+    files: dict[str, Path]
+
+    @property
+    def errors(self) -> dict[str, str]:
+        """case -> error message, for cases that could not be scored."""
+        return {r["case"]: r["error"] for r in self.rows if r.get("error")}
+
+
+def _score_case(job: dict[str, Any]) -> dict[str, Any]:
+    """Worker: read one pair and score it; errors are returned, never raised."""
+    from medseg.io import read_label_map
+    from medseg.registry import load_registry
+
+    try:
+        registry = load_registry(job["plugins_dir"])
+        pred = read_label_map(job["pred"], registry=registry)
+        ref = read_label_map(job["ref"], registry=registry)
+        rows = evaluate_pair(
+            pred, ref, job["labels"], tolerance=job["tolerance"],
+            empty_score=job["empty_score"], resample=job["resample"],
+            extra_metrics=job["extra_metrics"],
+        )
+        return {"case": job["case"], "rows": rows, "error": ""}
+    except MedsegError as exc:
+        return {"case": job["case"], "rows": [], "error": str(exc)}
+    except Exception as exc:  # a bug or a plugin metric failing: recorded for this case only
+        return {"case": job["case"], "rows": [], "error": f"{type(exc).__name__}: {exc}"}
+
+
+def _extra_metric_specs(metrics: Sequence[MetricSpec] | None, plugins_dir: Any) -> list:
+    if metrics is None:
+        from medseg.registry import load_registry
+
+        table = load_registry(plugins_dir).metrics
+        metrics = [table.specs[name] for name in table]
+    reserved = set(CLASS_METRICS) | set(SEMANTIC_METRICS) | {"case", "class", "label", "status"}
+    for spec in metrics:
+        if spec.name in reserved:
+            raise PluginError(f"plugin metric {spec.name!r} clashes with a built-in metric name")
+    return list(metrics)
+
+
+def default_workers() -> int:
+    """``min(2, CPU count)``: evaluation is memory-bound on large volumes."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def evaluate_folders(
+    pred_dir: str | Path,
+    ref_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    labels: Any = None,
+    tolerance: float | Mapping[Any, float] = 1.0,
+    empty_score: float = math.nan,
+    resample: bool = False,
+    workers: int | None = None,
+    metrics: Sequence[MetricSpec] | None = None,
+    plugins_dir: str | Path | None = None,
+    progress: bool | None = None,
+) -> EvaluationResult:
+    """Score every case of ``pred_dir`` against ``ref_dir`` and write the report to ``out_dir``.
+
+    Writes ``per_case.csv``, ``summary.csv``, ``summary.json`` and ``report.html`` (see
+    :mod:`medseg.report`). A case that cannot be scored (unreadable file, grid mismatch
+    without ``resample``, unknown label value) is kept with its ``error``; the rest are scored.
+    ``metrics``: extra :class:`MetricSpec` columns (default: those of the plugin registry;
+    they must be picklable when ``workers > 1``). ``progress``: tqdm bar (None = on a terminal).
+    """
+    from tqdm import tqdm
+
+    from medseg import report
+
+    label_names = normalize_labels(labels)
+    pairing = pair_cases(pred_dir, ref_dir)
+    extras = _extra_metric_specs(metrics, plugins_dir)
+    workers = default_workers() if workers is None else max(1, int(workers))
+    jobs = [
+        {"case": case, "pred": str(p), "ref": str(r), "labels": label_names,
+         "tolerance": tolerance, "empty_score": empty_score, "resample": resample,
+         "extra_metrics": extras, "plugins_dir": plugins_dir}
+        for case, p, r in pairing.pairs
+    ]
+    results: list[dict[str, Any]] = [
+        {"case": case, "rows": [], "error": reason} for case, reason in pairing.ambiguous.items()
+    ]
+    bar = tqdm(total=len(jobs), desc="evaluate", unit="case",
+               disable=None if progress is None else not progress)
+    try:
+        if workers == 1 or len(jobs) <= 1:
+            for job in jobs:
+                results.append(_score_case(job))
+                bar.update()
+        else:
+            import multiprocessing
+
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
+                futures = [pool.submit(_score_case, job) for job in jobs]
+                for fut in as_completed(futures):
+                    results.append(fut.result())
+                    bar.update()
+    finally:
+        bar.close()
+    files = {case: (str(p), str(r)) for case, p, r in pairing.pairs}
+    rows = _collect_rows(results, label_names, files, extras, empty_score)
+    classes = {int(r["label"]): r["class"] for r in rows if r.get("label") is not None}
+    settings = report.settings_dict(
+        labels=label_names, classes=dict(sorted(classes.items())), tolerance=tolerance,
+        empty_score=empty_score, resample=resample, workers=workers, extra_metrics=extras,
+        pred_dir=str(pred_dir), ref_dir=str(ref_dir),
+    )
+    summary, written = report.write_report(rows, out_dir, settings=settings, pairing=pairing,
+                                           extra_metrics=[s.name for s in extras])
+    return EvaluationResult(rows=rows, pairing=pairing, settings=settings, summary=summary,
+                            files=written)
+
+
+def _collect_rows(
+    results: list[dict[str, Any]],
+    label_names: dict[int, str] | None,
+    files: dict[str, tuple[str, str]],
+    extras: list[MetricSpec],
+    empty_score: float,
+) -> list[dict[str, Any]]:
+    """Flatten per-case results; fill classes absent from a case (labels found per case)."""
+    seen: dict[int, str] = dict(label_names or {})
+    for res in results:
+        for row in res["rows"]:
+            if row.get("label") is not None:
+                seen.setdefault(int(row["label"]), row["class"])
+    classes = dict(sorted(seen.items()))
+    rows: list[dict[str, Any]] = []
+    for res in sorted(results, key=lambda r: r["case"]):
+        pred_file, ref_file = files.get(res["case"], ("", ""))
+        base = {"case": res["case"], "pred_file": pred_file, "ref_file": ref_file}
+        if res["error"]:
+            targets: list[tuple[int | None, str]] = list(classes.items()) or [(None, "")]
+            for value, name in targets:
+                rows.append({**base, "class": name, "label": value, "status": "error",
+                             "error": res["error"]})
+            continue
+        by_label = {r["label"]: r for r in res["rows"]}
+        for value, name in classes.items():
+            row = by_label.get(value)
+            if row is None:  # class in neither map of this case: the both-empty policy
+                row = _both_empty_row(value, name, empty_score, extras)
+            rows.append({**base, **row, "error": ""})
+        rows.append({**base, **by_label[None], "error": ""})
+    return rows
+
+
+def _both_empty_row(value: int, name: str, empty_score: float,
+                    extras: list[MetricSpec]) -> dict[str, Any]:
+    """The row of a class found in neither map of a case (labels discovered per case)."""
+    empty = np.zeros((1, 1), dtype=bool)
+    row: dict[str, Any] = {"class": name, "label": value}
+    row.update(class_metrics(empty, empty, empty_score=empty_score))  # specificity 1, volumes 0
+    for spec in extras:
+        row[spec.name] = math.nan
+    return row
