@@ -1,0 +1,38 @@
+"""medseg web app: start page (``medseg app``, or ``streamlit run app/Home.py``)."""
+
+from __future__ import annotations
+
+import streamlit as st
+from medseg_ui import engine
+
+from medseg import __version__
+
+st.set_page_config(page_title="medseg", page_icon="🧠", layout="wide")
+
+st.title("medseg")
+st.caption(f"Plugin-based medical image segmentation · version {__version__}")
+st.markdown(
+    "Segment a CT or MRI volume with a trained model bundle, look at the result slice by "
+    "slice, and score it against a reference. Everything you upload stays in a private "
+    "temporary folder of your session and is deleted when the session ends."
+)
+
+col1, col2, col3 = st.columns(3)
+with col1:
+    st.page_link("pages/1_Segment.py", label="Segment", icon="🩻")
+    st.caption("Upload a NIfTI, a zipped DICOM series or a 2D image (or pick a sample), "
+               "run a model, view axial, coronal and sagittal slices, download the mask.")
+with col2:
+    st.page_link("pages/2_Evaluate.py", label="Evaluate", icon="📊")
+    st.caption("Dice and surface metrics for the current case or a whole cohort, with a "
+               "downloadable report.")
+with col3:
+    st.page_link("pages/3_Models_and_plugins.py", label="Models and plugins", icon="🧩")
+    st.caption("Registered architectures, losses, postprocessors, readers and metrics; "
+               "bundled models with their labels and scores.")
+
+models = engine.bundles()
+if models:
+    st.success(f"Models available: {', '.join(models)}")
+else:
+    st.warning("No trained model bundle found yet (sample_data/models/ or $MEDSEG_MODELS_DIR).")

@@ -1,0 +1,68 @@
+"""The slice viewer widget: three orthogonal views (one for 2D), overlay controls, legend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from medseg_ui import render
+
+_KEYS = ("window", "opacity", "classes")
+
+
+def reset(state: Any) -> None:
+    """Forget slice positions and overlay settings (a new image was loaded)."""
+    for key in list(state.keys()):
+        if key.startswith("slice_") or key in _KEYS or key == "_display":
+            del state[key]
+
+
+_ORIENTATION = {"Axial": "R | L, anterior up", "Coronal": "R | L, superior up",
+                "Sagittal": "A | P, superior up", "Image": ""}
+
+
+def _display(state: Any, image, seg) -> tuple[render.DisplayVolume, tuple[float, float]]:
+    """The reoriented image + mask and its automatic window, kept in this session's state
+    for the current (image, mask)."""
+    cached = state.get("_display")
+    if cached is None or cached[0] is not image or cached[1] is not seg:
+        disp = render.DisplayVolume.from_volume(image, None if seg is None else seg.labels)
+        cached = (image, seg, disp, render.auto_window(disp.image))
+        state["_display"] = cached
+    return cached[2], cached[3]
+
+
+def show(state: Any, image, seg) -> None:
+    disp, auto = _display(state, image, seg)
+    label_names = {} if seg is None else {v: n for v, n in seg.label_names.items() if v != 0}
+
+    presets = list(render.WINDOW_PRESETS)
+    default = 1 if render.looks_like_ct(disp.image) else 0
+    c1, c2, c3 = st.columns([1, 1, 2])
+    preset = c1.selectbox("Window / level", presets, index=default, key="window")
+    opacity = c2.slider("Mask opacity", 0.0, 1.0, 0.5, 0.05, key="opacity",
+                        disabled=seg is None)
+    visible = c3.multiselect("Show classes", list(label_names),
+                             default=list(label_names), format_func=label_names.get,
+                             key="classes", disabled=seg is None)
+    window = render.WINDOW_PRESETS[preset] or auto
+    if label_names:
+        st.markdown(render.legend_html(label_names, visible), unsafe_allow_html=True)
+
+    views = disp.views()
+    columns = st.columns(len(views))
+    for view, col in zip(views, columns, strict=True):
+        with col:
+            n = disp.n_slices(view)
+            if n > 1:
+                index = st.slider(f"{view} slice", 0, n - 1, n // 2, key=f"slice_{view}")
+            else:
+                index = 0
+            img, msk, pixel = disp.slice(view, index)
+            rgb = render.render_slice(img, msk, pixel, window, opacity=opacity,
+                                      visible=visible)
+            caption = f"{view} {index + 1}/{n}" if n > 1 else view
+            where = _ORIENTATION.get(view, "")
+            st.image(rgb, caption=f"{caption} · {where}" if where else caption,
+                     width="stretch")

@@ -1,0 +1,150 @@
+"""Segment page: load an image, run a model bundle, view slices with the mask, download."""
+
+from __future__ import annotations
+
+import streamlit as st
+from medseg_ui import engine, viewer
+from medseg_ui.session import (
+    DEFAULT_MAX_UPLOAD_MB,
+    IMAGE_SUFFIXES,
+    display_name,
+    error_message,
+    save_upload,
+    session_folder,
+)
+
+st.set_page_config(page_title="medseg · Segment", page_icon="🩻", layout="wide")
+st.title("Segment")
+
+state = st.session_state
+folder = session_folder(state)
+HIDE = {str(folder.path): "session"}
+
+
+def set_image(volume, name: str, sample=None) -> None:
+    """A new input: forget the previous result and viewer positions."""
+    state["image"] = volume
+    state["image_name"] = name
+    state["sample"] = sample
+    for key in ("seg", "seg_model", "mask_bytes", "pair_rows"):
+        state.pop(key, None)
+    viewer.reset(state)
+
+
+# ---- model and settings (sidebar) -----------------------------------------------------------
+models = engine.bundles()
+with st.sidebar:
+    st.header("Model")
+    model = st.selectbox("Model bundle", models, key="model",
+                         help="Every bundle under the models folder")
+    postprocessors = st.multiselect(
+        "Postprocessors", list(engine.registry().postprocessors), key="postprocessors",
+        help="Registry postprocessors applied in order after the model")
+    fast = st.checkbox("Fast (coarser grid, less overlap)", key="fast")
+    mirror = st.checkbox("Test-time mirroring", key="mirror")
+    overlap = st.slider("Window overlap", 0.0, 0.75, 0.25, 0.05, key="overlap")
+
+# ---- input ----------------------------------------------------------------------------------
+source = st.radio("Input", ["Upload a file", "Bundled sample"], horizontal=True, key="source")
+max_mb = float(st.get_option("server.maxUploadSize") or DEFAULT_MAX_UPLOAD_MB)
+if source == "Upload a file":
+    upload = st.file_uploader(
+        "NIfTI (.nii/.nii.gz), NRRD/MHA, a zipped DICOM series (.zip) or a 2D image "
+        f"(PNG/JPEG/TIFF); up to {max_mb:.0f} MB", key="upload")
+    if upload is not None and state.get("upload_id") != upload.file_id:
+        state["upload_id"] = upload.file_id
+        try:
+            work = folder.subdir("input")
+            path = save_upload(upload.getvalue(), upload.name, work, "image", IMAGE_SUFFIXES,
+                               max_mb)
+            shown = display_name(upload.name)
+            volume = engine.read_input(path, folder.subdir("input_unzipped"))
+            set_image(volume, shown)
+        except Exception as exc:
+            state.pop("image", None)
+            state["load_error"] = error_message(
+                exc, {**HIDE, str(folder.path / "input" / "image"): display_name(upload.name)})
+        else:
+            state.pop("load_error", None)
+else:
+    options = engine.samples()
+    choice = st.selectbox("Sample", options, format_func=lambda s: s.title, key="sample_pick")
+    if st.button("Load sample", key="load_sample") and choice is not None:
+        try:
+            set_image(engine.read_input(choice.path, folder.subdir("input_unzipped")),
+                      choice.title, choice)
+        except Exception as exc:
+            state["load_error"] = error_message(exc, HIDE)
+        else:
+            state.pop("load_error", None)
+
+if state.get("load_error"):
+    st.error(state["load_error"])
+
+image = state.get("image")
+if image is None:
+    st.info("Upload an image or load a sample to begin.")
+    st.stop()
+
+sp = " × ".join(f"{s:.3g}" for s in image.spacing)
+st.markdown(f"**{state['image_name']}** · shape {' × '.join(map(str, image.spatial_shape))} · "
+            f"spacing {sp} mm · orientation {image.orientation} · {image.n_channels} channel(s)")
+
+# ---- run ------------------------------------------------------------------------------------
+STEPS = ("preprocessing", "sliding-window inference", "resampling to the input grid",
+         "postprocessing")
+if not models:
+    st.warning("No model bundle is available yet, so only viewing is possible.")
+elif st.button("Run segmentation", type="primary", key="run"):
+    with st.status(f"Segmenting with {model}…", expanded=True) as status:
+        bar = st.progress(0.0, text="loading the model")
+
+        def progress(message: str) -> None:
+            step = next((i for i, s in enumerate(STEPS) if message.startswith(s)), 0)
+            bar.progress((step + 1) / (len(STEPS) + 1), text=message)
+            st.write(message)
+
+        try:
+            seg = engine.segmenter(model, overlap=overlap, mirror=mirror, fast=fast,
+                                   postprocessors=tuple(postprocessors))(
+                image, where=state["image_name"], progress=progress)
+            bar.progress(1.0, text="done")
+            status.update(label=f"Segmented with {model}", state="complete", expanded=False)
+        except Exception as exc:
+            status.update(label="Segmentation failed", state="error", expanded=False)
+            state["run_error"] = error_message(exc, HIDE)
+        else:
+            state.pop("run_error", None)
+            state["seg"] = seg
+            state["seg_model"] = model
+            case = state["sample"].case if state.get("sample") else "upload"
+            mask_path = folder.subdir("predictions", fresh=False) / f"{case}.nii.gz"
+            state["mask_bytes"] = engine.write_mask(seg, image, mask_path)
+            if state.get("sample") is not None and state["sample"].reference is not None:
+                preds = state.setdefault("predictions", {})
+                preds[case] = {"mask": mask_path, "reference": state["sample"].reference,
+                               "model": model}
+if state.get("run_error"):
+    st.error(state["run_error"])
+
+seg = state.get("seg")
+
+# ---- viewer ---------------------------------------------------------------------------------
+st.subheader("Viewer")
+viewer.show(state, image, seg)
+
+# ---- volumes and downloads ------------------------------------------------------------------
+if seg is not None:
+    st.subheader(f"Volumes ({state['seg_model']})")
+    rows = seg.volumes()
+    st.dataframe(
+        [{"class": r["name"], "label": r["label"], "voxels": r["voxels"],
+          "volume (mL)": r["volume_ml"]} for r in rows],
+        hide_index=True, key="volumes_table")
+    base = state["sample"].case if state.get("sample") else "segmentation"
+    c1, c2 = st.columns(2)
+    c1.download_button("Download mask (NIfTI)", state["mask_bytes"], f"{base}_mask.nii.gz",
+                       mime="application/gzip", key="dl_mask")
+    c2.download_button("Download volumes (CSV)", engine.volumes_csv(rows),
+                       f"{base}_volumes.csv", mime="text/csv", key="dl_csv")
+    st.caption("Open **Evaluate** to score this mask against a reference.")
