@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -274,3 +275,32 @@ def test_tolerance_lookup():
     assert tolerance_for(per, 3, "kidney") == 4.0
     assert tolerance_for(per, 2, "spleen") == 1.5
     assert tolerance_for({"liver": 2.0}, 2, "spleen") == 1.0
+
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "Dataset002_AbdomenCT" / "labelsTr"
+
+
+@pytest.mark.skipif(not (SAMPLE / "abdomen_001.nii.gz").exists(), reason="no sample data")
+def test_matches_monai_on_real_organ_masks():
+    """Two different subjects' organ labels (4x4x5 mm), one resampled onto the other's grid."""
+    from medseg.evaluation import resample_nearest
+    from medseg.io import read_label_map
+
+    ref = read_label_map(SAMPLE / "abdomen_000.nii.gz")
+    pred = resample_nearest(read_label_map(SAMPLE / "abdomen_001.nii.gz"), ref)
+    spacing = ref.spacing
+    for value in (1, 2, 7):
+        p, r = pred.data == value, ref.data == value
+        ours = class_metrics(p, r, spacing, tolerance=5.0)
+        yp, yr = _monai(p, r)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert ours["dice"] == pytest.approx(
+                compute_dice(yp, yr, include_background=False).item(), abs=1e-6)
+            assert ours["hd95"] == pytest.approx(
+                compute_hausdorff_distance(yp, yr, percentile=95, spacing=spacing).item(),
+                abs=1e-4)
+            assert ours["assd"] == pytest.approx(compute_average_surface_distance(
+                yp, yr, symmetric=True, spacing=spacing).item(), abs=1e-4)
+            assert ours["nsd"] == pytest.approx(compute_surface_dice(
+                yp, yr, class_thresholds=[5.0], spacing=spacing).item(), abs=1e-4)
