@@ -67,8 +67,9 @@ if source == "Upload a file":
         else:
             state.pop("load_error", None)
 else:
-    options = engine.samples()
-    choice = st.selectbox("Sample", options, format_func=lambda s: s.title, key="sample_pick")
+    options = {s.title: s for s in engine.samples()}
+    title = st.selectbox("Sample", list(options), key="sample_pick")
+    choice = options.get(title)
     if st.button("Load sample", key="load_sample") and choice is not None:
         try:
             set_image(engine.read_input(choice.path, folder.subdir("input_unzipped")),

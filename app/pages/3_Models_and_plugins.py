@@ -18,8 +18,9 @@ except Exception as exc:
     st.error(error_message(exc))
     rows = []
 kinds = sorted({r["kind"] for r in rows}, key=[r["kind"] for r in rows].index)
-for tab, kind in zip(st.tabs([f"{k}s ({sum(r['kind'] == k for r in rows)})" for k in kinds]),
-                     kinds, strict=True):
+PLURAL = {"loss": "losses"}
+titles = [f"{PLURAL.get(k, k + 's')} ({sum(r['kind'] == k for r in rows)})" for k in kinds]
+for tab, kind in zip(st.tabs(titles), kinds, strict=True):
     with tab:
         st.dataframe([{"name": r["name"], "plugin": r["plugin"],
                        "description": r["description"]} for r in rows if r["kind"] == kind],
