@@ -96,7 +96,9 @@ def _table(at: AppTest, *columns: str, index: int = 0):
 
 
 def _volumes(at: AppTest):
-    return _table(at, "volume (mL)")
+    """The volumes table (class, label, voxels, volume in mL)."""
+    frame = at.table[0].value.reset_index()
+    return frame.astype({"volume (mL)": float, "voxels": int})
 
 
 # ---- pages ----------------------------------------------------------------------------------
@@ -114,6 +116,7 @@ def test_segment_sample_view_and_volumes(models_dir):
     assert list(table["class"]) == ["white_matter", "grey_matter", "csf"]
     assert (table["volume (mL)"] >= 0).all() and table["volume (mL)"].sum() > 0
     assert len(at.get("image")) == 3  # axial, coronal, sagittal
+    assert at.multiselect(key="classes").value == [1, 2, 3]  # every class shown at first
     # change slice, opacity, window and hide a class: the viewer re-renders without error
     at.slider(key="slice_Axial").set_value(5).run()
     at.slider(key="opacity").set_value(0.9).run()

@@ -56,6 +56,17 @@ def session_folder(state: Any) -> SessionFolder:
     return folder
 
 
+def uploader_limit(max_mb: float) -> dict[str, Any]:
+    """``st.file_uploader`` keyword for the per-widget size limit where Streamlit has it."""
+    import inspect
+
+    import streamlit as st
+
+    if "max_upload_size" in inspect.signature(st.file_uploader).parameters:
+        return {"max_upload_size": max(1, int(max_mb))}
+    return {}
+
+
 def validated_suffix(filename: str, allowed: tuple[str, ...]) -> str:
     """The accepted suffix of an uploaded file's name, or :class:`UploadError`."""
     lower = str(filename).lower()

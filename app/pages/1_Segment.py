@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 from medseg_ui import engine, viewer
 from medseg_ui.session import (
@@ -11,6 +12,7 @@ from medseg_ui.session import (
     error_message,
     save_upload,
     session_folder,
+    uploader_limit,
 )
 
 st.set_page_config(page_title="medseg · Segment", page_icon="🩻", layout="wide")
@@ -50,7 +52,7 @@ max_mb = float(st.get_option("server.maxUploadSize") or DEFAULT_MAX_UPLOAD_MB)
 if source == "Upload a file":
     upload = st.file_uploader(
         "NIfTI (.nii/.nii.gz), NRRD/MHA, a zipped DICOM series (.zip) or a 2D image "
-        f"(PNG/JPEG/TIFF); up to {max_mb:.0f} MB", key="upload")
+        f"(PNG/JPEG/TIFF); up to {max_mb:.0f} MB", key="upload", **uploader_limit(max_mb))
     if upload is not None and state.get("upload_id") != upload.file_id:
         state["upload_id"] = upload.file_id
         try:
@@ -118,6 +120,7 @@ elif st.button("Run segmentation", type="primary", key="run"):
             state.pop("run_error", None)
             state["seg"] = seg
             state["seg_model"] = model
+            state.pop("classes", None)  # show every class of the new mask
             case = state["sample"].case if state.get("sample") else "upload"
             mask_path = folder.subdir("predictions", fresh=False) / f"{case}.nii.gz"
             state["mask_bytes"] = engine.write_mask(seg, image, mask_path)
@@ -138,10 +141,9 @@ viewer.show(state, image, seg)
 if seg is not None:
     st.subheader(f"Volumes ({state['seg_model']})")
     rows = seg.volumes()
-    st.dataframe(
+    st.table(pd.DataFrame(
         [{"class": r["name"], "label": r["label"], "voxels": r["voxels"],
-          "volume (mL)": r["volume_ml"]} for r in rows],
-        hide_index=True, key="volumes_table")
+          "volume (mL)": f"{r['volume_ml']:.1f}"} for r in rows]).set_index("class"))
     base = state["sample"].case if state.get("sample") else "segmentation"
     c1, c2 = st.columns(2)
     c1.download_button("Download mask (NIfTI)", state["mask_bytes"], f"{base}_mask.nii.gz",

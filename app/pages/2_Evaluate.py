@@ -14,6 +14,7 @@ from medseg_ui.session import (
     error_message,
     save_upload,
     session_folder,
+    uploader_limit,
 )
 
 from medseg.evaluation import evaluate_folders, evaluate_pair
@@ -60,7 +61,7 @@ else:
     if has_bundled and st.button("Score against the bundled reference", key="score_bundled"):
         reference, shown = sample.reference, f"{sample.case} reference"
     upload = st.file_uploader("…or upload a reference mask (NIfTI, NRRD, MHA, PNG)",
-                              key="ref_upload")
+                              key="ref_upload", **uploader_limit(max_mb))
     if upload is not None and st.button("Score against the uploaded reference",
                                         key="score_upload"):
         shown = display_name(upload.name)
@@ -119,8 +120,10 @@ if mode.startswith("Masks predicted"):
                 "masks are scored here against the bundled references.")
 else:
     c1, c2 = st.columns(2)
-    pred_zip = c1.file_uploader("Predictions (.zip of masks)", key="pred_zip")
-    ref_zip = c2.file_uploader("References (.zip of masks, same case names)", key="ref_zip")
+    pred_zip = c1.file_uploader("Predictions (.zip of masks)", key="pred_zip",
+                                **uploader_limit(max_mb))
+    ref_zip = c2.file_uploader("References (.zip of masks, same case names)", key="ref_zip",
+                               **uploader_limit(max_mb))
     if pred_zip is not None and ref_zip is not None and st.button("Evaluate cohort",
                                                                    key="cohort_run"):
         try:
