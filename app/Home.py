@@ -7,7 +7,7 @@ from medseg_ui import engine
 
 from medseg import __version__
 
-st.set_page_config(page_title="medseg", page_icon="🧠", layout="wide")
+st.set_page_config(page_title="medseg", page_icon=":material/neurology:", layout="wide")
 
 st.title("medseg")
 st.caption(f"Plugin-based medical image segmentation · version {__version__}")
@@ -19,15 +19,16 @@ st.markdown(
 
 col1, col2, col3 = st.columns(3)
 with col1:
-    st.page_link("pages/1_Segment.py", label="Segment", icon="🩻")
+    st.page_link("pages/1_Segment.py", label="Segment", icon=":material/image_search:")
     st.caption("Upload a NIfTI, a zipped DICOM series or a 2D image (or pick a sample), "
                "run a model, view axial, coronal and sagittal slices, download the mask.")
 with col2:
-    st.page_link("pages/2_Evaluate.py", label="Evaluate", icon="📊")
+    st.page_link("pages/2_Evaluate.py", label="Evaluate", icon=":material/analytics:")
     st.caption("Dice and surface metrics for the current case or a whole cohort, with a "
                "downloadable report.")
 with col3:
-    st.page_link("pages/3_Models_and_plugins.py", label="Models and plugins", icon="🧩")
+    st.page_link("pages/3_Models_and_plugins.py", label="Models and plugins",
+                 icon=":material/extension:")
     st.caption("Registered architectures, losses, postprocessors, readers and metrics; "
                "bundled models with their labels and scores.")
 

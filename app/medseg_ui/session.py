@@ -21,7 +21,7 @@ IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".png", ".jpg", ".jpeg", "
                   ".zip")
 LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".png")
 ZIP_SUFFIXES = (".zip",)
-DEFAULT_MAX_UPLOAD_MB = 512
+DEFAULT_MAX_UPLOAD_MB = 500
 
 
 class UploadError(MedsegError):

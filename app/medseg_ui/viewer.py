@@ -8,13 +8,13 @@ import streamlit as st
 
 from medseg_ui import render
 
-_KEYS = ("window", "opacity", "classes")
+_KEYS = ("window", "opacity")
 
 
 def reset(state: Any) -> None:
     """Forget slice positions and overlay settings (a new image was loaded)."""
     for key in list(state.keys()):
-        if key.startswith("slice_") or key in _KEYS or key == "_display":
+        if key.startswith(("slice_", "classes_")) or key in _KEYS or key == "_display":
             del state[key]
 
 
@@ -43,9 +43,10 @@ def show(state: Any, image, seg) -> None:
     preset = c1.selectbox("Window / level", presets, index=default, key="window")
     opacity = c2.slider("Mask opacity", 0.0, 1.0, 0.5, 0.05, key="opacity",
                         disabled=seg is None)
+    # keyed per segmentation so a new mask starts with every class shown
     visible = c3.multiselect("Show classes", list(label_names),
                              default=list(label_names), format_func=label_names.get,
-                             key="classes", disabled=seg is None)
+                             key=f"classes_{state.get('seg_serial', 0)}", disabled=seg is None)
     window = render.WINDOW_PRESETS[preset] or auto
     if label_names:
         st.markdown(render.legend_html(label_names, visible), unsafe_allow_html=True)

@@ -15,7 +15,8 @@ from medseg_ui.session import (
     uploader_limit,
 )
 
-st.set_page_config(page_title="medseg · Segment", page_icon="🩻", layout="wide")
+st.set_page_config(page_title="medseg · Segment", page_icon=":material/image_search:",
+                   layout="wide")
 st.title("Segment")
 
 state = st.session_state
@@ -120,7 +121,7 @@ elif st.button("Run segmentation", type="primary", key="run"):
             state.pop("run_error", None)
             state["seg"] = seg
             state["seg_model"] = model
-            state.pop("classes", None)  # show every class of the new mask
+            state["seg_serial"] = state.get("seg_serial", 0) + 1  # fresh class selector
             case = state["sample"].case if state.get("sample") else "upload"
             mask_path = folder.subdir("predictions", fresh=False) / f"{case}.nii.gz"
             state["mask_bytes"] = engine.write_mask(seg, image, mask_path)

@@ -21,7 +21,7 @@ from medseg.evaluation import evaluate_folders, evaluate_pair
 from medseg.io.archive import safe_extract_zip
 from medseg.report import summary_rows
 
-st.set_page_config(page_title="medseg · Evaluate", page_icon="📊", layout="wide")
+st.set_page_config(page_title="medseg · Evaluate", page_icon=":material/analytics:", layout="wide")
 st.title("Evaluate")
 
 state = st.session_state

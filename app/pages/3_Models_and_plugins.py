@@ -8,7 +8,8 @@ import streamlit as st
 from medseg_ui import engine
 from medseg_ui.session import error_message
 
-st.set_page_config(page_title="medseg · Models and plugins", page_icon="🧩", layout="wide")
+st.set_page_config(page_title="medseg · Models and plugins", page_icon=":material/extension:",
+                   layout="wide")
 st.title("Models and plugins")
 
 st.header("Registered components")
@@ -17,11 +18,16 @@ try:
 except Exception as exc:
     st.error(error_message(exc))
     rows = []
-kinds = sorted({r["kind"] for r in rows}, key=[r["kind"] for r in rows].index)
+kinds = ["architecture", "loss", "postprocessor", "reader", "metric"]
+kinds += sorted({r["kind"] for r in rows} - set(kinds))
 PLURAL = {"loss": "losses"}
 titles = [f"{PLURAL.get(k, k + 's')} ({sum(r['kind'] == k for r in rows)})" for k in kinds]
 for tab, kind in zip(st.tabs(titles), kinds, strict=True):
     with tab:
+        if not any(r["kind"] == kind for r in rows):
+            st.info(f"No {PLURAL.get(kind, kind + 's')} registered; plugins add them through "
+                    f"the medseg_register_{PLURAL.get(kind, kind + 's')} hook.")
+            continue
         st.dataframe([{"name": r["name"], "plugin": r["plugin"],
                        "description": r["description"]} for r in rows if r["kind"] == kind],
                      hide_index=True, width="stretch", key=f"components_{kind}")

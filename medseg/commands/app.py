@@ -18,8 +18,8 @@ def register(sub) -> None:
     p.add_argument("--port", type=int, default=8501, help="port to listen on (default 8501)")
     p.add_argument("--address", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1; 0.0.0.0 for all interfaces)")
-    p.add_argument("--max-upload-mb", type=int, default=512,
-                   help="largest accepted upload in MB (default 512)")
+    p.add_argument("--max-upload-mb", type=int, default=500,
+                   help="largest accepted upload in MB (default 500)")
     p.add_argument("--models-dir", default=None,
                    help="folder of model bundles (also $MEDSEG_MODELS_DIR)")
     p.set_defaults(func=run)
