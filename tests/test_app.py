@@ -314,3 +314,18 @@ def test_upload_names_never_reach_paths(tmp_path):
     finally:
         folder.cleanup()
     assert not folder.path.exists()
+
+
+def test_medseg_app_command_line():
+    """``medseg app`` runs the app's main file headless with the given port, address, limit."""
+    from medseg.cli import build_parser
+    from medseg.commands.app import APP_MAIN, streamlit_command
+
+    assert APP_MAIN == APP / "Home.py" and APP_MAIN.is_file()
+    args = build_parser().parse_args(["app", "--port", "8765", "--address", "0.0.0.0",
+                                      "--max-upload-mb", "64"])
+    cmd = streamlit_command(args)
+    assert cmd[1:5] == ["-m", "streamlit", "run", str(APP_MAIN)]
+    opts = dict(zip(cmd[5::2], cmd[6::2], strict=True))
+    assert opts["--server.headless"] == "true" and opts["--server.port"] == "8765"
+    assert opts["--server.address"] == "0.0.0.0" and opts["--server.maxUploadSize"] == "64"
