@@ -15,7 +15,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from medseg.bundle import Bundle, list_bundles, load_bundle
+from medseg.bundle import CONFIG_NAME, Bundle, list_bundles, load_bundle, resolve_bundle_path
 from medseg.errors import InputError
 from medseg.inference import InferenceSettings, Segmentation, Segmenter
 from medseg.io import read_image, read_label_map, write_image
@@ -39,26 +39,36 @@ def bundles() -> list[str]:
     return list_bundles()
 
 
-@st.cache_resource(show_spinner=False)
-def _bundle(name: str, _models_dir: str) -> Bundle:
+def _version(name: str) -> str:
+    """Cache key part that changes when a bundle is rewritten (retrained in place)."""
+    try:
+        config = resolve_bundle_path(name) / CONFIG_NAME
+        return f"{models_dir()}|{config.stat().st_mtime_ns}"
+    except (OSError, InputError):
+        return models_dir()
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _bundle(name: str, version: str) -> Bundle:
+    # ``version`` is part of the cache key only (no leading underscore: Streamlit hashes it)
     return load_bundle(name, registry())
 
 
 def bundle(name: str) -> Bundle:
-    return _bundle(name, models_dir())
+    return _bundle(name, _version(name))
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _segmenter(name: str, _models_dir: str, overlap: float, mirror: bool, fast: bool,
+def _segmenter(name: str, version: str, overlap: float, mirror: bool, fast: bool,
                postprocessors: tuple[str, ...]) -> Segmenter:
     settings = InferenceSettings(overlap=overlap, mirror=mirror, fast=fast,
                                  postprocessors=[(p, {}) for p in postprocessors])
-    return Segmenter(bundle(name), settings, registry())
+    return Segmenter(_bundle(name, version), settings, registry())
 
 
 def segmenter(name: str, *, overlap: float = 0.25, mirror: bool = False, fast: bool = False,
               postprocessors: tuple[str, ...] = ()) -> Segmenter:
-    return _segmenter(name, models_dir(), float(overlap), bool(mirror), bool(fast),
+    return _segmenter(name, _version(name), float(overlap), bool(mirror), bool(fast),
                       tuple(postprocessors))
 
 
