@@ -118,15 +118,13 @@ def labels_on_input_grid(probs: torch.Tensor, canonical_shape: Sequence[int],
                          transform: np.ndarray | None) -> np.ndarray:
     """Per-class resize of probabilities to the canonical input grid with a running argmax,
     then the inverse reorientation; returns channel indices ``X, Y[, Z]``."""
-    best_p = best_c = None
-    for c in range(probs.shape[0]):
+    best_p = resize(probs[0:1], canonical_shape)[0]
+    best_c = torch.zeros(best_p.shape, dtype=torch.uint8)
+    for c in range(1, probs.shape[0]):
         p = resize(probs[c : c + 1], canonical_shape)[0]
-        if best_p is None:
-            best_p, best_c = p, torch.zeros(p.shape, dtype=torch.uint8)
-        else:
-            better = p > best_p
-            best_p = torch.where(better, p, best_p)
-            best_c[better] = c
+        better = p > best_p
+        best_p = torch.where(better, p, best_p)
+        best_c[better] = c
     out = best_c.numpy()[None]
     return reorient_array(out, inverse_transform(transform))[0]
 

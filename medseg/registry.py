@@ -72,13 +72,14 @@ class Registry:
     plugin_manager: pluggy.PluginManager | None = None
 
     def table(self, kind: str) -> ComponentTable[Any]:
-        return {
+        tables: dict[str, ComponentTable[Any]] = {
             "architecture": self.architectures,
             "loss": self.losses,
             "postprocessor": self.postprocessors,
             "reader": self.readers,
             "metric": self.metrics,
-        }[kind]
+        }
+        return tables[kind]
 
     def describe(self) -> list[dict[str, Any]]:
         """One row per component: kind, name, plugin, description (for ``medseg plugins``)."""

@@ -188,7 +188,7 @@ def train(dataset_dir: str | Path, output: str | Path, config: TrainConfig | Non
     num_classes = len(label_values)
 
     volumes = [read_case_image(c) for c in ds.training]
-    label_maps = [read_label_map(c.label) for c in ds.training]
+    label_maps = [read_label_map(c.label) for c in ds.training if c.label is not None]
     spatial_dims = volumes[0].spatial_ndim
     pre = plan_preprocessing(ds, volumes, [lm.data for lm in label_maps], cfg.target_spacing)
     cases = []
@@ -225,7 +225,7 @@ def train(dataset_dir: str | Path, output: str | Path, config: TrainConfig | Non
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None
 
-    state = {"iteration": 0, "best": -1.0, "stale": 0, "best_dice": {}, "history": []}
+    state: dict[str, Any] = {"iteration": 0, "best": -1.0, "stale": 0, "best_dice": {}, "history": []}
     ckpt_path = output / CHECKPOINT_NAME
     if resume:
         if not ckpt_path.is_file():
@@ -416,7 +416,7 @@ def _finalize(bundle: Bundle, ds: Dataset, state: dict[str, Any], reg: Registry,
         per_case = {}
         for case in labelled:
             result = seg(read_case_image(case), where=str(case.images[0]))
-            ref = read_label_map(case.label).data
+            ref = read_label_map(case.label).data  # type: ignore[arg-type]
             per_case[case.case_id] = {ds.label_names[v]: round(d, 5) for v, d in
                                       _dice_per_class(result.labels.data, ref,
                                                       bundle.label_values[1:]).items()}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from medseg.errors import GeometryError
 from medseg.io.atomic import atomic_path
@@ -64,7 +64,7 @@ def write_dicom_series(
     paths = []
     for k in range(n):
         meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = _SOP_CLASS[modality]
+        meta.MediaStorageSOPClassUID = UID(_SOP_CLASS[modality])
         meta.MediaStorageSOPInstanceUID = generate_uid()
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds = FileDataset(names[k], {}, file_meta=meta, preamble=b"\0" * 128)
@@ -73,7 +73,8 @@ def write_dicom_series(
         ds.Modality = modality
         ds.PatientName = patient_name
         ds.PatientID = patient_id
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+        ds.FrameOfReferenceUID = frame
         ds.StudyDate = ds.SeriesDate = now.strftime("%Y%m%d")
         ds.SeriesDescription = series_description
         ds.SeriesNumber, ds.InstanceNumber = 1, k + 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import zlib
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -48,8 +49,8 @@ def read_nifti(path: str | Path) -> Volume:
     """Read a 2D, 3D or 4D NIfTI; the 4th (or 5th, vector) axis becomes channels."""
     path = Path(path)
     try:
-        img = nib.load(str(path))
-        affine = np.asarray(img.affine, dtype=float)
+        img: Any = nib.load(str(path))
+        affine = np.asarray(img.affine, dtype=np.float64)
         data = np.asanyarray(img.dataobj)
     except FileNotFoundError:
         raise InputError(path, "file not found") from None
