@@ -225,7 +225,8 @@ def train(dataset_dir: str | Path, output: str | Path, config: TrainConfig | Non
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None
 
-    state: dict[str, Any] = {"iteration": 0, "best": -1.0, "stale": 0, "best_dice": {}, "history": []}
+    state: dict[str, Any] = {"iteration": 0, "best": -1.0, "stale": 0, "best_dice": {},
+                             "history": []}
     ckpt_path = output / CHECKPOINT_NAME
     if resume:
         if not ckpt_path.is_file():
