@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import streamlit as st
-from medseg_ui import engine
 
 from medseg import __version__
+from medseg_ui import engine
 
 st.set_page_config(page_title="medseg", page_icon=":material/neurology:", layout="wide")
 

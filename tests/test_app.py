@@ -27,10 +27,9 @@ TIMEOUT = 120
 if str(APP) not in sys.path:  # `streamlit run` puts the main script's folder on sys.path
     sys.path.insert(0, str(APP))
 
+from medseg.volume import LabelMap, Volume  # noqa: E402
 from medseg_ui import render  # noqa: E402
 from medseg_ui.session import SessionFolder, UploadError, save_upload  # noqa: E402
-
-from medseg.volume import LabelMap, Volume  # noqa: E402
 
 
 @pytest.fixture(scope="module")

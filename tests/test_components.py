@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+
 from medseg_plugins.architectures import dynunet_plan
 
 

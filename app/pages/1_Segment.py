@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
+
 from medseg_ui import engine, viewer
 from medseg_ui.session import (
     DEFAULT_MAX_UPLOAD_MB,

@@ -5,6 +5,10 @@ from __future__ import annotations
 import shutil
 
 import streamlit as st
+
+from medseg.evaluation import evaluate_folders, evaluate_pair
+from medseg.io.archive import safe_extract_zip
+from medseg.report import summary_rows
 from medseg_ui import engine
 from medseg_ui.session import (
     DEFAULT_MAX_UPLOAD_MB,
@@ -16,10 +20,6 @@ from medseg_ui.session import (
     session_folder,
     uploader_limit,
 )
-
-from medseg.evaluation import evaluate_folders, evaluate_pair
-from medseg.io.archive import safe_extract_zip
-from medseg.report import summary_rows
 
 st.set_page_config(page_title="medseg · Evaluate", page_icon=":material/analytics:", layout="wide")
 st.title("Evaluate")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import streamlit as st
+
 from medseg_ui import engine
 from medseg_ui.session import error_message
 
