@@ -1,0 +1,119 @@
+"""The extra built-in architectures (SwinUNETR, UNETR, Attention U-Net, SegFormer) each train
+for two iterations and segment a sample volume (or slice) through sliding-window inference."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from medseg.errors import PluginError
+from medseg.inference import InferenceSettings, Segmenter
+from medseg.io import read_image, read_label_map
+from medseg.training import TrainConfig, train
+from medseg.volume import affine_from_geometry
+
+BRAIN = "sample_data/Dataset001_BrainTissue"
+LABELS = {"background": 0, "white_matter": 1, "grey_matter": 2, "csf": 3}
+
+
+def _dataset_json(root, n):
+    (root / "dataset.json").write_text(json.dumps({
+        "channel_names": {"0": "T1"}, "numTraining": n, "file_ending": ".nii.gz",
+        "labels": LABELS}))
+
+
+@pytest.fixture(scope="module")
+def brain3d(tmp_path_factory):
+    """Two sample brains cropped to 40^3 voxels (one trains, one validates); nibabel's slicer
+    keeps each crop's world geometry."""
+    root = tmp_path_factory.mktemp("ds3d") / "Dataset011_Tiny"
+    for sub in ("imagesTr", "labelsTr"):
+        (root / sub).mkdir(parents=True)
+    for i in range(2):
+        for src, dst in ((f"imagesTr/brain_00{i}_0000.nii.gz", f"imagesTr/b{i}_0000.nii.gz"),
+                         (f"labelsTr/brain_00{i}.nii.gz", f"labelsTr/b{i}.nii.gz")):
+            img = nib.load(f"{BRAIN}/{src}")
+            c = [s // 2 for s in img.shape[:3]]
+            nib.save(img.slicer[c[0] - 20:c[0] + 20, c[1] - 20:c[1] + 20, c[2] - 20:c[2] + 20],
+                     str(root / dst))
+    _dataset_json(root, 2)
+    return root
+
+
+@pytest.fixture(scope="module")
+def brain2d(tmp_path_factory):
+    """Axial middle slices of three sample brains as a 2D dataset."""
+    root = tmp_path_factory.mktemp("ds2d") / "Dataset012_Slices"
+    for sub in ("imagesTr", "labelsTr"):
+        (root / sub).mkdir(parents=True)
+    for i in range(3):
+        img = read_image(f"{BRAIN}/imagesTr/brain_00{i}_0000.nii.gz")
+        lab = read_label_map(f"{BRAIN}/labelsTr/brain_00{i}.nii.gz")
+        k = img.spatial_shape[2] // 2
+        aff = affine_from_geometry(img.spacing[:2], [0, 0])
+        nib.save(nib.Nifti1Image(img.data[:, :, k].astype(np.float32), aff),
+                 str(root / "imagesTr" / f"s{i}_0000.nii.gz"))
+        nib.save(nib.Nifti1Image(lab.data[:, :, k].astype(np.uint8), aff),
+                 str(root / "labelsTr" / f"s{i}.nii.gz"))
+    _dataset_json(root, 3)
+    return root
+
+
+CASES = [
+    pytest.param("swinunetr", {"feature_size": 12, "depths": [1, 1, 1, 1],
+                               "num_heads": [1, 2, 2, 4], "window_size": 4}, 2, id="swinunetr-2d"),
+    pytest.param("unetr", {"img_size": [32, 32, 32], "feature_size": 8, "hidden_size": 48,
+                           "mlp_dim": 96, "num_heads": 4}, 3, id="unetr"),
+    pytest.param("attention_unet", {"channels": [8, 16, 32], "strides": [2, 2]}, 3,
+                 id="attention_unet"),
+    pytest.param("segformer", {"hidden_sizes": [8, 16, 24, 32], "depths": [1, 1, 1, 1],
+                               "num_attention_heads": [1, 1, 2, 2],
+                               "decoder_hidden_size": 32}, 2, id="segformer"),
+]
+
+
+@pytest.mark.parametrize(("arch", "params", "dims"), CASES)
+def test_extra_architecture_trains_and_segments(arch, params, dims, brain3d, brain2d, tmp_path,
+                                                registry):
+    assert registry.architectures.providers[arch] == "medseg:architectures_extra"
+    dataset = brain3d if dims == 3 else brain2d
+    patch = (32, 32, 32) if dims == 3 else (64, 64)
+    bundle = train(dataset, tmp_path / arch, TrainConfig(
+        architecture=arch, arch_params=params, iterations=2, val_every=2, patch_size=patch,
+        batch_size=1, samples_per_volume=1, augment=False), registry=registry, progress=False)
+    assert bundle.config["architecture"]["name"] == arch
+    assert bundle.config["training"]["iterations_done"] == 2
+    image = read_image(next((dataset / "imagesTr").glob("*_0000.nii.gz")))
+    result = Segmenter(bundle, InferenceSettings(overlap=0.0), registry)(image)
+    assert result.labels.spatial_shape == image.spatial_shape
+    np.testing.assert_allclose(result.labels.affine, image.affine)
+    assert set(np.unique(result.labels.data)) <= {0, 1, 2, 3}
+
+
+def test_segformer_upsamples_to_input_and_loads_local_pretrained(tmp_path, registry):
+    from transformers import SegformerForSemanticSegmentation
+
+    factory = registry.architectures.get("segformer").factory
+    small = {"hidden_sizes": [8, 16, 24, 32], "depths": [1, 1, 1, 1],
+             "num_attention_heads": [1, 1, 2, 2], "decoder_hidden_size": 16}
+    net = factory(spatial_dims=2, in_channels=1, out_channels=3, **small)
+    assert net(torch.zeros(2, 1, 64, 96)).shape == (2, 3, 64, 96)
+    net.model.save_pretrained(tmp_path / "pretrained")
+    again = factory(spatial_dims=2, in_channels=1, out_channels=3,
+                    pretrained_path=str(tmp_path / "pretrained"))
+    assert isinstance(again.model, SegformerForSemanticSegmentation)
+    for key, value in net.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[key], value)
+    with pytest.raises(PluginError, match="2D only"):
+        factory(spatial_dims=3, in_channels=1, out_channels=3)
+    with pytest.raises(PluginError, match="not a folder"):
+        factory(spatial_dims=2, in_channels=1, out_channels=3,
+                pretrained_path=str(tmp_path / "missing"))
+
+
+def test_unetr_needs_img_size(registry):
+    with pytest.raises(PluginError, match="img_size"):
+        registry.architectures.get("unetr").factory(spatial_dims=3, in_channels=1,
+                                                    out_channels=2)
