@@ -1,4 +1,5 @@
-"""Writing a segmentation's results beside each other: mask, volumes table, probabilities."""
+"""Writing a segmentation's results beside each other: mask, volumes table, probabilities,
+and optionally instance / panoptic maps with their per-instance table."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from medseg.inference import Segmentation
+from medseg.instances import Instances
 from medseg.io import write_image
 from medseg.io.atomic import write_text_atomic
 from medseg.volume import Volume
@@ -30,7 +32,42 @@ def output_paths(out_dir: Path, case: str) -> dict[str, Path]:
         "volumes_csv": out_dir / f"{case}_volumes.csv",
         "probabilities": out_dir / f"{case}_probabilities.nii.gz",
         "dicom_seg": out_dir / f"{case}_seg.dcm",
+        "instances": out_dir / f"{case}_instances.nii.gz",
+        "panoptic": out_dir / f"{case}_panoptic.nii.gz",
+        "instances_csv": out_dir / f"{case}_instances.csv",
+        "instances_json": out_dir / f"{case}_instances.json",
     }
+
+
+def instances_csv(instances: Instances) -> str:
+    rows = instances.rows()
+    buf = io.StringIO()
+    fields = list(rows[0]) if rows else ["instance_id", "label", "name", "index", "panoptic_id",
+                                         "voxels", "volume_ml"]
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def write_instances(instances: Instances, image: Volume, out_dir: str | Path, case: str,
+                    *, model: str = "") -> dict[str, Path]:
+    """Write ``{case}_instances.nii.gz`` / ``_panoptic.nii.gz`` (on ``image``'s grid) and the
+    per-instance table as ``{case}_instances.csv`` and ``.json``."""
+    out_dir = Path(out_dir)
+    paths = output_paths(out_dir, case)
+    written: dict[str, Path] = {}
+    write_text_atomic(paths["instances_json"], json.dumps(
+        {"case": case, "model": model, "classes": list(instances.classes),
+         "panoptic_offset": instances.offset,
+         "instances": [inst.to_dict() for inst in instances.table]}, indent=2) + "\n")
+    written["instances_json"] = paths["instances_json"]
+    write_text_atomic(paths["instances_csv"], instances_csv(instances))
+    written["instances_csv"] = paths["instances_csv"]
+    written["panoptic"] = write_image(instances.panoptic_map, paths["panoptic"], reference=image)
+    written["instances"] = write_image(instances.instance_map, paths["instances"],
+                                       reference=image)
+    return written
 
 
 def write_segmentation(result: Segmentation, image: Volume, out_dir: str | Path, case: str,

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 from medseg.batch import expand_inputs, segment_cases
-from medseg.bundle import load_bundle
+from medseg.bundle import Bundle, load_bundle
 from medseg.errors import MedsegError
 from medseg.inference import InferenceSettings, Segmenter
+from medseg.instances import PANOPTIC_OFFSET, find_instances
+from medseg.io import read_label_map
+from medseg.outputs import output_paths, write_instances
 from medseg.registry import load_registry
 
 
@@ -35,6 +40,14 @@ def register(sub) -> None:
                    metavar='NAME[:JSON]',
                    help='e.g. keep_largest or \'remove_small:{"min_volume_mm3": 50}\'')
     p.add_argument("--probabilities", action="store_true", help="also write probability maps")
+    p.add_argument("--instances", nargs="+", default=None, metavar="CLASS",
+                   help="split these classes (label values or names) into connected-component "
+                        "instances: writes CASE_instances.nii.gz, CASE_panoptic.nii.gz "
+                        "(label*1000+instance) and CASE_instances.csv/.json")
+    p.add_argument("--panoptic-offset", type=int, default=PANOPTIC_OFFSET,
+                   help="panoptic id = label * OFFSET + instance (default 1000)")
+    p.add_argument("--min-instance-voxels", type=int, default=1,
+                   help="smaller components are not counted as instances")
     p.add_argument("--dicom-seg", action="store_true", help="DICOM SEG for DICOM inputs")
     p.add_argument("--keep-patient-data", action="store_true",
                    help="keep patient-identifying attributes in DICOM outputs")
@@ -59,12 +72,58 @@ def run(args) -> int:
     rows = segment_cases(cases, args.output, segmenter, overwrite=args.overwrite,
                          progress=not args.quiet, dicom_seg=args.dicom_seg,
                          keep_patient_data=args.keep_patient_data)
+    if args.instances:
+        add_instances(rows, args.output, bundle, instance_classes(args.instances, bundle),
+                      overwrite=args.overwrite, offset=args.panoptic_offset,
+                      min_voxels=args.min_instance_voxels)
     failed = [r for r in rows if r["status"] == "error"]
     for r in rows:
         if r["status"] == "ok":
             vols = ", ".join(f"{k} {v:.1f} mL" for k, v in r["volumes_ml"].items())
-            print(f"{r['case']}: ok ({r['seconds']} s) {vols}")
+            found = r.get("instances")
+            extra = "; instances " + ", ".join(f"{k} {v}" for k, v in found.items()) \
+                if found is not None else ""
+            print(f"{r['case']}: ok ({r['seconds']} s) {vols}{extra}")
         else:
             print(f"{r['case']}: {r['status']}: {r.get('message', '')}")
     print(f"{len(rows) - len(failed)} of {len(rows)} cases done, {len(failed)} failed")
     return 1 if failed else 0
+
+
+def instance_classes(items: list[str], bundle: Bundle) -> list[int]:
+    """Label values from values or names given to ``--instances``."""
+    names = bundle.labels
+    values = set(names.values()) - {0}
+    out = []
+    for item in items:
+        value = int(item) if item.strip().lstrip("-").isdigit() else names.get(item)
+        if value is None or value not in values:
+            available = ", ".join(f"{n} ({v})" for n, v in sorted(names.items(),
+                                                                 key=lambda kv: kv[1]) if v)
+            raise MedsegError(f"--instances {item!r} is not a class of model {bundle.name!r}; "
+                              f"available: {available}")
+        out.append(int(value))
+    return out
+
+
+def add_instances(rows: list[dict[str, Any]], out_dir: str | Path, bundle: Bundle,
+                  classes: list[int], *, overwrite: bool = False,
+                  offset: int = PANOPTIC_OFFSET, min_voxels: int = 1) -> None:
+    """Split the written masks of finished cases into instances (per case; one failure is
+    reported on its row)."""
+    for row in rows:
+        if row["status"] not in ("ok", "skipped"):
+            continue
+        paths = output_paths(Path(out_dir), row["case"])
+        if row["status"] == "skipped" and paths["instances"].exists() and not overwrite:
+            continue
+        try:
+            labels = read_label_map(paths["mask"])
+            found = find_instances(labels, classes, label_names=bundle.label_names,
+                                   offset=offset, min_voxels=min_voxels)
+            write_instances(found, labels, out_dir, row["case"], model=bundle.name)
+        except MedsegError as exc:
+            row.update(status="error", message=f"instances: {exc}")
+            continue
+        row["instances"] = {bundle.label_names.get(c, str(c)): n
+                            for c, n in found.counts().items()}
