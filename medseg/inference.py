@@ -19,7 +19,7 @@ import torch
 
 from medseg.bundle import Bundle
 from medseg.device import autocast, resolve_device
-from medseg.errors import InputError, MedsegError
+from medseg.errors import InputError, MedsegError, PluginError
 from medseg.preprocess import (
     Preprocessing,
     inverse_transform,
@@ -71,9 +71,64 @@ def check_input(volume: Volume, bundle: Bundle, where: str = "input") -> None:
         raise InputError(where, "image contains NaN or infinite voxels")
 
 
-def _predictor(net: torch.nn.Module, mirror: bool, spatial_dims: int) -> Callable:
-    def forward(x: torch.Tensor) -> torch.Tensor:
+def architecture_label(registry: Registry, name: str) -> str:
+    """``architecture 'NAME' of plugin 'PLUGIN'`` for one-line plugin error messages."""
+    return f"architecture {name!r} of plugin {registry.architectures.providers.get(name, '?')!r}"
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
+def build_architecture(registry: Registry, name: str, **kwargs: Any) -> torch.nn.Module:
+    """Call a registered architecture's factory; a failure is a one-line :class:`PluginError`
+    naming the architecture and the plugin that provides it."""
+    spec = registry.architectures.get(name)
+    try:
+        net = spec.factory(**kwargs)
+    except MedsegError:
+        raise
+    except Exception as exc:
+        raise PluginError(f"{architecture_label(registry, name)} failed to build: "
+                          f"{_short(exc)}") from None
+    if not isinstance(net, torch.nn.Module):
+        raise PluginError(f"{architecture_label(registry, name)} returned "
+                          f"{type(net).__name__}, not a torch.nn.Module")
+    return net
+
+
+def checked_forward(net: Callable, x: torch.Tensor, out_channels: int, label: str) -> Any:
+    """``net(x)``, with an exception or logits not shaped ``B, out_channels, *x.spatial``
+    reported as a one-line :class:`PluginError` naming ``label`` (the architecture/plugin)."""
+    try:
         out = net(x)
+    except MedsegError:
+        raise
+    except Exception as exc:
+        raise PluginError(f"{label} failed on input of shape {tuple(x.shape)}: "
+                          f"{_short(exc)}") from None
+    logits = out[0] if isinstance(out, (list, tuple)) and out else out
+    if isinstance(logits, torch.Tensor) and logits.ndim == x.ndim + 1:
+        logits = logits[:, 0]  # deep supervision stacked on dim 1
+    expected = (x.shape[0], out_channels, *x.shape[2:])
+    if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != expected:
+        got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise PluginError(f"{label} returned logits of shape {got} for input "
+                          f"{tuple(x.shape)}, expected {expected}")
+    return out
+
+
+def _predictor(net: torch.nn.Module, mirror: bool, spatial_dims: int,
+               check: tuple[int, str] | None = None) -> Callable:
+    checked = [check is None]
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        if not checked[0] and check is not None:
+            out = checked_forward(net, x, *check)
+            checked[0] = True
+        else:
+            out = net(x)
         if isinstance(out, (list, tuple)):
             out = out[0]
         if out.ndim == x.ndim + 1:  # deep supervision stacked on dim 1
@@ -95,8 +150,11 @@ def _predictor(net: torch.nn.Module, mirror: bool, spatial_dims: int) -> Callabl
 
 
 def predict_probabilities(net: torch.nn.Module, image: torch.Tensor, bundle: Bundle,
-                          settings: InferenceSettings, device: torch.device) -> torch.Tensor:
-    """Class probabilities ``K, *grid`` on the model grid (stitched on the CPU when needed)."""
+                          settings: InferenceSettings, device: torch.device,
+                          check_label: str | None = None) -> torch.Tensor:
+    """Class probabilities ``K, *grid`` on the model grid (stitched on the CPU when needed).
+
+    With ``check_label`` the first forward pass is checked (see :func:`checked_forward`)."""
     from monai.inferers import sliding_window_inference
 
     roi = settings.roi_size or bundle.patch_size
@@ -106,7 +164,9 @@ def predict_probabilities(net: torch.nn.Module, image: torch.Tensor, bundle: Bun
     with torch.inference_mode(), autocast(device):
         probs = sliding_window_inference(
             image[None].to(device), roi_size=roi, sw_batch_size=settings.sw_batch_size,
-            predictor=_predictor(net, settings.mirror, bundle.spatial_dims),
+            predictor=_predictor(net, settings.mirror, bundle.spatial_dims,
+                                 None if check_label is None
+                                 else (len(bundle.labels), check_label)),
             overlap=settings.overlap, mode="gaussian", sigma_scale=0.125,
             padding_mode="constant", cval=0.0, sw_device=device,
             device=torch.device("cpu") if stitch_on_cpu else device,
@@ -138,7 +198,17 @@ class Segmenter:
         self.settings = settings or InferenceSettings()
         self.registry = registry or load_registry()
         self.device = resolve_device(self.settings.device)
-        self.net = bundle.load_network(self.registry, self.device)
+        arch = str(bundle.config["architecture"]["name"])
+        self.registry.architectures.get(arch)  # unknown name: the usual error listing names
+        self.arch_label = architecture_label(self.registry, arch)
+        try:
+            self.net = bundle.load_network(self.registry, self.device)
+        except MedsegError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"{self.arch_label} failed to build or load its weights: "
+                              f"{_short(exc)}") from None
+        self._checked = False
         pp = list(bundle.inference.get("postprocessors", [])) + list(self.settings.postprocessors)
         self.postprocessors = [(self.registry.postprocessors.get(n), dict(p or {}))
                                for n, p in (_pp_item(x) for x in pp)]
@@ -161,14 +231,16 @@ class Segmenter:
             settings = InferenceSettings(**{**settings.__dict__, "overlap": 0.1, "mirror": False})
         say("sliding-window inference")
         probs = predict_probabilities(self.net, prepared.image, self.bundle, settings,
-                                      self.device)
+                                      self.device, None if self._checked else self.arch_label)
+        self._checked = True
         say("resampling to the input grid")
         channels = labels_on_input_grid(probs, prepared.canonical_shape, prepared.transform)
         lut = np.asarray(self.bundle.label_values, dtype=np.uint16)
         labels = lut[channels].astype(np.uint8 if lut.max() < 256 else np.uint16)
         for spec, params in self.postprocessors:
             say(f"postprocessing: {spec.name}")
-            labels = _run_postprocessor(spec, labels, volume.spacing, params)
+            labels = _run_postprocessor(spec, labels, volume.spacing, params,
+                                        self.registry.postprocessors.providers.get(spec.name))
         prob_volume = None
         if self.settings.probabilities:
             full = torch.stack([resize(probs[c : c + 1], prepared.canonical_shape)[0]
@@ -189,20 +261,20 @@ def _pp_item(item: Any) -> tuple[str, dict[str, Any]]:
     raise MedsegError(f"bad postprocessor entry {item!r}")
 
 
-def _run_postprocessor(spec, labels: np.ndarray, spacing, params: dict[str, Any]) -> np.ndarray:
+def _run_postprocessor(spec, labels: np.ndarray, spacing, params: dict[str, Any],
+                       plugin: str | None = None) -> np.ndarray:
     params = dict(params)
     classes = params.pop("classes", None)
+    who = f"postprocessor {spec.name!r}" + (f" of plugin {plugin!r}" if plugin else "")
     try:
         out = spec.fn(labels, spacing=spacing, classes=classes, **params)
     except MedsegError:
         raise
     except Exception as exc:
-        raise MedsegError(f"postprocessor {spec.name!r} failed: {type(exc).__name__}: "
-                          f"{exc}") from None
+        raise PluginError(f"{who} failed: {type(exc).__name__}: {exc}") from None
     out = np.asarray(out)
     if out.shape != labels.shape:
-        raise MedsegError(f"postprocessor {spec.name!r} returned shape {out.shape}, "
-                          f"expected {labels.shape}")
+        raise PluginError(f"{who} returned shape {out.shape}, expected {labels.shape}")
     return out.astype(labels.dtype, copy=False)
 
 

@@ -209,8 +209,11 @@ def train(dataset_dir: str | Path, output: str | Path, config: TrainConfig | Non
     if cfg.architecture == "dynunet":
         params.setdefault("patch_size", list(patch))
         params.setdefault("spacing", list(pre.target_spacing or [1.0] * spatial_dims))
-    net = arch_spec.factory(spatial_dims=spatial_dims, in_channels=ds.n_channels,
-                            out_channels=num_classes, **params)
+    from medseg.inference import architecture_label, build_architecture, checked_forward
+
+    arch_label = architecture_label(reg, cfg.architecture)
+    net = build_architecture(reg, cfg.architecture, spatial_dims=spatial_dims,
+                             in_channels=ds.n_channels, out_channels=num_classes, **params)
     if init_bundle is not None:
         base = load_bundle(init_bundle, reg)
         if base.config["architecture"]["name"] != cfg.architecture or \
@@ -276,7 +279,8 @@ def train(dataset_dir: str | Path, output: str | Path, config: TrainConfig | Non
             y = batch["label"].to(device).long()
             optimizer.zero_grad(set_to_none=True)
             with autocast(device):
-                logits = model(x)
+                logits = model(x) if state["history"] else \
+                    checked_forward(model, x, num_classes, arch_label)
                 if logits.ndim == x.ndim + 1:  # DynUNet deep supervision
                     logits = logits[:, 0]
                 loss = loss_fn(logits.float(), y)

@@ -1,0 +1,232 @@
+"""Every hook is documented in docs/plugins.md and exercised here through a dummy plugin
+(tests/plugin_dummy.py implements all of them), in the manner of datasette's
+``test_plugin_hooks_have_tests``; plus call-time failures of plugin components, which are
+reported in one line naming the plugin."""
+
+import ast
+import json
+import re
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from medseg import hookspecs
+from medseg.bundle import load_bundle
+from medseg.cli import main
+from medseg.errors import PluginError
+from medseg.evaluation import evaluate_pair
+from medseg.inference import InferenceSettings, Segmenter
+from medseg.io import read_image
+from medseg.plugins import get_plugin_manager
+from medseg.registry import build_registry
+from medseg.training import TrainConfig, train
+from medseg.volume import LabelMap
+from tests import plugin_dummy
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs" / "plugins.md"
+HOOKS = sorted(n for n in dir(hookspecs) if n.startswith("medseg_")
+               and callable(getattr(hookspecs, n)))
+PLUGIN = "tests.plugin_dummy"
+
+
+def _test_function_names() -> set[str]:
+    names = set()
+    for path in (ROOT / "tests").glob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                names.add(node.name)
+    return names
+
+
+def test_hookspecs_are_found():
+    assert "medseg_register_architectures" in HOOKS and len(HOOKS) >= 5
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_plugin_hooks_are_documented(hook):
+    text = DOCS.read_text()
+    assert re.search(rf"^#+ `?{hook}`?", text, re.MULTILINE), f"{hook}: no section in {DOCS}"
+    assert f"def {hook}(" in text, f"{hook}: no example implementation in {DOCS}"
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_plugin_hooks_have_tests(hook):
+    """A test named after the hook exists and the dummy plugin implements it."""
+    tests = _test_function_names()
+    assert any(hook in name for name in tests), f"no test function mentions {hook}"
+    assert callable(getattr(plugin_dummy, hook, None)), f"tests/plugin_dummy.py lacks {hook}"
+
+
+@pytest.fixture
+def dummy_registry():
+    return build_registry(get_plugin_manager(plugins=[plugin_dummy]))
+
+
+@pytest.fixture(scope="module")
+def blobs(tmp_path_factory):
+    """Three 24^3 volumes with one bright ball each (class 1) as an nnU-Net-style dataset."""
+    root = tmp_path_factory.mktemp("blobs") / "Dataset099_Blobs"
+    for sub in ("imagesTr", "labelsTr", "imagesTs"):
+        (root / sub).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    grid = np.indices((24, 24, 24)).astype(np.float32)
+    affine = np.diag([1.5, 1.5, 2.0, 1.0])
+    for i in range(3):
+        centre = rng.uniform(8, 16, size=3)
+        ball = ((grid - centre[:, None, None, None]) ** 2).sum(0) < 25
+        image = ball * 100.0 + rng.normal(0, 10, ball.shape)
+        nib.save(nib.Nifti1Image(image.astype(np.float32), affine),
+                 str(root / "imagesTr" / f"b{i}_0000.nii.gz"))
+        nib.save(nib.Nifti1Image(ball.astype(np.uint8), affine),
+                 str(root / "labelsTr" / f"b{i}.nii.gz"))
+    shutil.copy(root / "imagesTr" / "b0_0000.nii.gz", root / "imagesTs" / "t0_0000.nii.gz")
+    (root / "dataset.json").write_text(json.dumps({
+        "channel_names": {"0": "MR"}, "numTraining": 3, "file_ending": ".nii.gz",
+        "labels": {"background": 0, "ball": 1}}))
+    return root
+
+
+def _config(**arch_params) -> TrainConfig:
+    return TrainConfig(architecture="dummy_net", arch_params=arch_params, loss="dummy_mse",
+                       iterations=2, val_every=2, patch_size=(16, 16, 16), batch_size=1,
+                       samples_per_volume=1, augment=False)
+
+
+@pytest.fixture(scope="module")
+def dummy_bundle(blobs, tmp_path_factory):
+    reg = build_registry(get_plugin_manager(plugins=[plugin_dummy]))
+    return train(blobs, tmp_path_factory.mktemp("dummy") / "bundle", _config(), registry=reg,
+                 progress=False)
+
+
+def _broken_copy(bundle, tmp_path, fail):
+    """A copy of ``bundle`` whose architecture is told to fail (same weights)."""
+    out = tmp_path / f"broken_{fail}"
+    shutil.copytree(bundle.path, out)
+    config = json.loads((out / "config.json").read_text())
+    config["architecture"]["params"]["fail"] = fail
+    (out / "config.json").write_text(json.dumps(config))
+    return out
+
+
+# ---- one test per hook -------------------------------------------------------------------
+def test_medseg_register_architectures(dummy_registry, dummy_bundle, blobs):
+    assert dummy_registry.architectures.providers["dummy_net"] == PLUGIN
+    net = dummy_registry.architectures.get("dummy_net").factory(
+        spatial_dims=2, in_channels=2, out_channels=3)
+    assert net(torch.zeros(1, 2, 8, 8)).shape == (1, 3, 8, 8)
+    # trained like a built-in, and it segments on the input's grid
+    assert dummy_bundle.config["architecture"] == {"name": "dummy_net", "params": {}}
+    image = read_image(blobs / "imagesTs" / "t0_0000.nii.gz")
+    labels = Segmenter(dummy_bundle, InferenceSettings(), dummy_registry)(image).labels
+    assert labels.same_grid(image)
+
+
+def test_medseg_register_losses(dummy_registry, dummy_bundle):
+    assert dummy_registry.losses.providers["dummy_mse"] == PLUGIN
+    loss = dummy_registry.losses.get("dummy_mse").factory(num_classes=3)
+    value = loss(torch.zeros(2, 3, 4, 4), torch.zeros(2, 1, 4, 4, dtype=torch.long))
+    assert value.ndim == 0 and float(value) == pytest.approx((2 * (1 / 3) ** 2 + (2 / 3) ** 2)
+                                                             / 3)
+    assert dummy_bundle.config["training"]["config"]["loss"] == "dummy_mse"
+
+
+def test_medseg_register_postprocessors(dummy_registry, dummy_bundle, blobs):
+    assert dummy_registry.postprocessors.providers["dummy_invert"] == PLUGIN
+    image = read_image(blobs / "imagesTs" / "t0_0000.nii.gz")
+    plain = Segmenter(dummy_bundle, InferenceSettings(), dummy_registry)(image).labels.data
+    settings = InferenceSettings(postprocessors=[("dummy_invert", {"value": 1})])
+    inverted = Segmenter(dummy_bundle, settings, dummy_registry)(image).labels.data
+    np.testing.assert_array_equal(inverted, 1 - plain)
+
+
+def test_medseg_register_readers(dummy_registry, tmp_path):
+    assert dummy_registry.readers.providers["dummy"] == PLUGIN
+    data = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    path = tmp_path / "scan.bin"  # recognised by content, not by name
+    plugin_dummy.write(path, data)
+    volume = read_image(path, registry=dummy_registry)
+    np.testing.assert_array_equal(volume.data, data)
+    assert volume.spacing == (1.0, 1.0, 1.0)
+
+
+def test_medseg_register_metrics(dummy_registry):
+    assert dummy_registry.metrics.providers["dummy_volume_difference"] == PLUGIN
+    ref = np.zeros((6, 6, 6), dtype=np.uint8)
+    ref[1:3, 1:3, 1:3] = 1
+    pred = ref.copy()
+    pred[4, 4, 4] = 1
+    affine = np.diag([2.0, 1.0, 0.5, 1.0])
+    spec = dummy_registry.metrics.get("dummy_volume_difference")
+    rows = evaluate_pair(LabelMap(pred[None], affine), LabelMap(ref[None], affine), [1],
+                         extra_metrics=[spec])
+    assert rows[0]["dummy_volume_difference"] == pytest.approx(1.0)
+
+
+# ---- call-time failures name the plugin -------------------------------------------------
+@pytest.mark.parametrize(("fail", "message"), [
+    ("build", r"architecture 'dummy_net' of plugin 'tests.plugin_dummy' failed to build: "
+              r"ValueError: dummy refuses to build"),
+    ("forward", r"'dummy_net' of plugin 'tests.plugin_dummy' failed on input of shape "
+                r"\(1, 1, 16, 16, 16\): RuntimeError: dummy forward exploded"),
+    ("shape", r"'dummy_net' of plugin 'tests.plugin_dummy' returned logits of shape "
+              r"\(1, 2, 8, 16, 16\) for input \(1, 1, 16, 16, 16\), expected "
+              r"\(1, 2, 16, 16, 16\)"),
+], ids=["build", "forward", "shape"])
+def test_training_reports_a_failing_architecture_by_plugin(fail, message, blobs, tmp_path,
+                                                          dummy_registry):
+    with pytest.raises(PluginError, match=message) as info:
+        train(blobs, tmp_path / "out", _config(fail=fail), registry=dummy_registry,
+              progress=False)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("fail", "message"), [
+    ("build", "failed to build or load its weights: ValueError: dummy refuses to build"),
+    ("forward", "failed on input of shape .*: RuntimeError: dummy forward exploded"),
+    ("shape", r"returned logits of shape \(2, 2, 8, 16, 16\)"),
+], ids=["build", "forward", "shape"])
+def test_segmenter_reports_a_failing_architecture_by_plugin(fail, message, dummy_bundle, blobs,
+                                                           tmp_path, dummy_registry):
+    image = read_image(blobs / "imagesTs" / "t0_0000.nii.gz")
+    bundle = load_bundle(_broken_copy(dummy_bundle, tmp_path, fail), dummy_registry)
+    with pytest.raises(PluginError, match=f"architecture 'dummy_net' of plugin "
+                                          f"'tests.plugin_dummy' {message}"):
+        Segmenter(bundle, InferenceSettings(), dummy_registry)(image)
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("dummy_raise", "failed: RuntimeError: dummy postprocessor exploded"),
+    ("dummy_bad_shape", r"returned shape \(1, 24, 24\), expected \(24, 24, 24\)"),
+], ids=["raises", "bad-shape"])
+def test_failing_postprocessor_is_reported_by_plugin(name, message, dummy_bundle, blobs,
+                                                     dummy_registry):
+    image = read_image(blobs / "imagesTs" / "t0_0000.nii.gz")
+    seg = Segmenter(dummy_bundle, InferenceSettings(postprocessors=[(name, {})]), dummy_registry)
+    with pytest.raises(PluginError, match=f"postprocessor '{name}' of plugin "
+                                          f"'tests.plugin_dummy' {message}"):
+        seg(image)
+
+
+def test_cli_reports_failing_plugin_architecture_in_one_line(dummy_bundle, blobs, tmp_path,
+                                                            capsys):
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    shutil.copy(Path(plugin_dummy.__file__), folder / "plugin_dummy.py")
+    image = str(blobs / "imagesTs" / "t0_0000.nii.gz")
+    base = ["--plugins-dir", str(folder), "segment", image, "--quiet"]
+    assert main([*base, "-o", str(tmp_path / "a"), "-m",
+                 str(_broken_copy(dummy_bundle, tmp_path, "build"))]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "architecture 'dummy_net' of plugin 'file:plugin_dummy' failed to build" in err
+    # a failure at call time fails that case only, with the plugin named in the summary
+    assert main([*base, "-o", str(tmp_path / "b"), "-m",
+                 str(_broken_copy(dummy_bundle, tmp_path, "shape"))]) == 1
+    out = capsys.readouterr().out
+    assert "t0: error: architecture 'dummy_net' of plugin 'file:plugin_dummy' returned" in out
