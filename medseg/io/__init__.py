@@ -45,10 +45,12 @@ def read_image(
     if path.is_dir() and not any(path.iterdir()):
         raise InputError(path, "folder is empty")
     reg = _registry(registry)
+    from medseg.io.guards import reason
+
     for reader in reg.readers_by_priority():
         try:
             recognised = reader.sniff(path)
-        except OSError:
+        except Exception:  # a sniffer that trips on hostile bytes does not recognise them
             recognised = False
         if not recognised:
             continue
@@ -57,10 +59,15 @@ def read_image(
         except MedsegError:
             raise
         except TypeError as exc:
-            raise InputError(path, f"reader {reader.name!r} rejected the options ({exc})") from None
-        except Exception as exc:  # a plugin reader's own bug: name it, no traceback
-            raise InputError(path, f"reader {reader.name!r} failed ({type(exc).__name__}: "
-                                   f"{exc})") from None
+            if "argument" in str(exc):
+                raise InputError(path, f"reader {reader.name!r} rejected the options "
+                                       f"({reason(exc)})") from None
+            raise InputError(path, f"reader {reader.name!r} failed ({reason(exc)})") from None
+        except MemoryError:
+            raise InputError(path, "image is too large to load into memory") from None
+        except Exception as exc:  # last resort (a plugin's bug, a decoder's surprise): no
+            # traceback, one line naming the file and the exception type
+            raise InputError(path, f"reader {reader.name!r} failed ({reason(exc)})") from None
     expected = [r.name for r in reg.readers.specs.values()
                 if any(str(path).lower().endswith(e) for e in r.extensions)]
     if path.is_dir():

@@ -7,17 +7,18 @@ bounded, and the size is counted while decompressing (headers can lie).
 
 from __future__ import annotations
 
-import os
 import shutil
 import stat
 import zipfile
 from pathlib import Path, PurePosixPath
 
 from medseg.errors import InputError
+from medseg.io.guards import DECODE_ERRORS, reason
+from medseg.limits import max_unzipped_bytes, max_zip_members
 
-MAX_MEMBERS = int(os.environ.get("MEDSEG_MAX_ZIP_MEMBERS", "20000"))
-MAX_UNZIPPED_BYTES = int(os.environ.get("MEDSEG_MAX_UNZIPPED_BYTES", str(4 * 1024**3)))
 _CHUNK = 1 << 20
+_ZIP_ERRORS: tuple[type[BaseException], ...] = (zipfile.BadZipFile, zipfile.LargeZipFile,
+                                                *DECODE_ERRORS)
 
 
 def _check_member(archive: Path, info: zipfile.ZipInfo) -> PurePosixPath:
@@ -47,14 +48,14 @@ def safe_extract_zip(
     """
     archive = Path(archive)
     dest = Path(dest)
-    max_members = MAX_MEMBERS if max_members is None else max_members
-    max_bytes = MAX_UNZIPPED_BYTES if max_bytes is None else max_bytes
+    max_members = max_zip_members() if max_members is None else max_members
+    max_bytes = max_unzipped_bytes() if max_bytes is None else max_bytes
     try:
         zf = zipfile.ZipFile(archive)
     except FileNotFoundError:
         raise InputError(archive, "file not found") from None
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise InputError(archive, f"not a readable zip archive ({exc})") from None
+    except _ZIP_ERRORS as exc:
+        raise InputError(archive, f"not a readable zip archive ({reason(exc)})") from None
     with zf:
         infos = zf.infolist()
         if len(infos) > max_members:
@@ -88,9 +89,11 @@ def safe_extract_zip(
         except InputError:
             _cleanup(dest, written)
             raise
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        except _ZIP_ERRORS as exc:
+            # bad CRC or deflate data, encrypted members (RuntimeError), unsupported
+            # compression (NotImplementedError), a member clashing with a folder (OSError)
             _cleanup(dest, written)
-            raise InputError(archive, f"corrupt zip archive ({exc})") from None
+            raise InputError(archive, f"corrupt zip archive ({reason(exc)})") from None
     return written
 
 

@@ -7,6 +7,7 @@ The affine is built in LPS+ as DICOM defines it and converted to RAS+.
 
 from __future__ import annotations
 
+import mmap
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
@@ -14,14 +15,18 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 
-from medseg.errors import InputError, MultipleSeriesError
+from medseg.errors import GeometryError, InputError, MultipleSeriesError
 from medseg.io.archive import safe_extract_zip
+from medseg.io.guards import DECODE_ERRORS, check_declared_size, reason
 from medseg.volume import LPS_TO_RAS, Volume
 
 #: Relative tolerance on the spacing between consecutive slices.
 SLICE_SPACING_RTOL = 0.01
+#: what pydicom and its pixel handlers raise on malformed files
+_DICOM_ERRORS: tuple[type[BaseException], ...] = (InvalidDicomError, BytesLengthException,
+                                                  *DECODE_ERRORS)
 _NON_IMAGE_MODALITIES = {"SR", "PR", "KO", "RTSTRUCT", "RTPLAN", "RTDOSE", "REG", "DOC"}
 
 
@@ -42,6 +47,20 @@ def sniff_dicom(path: Path) -> bool:
     if path.is_file() and path.suffix.lower() == ".zip":
         return True
     return path.is_file() and sniff_dicom_file(path)
+
+
+def dcmread(path: Path, *, stop_before_pixels: bool = False) -> pydicom.Dataset:
+    """``pydicom.dcmread`` through a read-only memory map.
+
+    A corrupt element length (say 4 GB in a 40 kB file) makes pydicom ask for that many
+    bytes; a real file object allocates the whole request before finding the file short,
+    a memory map only returns what is there.
+    """
+    with open(path, "rb") as fh:
+        if not fh.seek(0, 2):
+            raise InputError(path, "file is empty")
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            return pydicom.dcmread(buf, stop_before_pixels=stop_before_pixels)  # type: ignore[arg-type]
 
 
 def _iter_files(folder: Path):
@@ -82,14 +101,15 @@ def _scan(folder: Path) -> dict[str, list[_Slice]]:
         if not sniff_dicom_file(p):
             continue
         try:
-            ds = pydicom.dcmread(p, stop_before_pixels=True)
-        except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
-            raise InputError(p, f"corrupt DICOM file ({exc})") from None
-        if str(getattr(ds, "Modality", "")) in _NON_IMAGE_MODALITIES:
-            continue  # structured reports, presentation states, RT structures, ...
-        if "Rows" not in ds or "Columns" not in ds:
-            raise InputError(p, "truncated or incomplete DICOM file (no image attributes)")
-        groups[_series_key(ds)].append(_Slice(p, ds))
+            ds = dcmread(p, stop_before_pixels=True)
+            if str(getattr(ds, "Modality", "")) in _NON_IMAGE_MODALITIES:
+                continue  # structured reports, presentation states, RT structures, ...
+            if "Rows" not in ds or "Columns" not in ds:
+                raise InputError(p, "truncated or incomplete DICOM file (no image attributes)")
+            key = _series_key(ds)
+        except _DICOM_ERRORS as exc:
+            raise InputError(p, f"corrupt DICOM file ({reason(exc)})") from None
+        groups[key].append(_Slice(p, ds))
     return dict(groups)
 
 
@@ -101,6 +121,16 @@ def read_dicom(path: str | Path, series: str | None = None) -> Volume:
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file not found")
+    try:
+        return _read_any(path, series)
+    except GeometryError as exc:
+        raise InputError(path, f"invalid geometry ({exc})") from None
+    except _DICOM_ERRORS as exc:
+        # malformed attribute values surface lazily (pydicom parses elements on access)
+        raise InputError(path, f"malformed DICOM data ({reason(exc)})") from None
+
+
+def _read_any(path: Path, series: str | None) -> Volume:
     if path.is_file() and path.suffix.lower() == ".zip":
         with tempfile.TemporaryDirectory(prefix="medseg-dicom-") as tmp:
             safe_extract_zip(path, tmp)
@@ -161,12 +191,30 @@ def _rescale(ds: pydicom.Dataset, pixels: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def _declared_frame(ds: pydicom.Dataset) -> tuple[list[int], int]:
+    """(frames, rows, columns, samples) and bytes per sample, as the header declares them."""
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
+    bits = int(getattr(ds, "BitsAllocated", 16) or 16)
+    return [frames, rows, cols, samples], max(1, (bits + 7) // 8)
+
+
 def _pixels(path: Path) -> tuple[pydicom.Dataset, np.ndarray]:
     try:
-        ds = pydicom.dcmread(path)
+        ds = dcmread(path)
+        if "PixelData" not in ds and "FloatPixelData" not in ds \
+                and "DoubleFloatPixelData" not in ds:
+            raise InputError(path, "DICOM file holds no pixel data")
+        shape, itemsize = _declared_frame(ds)
+        check_declared_size(path, shape, itemsize, what="DICOM header")
         pixels = ds.pixel_array
-    except (InvalidDicomError, OSError, ValueError, EOFError, AttributeError, RuntimeError) as exc:
-        raise InputError(path, f"cannot decode DICOM pixel data ({exc})") from None
+    except InputError:
+        raise
+    except MemoryError:
+        raise InputError(path, "DICOM pixel data is too large to load into memory") from None
+    except _DICOM_ERRORS as exc:
+        raise InputError(path, f"cannot decode DICOM pixel data ({reason(exc)})") from None
     return ds, pixels
 
 
@@ -222,6 +270,8 @@ def _sort_slices(items: list[_Slice], shown: Path) -> tuple[list[_Slice], list[n
 def _stack(items: list[_Slice], shown: Path) -> Volume:
     sorted_items, pos = _sort_slices(items, shown)
     first = sorted_items[0].ds
+    declared, itemsize = _declared_frame(first)
+    check_declared_size(shown, [len(sorted_items), *declared], itemsize, what="DICOM series")
     row, col = _orientation(first, sorted_items[0].path)
     frames = []
     shape = None
@@ -246,7 +296,7 @@ def series_datasets(path: str | Path, series: str | None = None) -> list[pydicom
             safe_extract_zip(path, tmp)
             return series_datasets(tmp, series)
     if path.is_file():
-        return [pydicom.dcmread(path)]
+        return [dcmread(path)]
     groups = _scan(path)
     if not groups:
         raise InputError(path, "no DICOM image files found")
@@ -254,7 +304,7 @@ def series_datasets(path: str | Path, series: str | None = None) -> list[pydicom
         raise MultipleSeriesError(path, [_describe(u, i) for u, i in groups.items()])
     items = groups[series] if series is not None else next(iter(groups.values()))
     ordered = _sort_slices(items, path)[0] if len(items) > 1 else items
-    return [pydicom.dcmread(it.path) for it in ordered]
+    return [dcmread(it.path) for it in ordered]
 
 
 def _read_single(path: Path) -> Volume:

@@ -13,11 +13,14 @@ from PIL import Image, UnidentifiedImageError
 
 from medseg.errors import InputError
 from medseg.io.atomic import atomic_path
+from medseg.io.guards import DECODE_ERRORS, check_declared_size, reason
 from medseg.volume import LabelMap, Volume
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 _MAGICS = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"BM")
 Image.MAX_IMAGE_PIXELS = 20000 * 20000  # decompression-bomb guard: 400 Mpx
+_IMAGE_ERRORS: tuple[type[BaseException], ...] = (UnidentifiedImageError,
+                                                  Image.DecompressionBombError, *DECODE_ERRORS)
 
 
 def sniff_image2d(path: Path) -> bool:
@@ -35,15 +38,21 @@ def read_image2d(path: str | Path) -> Volume:
     path = Path(path)
     try:
         with Image.open(path) as im:
+            bands = len(im.getbands())
+            itemsize = 4 if im.mode in ("I", "F") or im.mode.startswith("I;32") else \
+                2 if im.mode.startswith("I;16") else 1
+            check_declared_size(path, [im.width, im.height, bands], itemsize,
+                                what="image header")
             im.load()
             if im.mode in ("P", "PA", "LA", "CMYK", "YCbCr"):
                 im = im.convert("RGBA" if "A" in im.mode else "RGB")
             arr = np.asarray(im)
     except FileNotFoundError:
         raise InputError(path, "file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
-            Image.DecompressionBombError) as exc:
-        raise InputError(path, f"not a readable 2D image ({exc})") from None
+    except InputError:
+        raise
+    except _IMAGE_ERRORS as exc:
+        raise InputError(path, f"not a readable 2D image ({reason(exc)})") from None
     if arr.ndim == 3 and arr.shape[2] == 4:
         arr = arr[..., :3]  # drop alpha
     arr = arr.T[None] if arr.ndim == 2 else np.transpose(arr, (2, 1, 0))

@@ -9,6 +9,7 @@ import SimpleITK as sitk
 
 from medseg.errors import InputError
 from medseg.io.atomic import atomic_path
+from medseg.io.guards import check_declared_size, reason
 from medseg.volume import LPS_TO_RAS, LabelMap, Volume, affine_from_geometry
 
 ITK_EXTENSIONS = (".nrrd", ".nhdr", ".mha", ".mhd")
@@ -27,6 +28,30 @@ def sniff_itk(path: Path) -> bool:
     return path.suffix.lower() in (".mha", ".mhd") and b"ObjectType" in head
 
 
+def _component_bytes(pixel_id: int) -> int:
+    """Bytes per component from SimpleITK's pixel type text ("vector of 16-bit ...")."""
+    text = sitk.GetPixelIDValueAsString(pixel_id)
+    bits = next((int(w.split("-")[0]) for w in text.split() if w.endswith("-bit")), 64)
+    return bits // 8 * (2 if "complex" in text else 1)
+
+
+def _check_header(path: Path, reader: sitk.ImageFileReader) -> None:
+    """Refuse absurd or oversized headers before SimpleITK allocates the image."""
+    shape = list(reader.GetSize())
+    itemsize = _component_bytes(reader.GetPixelID()) * max(reader.GetNumberOfComponents(), 1)
+    spacing = np.asarray(reader.GetSpacing(), dtype=float)
+    if not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
+        raise InputError(path, f"header declares invalid voxel spacing {spacing.tolist()}")
+    if not np.all(np.isfinite(reader.GetOrigin())) or \
+            not np.all(np.isfinite(reader.GetDirection())):
+        raise InputError(path, "header declares a NaN or infinite origin or direction")
+    # a self-contained file cannot expand beyond the DEFLATE ratio; a detached header's data
+    # file is checked by _check_mhd_data (raw) or by SimpleITK itself
+    available = path.stat().st_size if path.suffix.lower() in (".mha", ".nrrd") else None
+    check_declared_size(path, shape, itemsize, available=available, compressed=True,
+                        what="image header")
+
+
 def read_itk(path: str | Path) -> Volume:
     path = Path(path)
     if not path.exists():
@@ -34,10 +59,16 @@ def read_itk(path: str | Path) -> Volume:
     if path.suffix.lower() == ".mhd":
         _check_mhd_data(path)
     try:
-        img = sitk.ReadImage(str(path))
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        reader.ReadImageInformation()
+        _check_header(path, reader)
+        img = reader.Execute()
     except RuntimeError as exc:
-        msg = str(exc).strip().splitlines()[-1][:200]
+        msg = " ".join(str(exc).strip().splitlines()[-1:])[:200] or type(exc).__name__
         raise InputError(path, f"not a readable image ({msg})") from None
+    except MemoryError:
+        raise InputError(path, "image is too large to load into memory") from None
     ndim = img.GetDimension()
     if ndim not in (2, 3):
         raise InputError(path, f"unsupported {ndim}D ITK image")
@@ -48,7 +79,13 @@ def read_itk(path: str | Path) -> Volume:
         arr = np.transpose(arr, (0, *range(ndim, 0, -1)))
     else:
         arr = arr.T[None]
-    affine = affine_from_geometry(img.GetSpacing(), img.GetOrigin(), img.GetDirection(), lps=True)
+    if arr.dtype.kind not in "biuf":
+        raise InputError(path, f"unsupported voxel type {arr.dtype}")
+    try:
+        affine = affine_from_geometry(img.GetSpacing(), img.GetOrigin(), img.GetDirection(),
+                                      lps=True)
+    except Exception as exc:
+        raise InputError(path, f"invalid geometry ({reason(exc)})") from None
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise InputError(path, "image contains NaN or infinite voxels")
     try:
@@ -59,6 +96,8 @@ def read_itk(path: str | Path) -> Volume:
 
 def _check_mhd_data(path: Path) -> None:
     """A detached MetaImage header must point at a raw file of the declared size."""
+    if path.stat().st_size > 1 << 20:
+        raise InputError(path, "MetaImage header is larger than 1 MB; not a header")
     fields = {}
     for line in path.read_text(errors="replace").splitlines():
         if "=" in line:
@@ -68,15 +107,23 @@ def _check_mhd_data(path: Path) -> None:
     if not data_file or data_file == "LOCAL" or fields.get("CompressedData", "False") == "True":
         return
     raw = path.parent / data_file
+    if "LIST" in data_file or "%" in data_file:
+        return  # a list or pattern of slice files: SimpleITK checks them
     if not raw.is_file():
         raise InputError(path, f"data file {data_file} named in the header is missing")
     sizes = {"MET_UCHAR": 1, "MET_CHAR": 1, "MET_USHORT": 2, "MET_SHORT": 2, "MET_UINT": 4,
              "MET_INT": 4, "MET_FLOAT": 4, "MET_DOUBLE": 8, "MET_LONG": 8, "MET_ULONG": 8}
-    dims = [int(x) for x in fields.get("DimSize", "0").split()]
+    try:
+        dims = [int(x) for x in fields.get("DimSize", "0").split()]
+        ncomp = int(fields.get("ElementNumberOfChannels", "1"))
+    except ValueError:
+        raise InputError(path, "MetaImage header has a non-integer DimSize or channel count")\
+            from None
     elem = sizes.get(fields.get("ElementType", ""), 0)
-    ncomp = int(fields.get("ElementNumberOfChannels", "1"))
-    expected = int(np.prod(dims)) * elem * ncomp
-    if elem and raw.stat().st_size < expected:
+    if not elem:
+        return
+    expected = check_declared_size(path, [*dims, ncomp], elem, what="MetaImage header")
+    if raw.stat().st_size < expected:
         raise InputError(path, f"data file {data_file} is truncated "
                                f"({raw.stat().st_size} of {expected} bytes)")
 

@@ -16,10 +16,15 @@ import numpy as np
 
 from medseg.errors import InputError
 from medseg.io.atomic import atomic_path
+from medseg.io.guards import DECODE_ERRORS, check_declared_size, reason
 from medseg.volume import LabelMap, Volume
 
 _NIFTI1_MAGIC = (b"n+1\x00", b"ni1\x00")
 _NIFTI2_MAGIC = (b"n+2\x00", b"ni2\x00")
+#: what nibabel raises on malformed headers and data
+_NIFTI_ERRORS: tuple[type[BaseException], ...] = (
+    nib.filebasedimages.ImageFileError, nib.spatialimages.HeaderDataError,
+    nib.spatialimages.ImageDataError, *DECODE_ERRORS)
 
 
 def _head(path: Path, n: int) -> bytes:
@@ -45,21 +50,59 @@ def sniff_nifti(path: Path) -> bool:
     return len(head) >= 540 and head[4:8] in _NIFTI2_MAGIC
 
 
+def _check_header(path: Path, img: Any) -> None:
+    """Refuse absurd or oversized headers before a voxel is allocated.
+
+    An uncompressed file must hold ``vox_offset`` plus the declared voxels; a gzipped one
+    cannot expand beyond the DEFLATE ratio (a tiny ``.nii.gz`` claiming gigabytes is refused).
+    """
+    header = img.header
+    shape = tuple(int(d) for d in header.get_data_shape())
+    itemsize = header.get_data_dtype().itemsize
+    size = path.stat().st_size
+    gz = _is_gzip(path)
+    offset = int(header.get_data_offset()) if not gz else 0
+    if not gz and offset > size:
+        raise InputError(path, f"file is truncated or corrupt: voxels start at byte {offset} "
+                               f"but the file holds {size} bytes")
+    check_declared_size(path, shape, itemsize, available=size - offset, compressed=gz,
+                        what="NIfTI header")
+    if gz:
+        _check_gzip_stream(path)
+
+
+def _check_gzip_stream(path: Path) -> None:
+    """Decompress to the end (in chunks, output discarded) so the CRC and length trailer are
+    checked: nibabel stops reading once it has the voxels and would accept a file whose end
+    is cut off or whose deflate data decodes to wrong bytes."""
+    with gzip.open(path, "rb") as gz:
+        while gz.read(1 << 22):
+            pass
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
 def read_nifti(path: str | Path) -> Volume:
     """Read a 2D, 3D or 4D NIfTI; the 4th (or 5th, vector) axis becomes channels."""
     path = Path(path)
     try:
         img: Any = nib.load(str(path))
+        _check_header(path, img)
         affine = np.asarray(img.affine, dtype=np.float64)
         data = np.asanyarray(img.dataobj)
     except FileNotFoundError:
         raise InputError(path, "file not found") from None
+    except InputError:
+        raise
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        detail = str(exc) or type(exc).__name__
-        raise InputError(path, f"file is truncated or corrupt ({detail})") from None
-    except (nib.filebasedimages.ImageFileError, ValueError, OSError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(path, f"not a readable NIfTI file ({msg})") from None
+        raise InputError(path, f"file is truncated or corrupt ({reason(exc)})") from None
+    except MemoryError:
+        raise InputError(path, "image is too large to load into memory") from None
+    except _NIFTI_ERRORS as exc:
+        raise InputError(path, f"not a readable NIfTI file ({reason(exc)})") from None
     if data.ndim == 5 and data.shape[3] == 1:  # NIfTI vector intent: X, Y, Z, 1, C
         data = data[:, :, :, 0, :]
     if data.ndim in (2, 3):
@@ -68,6 +111,8 @@ def read_nifti(path: str | Path) -> Volume:
         arr = np.moveaxis(data, -1, 0)
     else:
         raise InputError(path, f"unsupported NIfTI dimensionality {data.shape}")
+    if arr.dtype.kind not in "biuf":
+        raise InputError(path, f"unsupported NIfTI voxel type {arr.dtype}")
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         n_bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise InputError(path, f"image contains {n_bad} NaN or infinite voxels")

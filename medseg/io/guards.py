@@ -1,0 +1,69 @@
+"""Checks every reader makes on untrusted input before it allocates or trusts anything.
+
+* :func:`check_declared_size`: the size an image header declares is refused when a dimension
+  is not positive, when the decoded image would exceed :func:`medseg.limits.max_image_bytes`,
+  or when the file is too small to hold what it declares (a tiny compressed "bomb").
+* :func:`reason`: the one-line text of a library exception for an :class:`InputError`.
+* :data:`DECODE_ERRORS`: what third-party decoders raise on hostile bytes; readers turn these
+  into :class:`InputError` naming the file.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+from medseg.errors import InputError
+from medseg.limits import MAX_COMPRESSION_RATIO, max_image_bytes
+
+#: exceptions decoders (nibabel, pydicom, Pillow, numpy) raise on malformed bytes
+DECODE_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError, TypeError, KeyError, IndexError, AttributeError, EOFError, OSError,
+    RuntimeError, NotImplementedError, OverflowError, ZeroDivisionError, ArithmeticError,
+    struct.error, zlib.error, MemoryError, RecursionError, SyntaxError, LookupError,
+)
+
+
+def reason(exc: BaseException, limit: int = 200) -> str:
+    """``Type: message`` on one line, shortened (library messages can span many lines)."""
+    text = " ".join(str(exc).split())
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def check_declared_size(
+    path: str | Path,
+    shape: Sequence[int],
+    itemsize: int,
+    *,
+    available: int | None = None,
+    compressed: bool = False,
+    what: str = "header",
+) -> int:
+    """Refuse an image whose ``what`` declares ``shape`` of ``itemsize``-byte elements when it
+    is empty, negative, beyond the configured limit, or larger than ``available`` bytes can
+    hold (``compressed``: allowing the largest DEFLATE ratio). Return the declared bytes."""
+    dims = [int(d) for d in shape]
+    if not dims or any(d <= 0 for d in dims):
+        raise InputError(path, f"{what} declares an empty or negative image size {dims}")
+    nbytes = math.prod(dims) * max(int(itemsize), 1)
+    limit = max_image_bytes()
+    if nbytes > limit:
+        raise InputError(
+            path,
+            f"{what} declares {'x'.join(map(str, dims))} voxels ({nbytes} bytes), more than "
+            f"the limit of {limit} bytes (MEDSEG_MAX_IMAGE_BYTES)",
+        )
+    if available is not None:
+        room = available * MAX_COMPRESSION_RATIO + (1 << 16) if compressed else available
+        if nbytes > room:
+            raise InputError(
+                path,
+                f"file is truncated or corrupt: {what} declares {nbytes} bytes of voxels but "
+                f"the file holds only {available} bytes{' (compressed)' if compressed else ''}",
+            )
+    return nbytes
