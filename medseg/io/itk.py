@@ -52,11 +52,91 @@ def _check_header(path: Path, reader: sitk.ImageFileReader) -> None:
                         what="image header")
 
 
+#: MetaImage fields with one number per dimension (or per direction entry), checked before
+#: SimpleITK parses them: MetaIO crashes the process (SIGSEGV) on ``NDims = -1`` and friends
+_META_VECTORS = {"DimSize": 1, "ElementSpacing": 1, "ElementSize": 1, "Offset": 1,
+                 "Position": 1, "Origin": 1, "CenterOfRotation": 1, "TransformMatrix": 2,
+                 "Rotation": 2, "Orientation": 2}
+_META_TYPES = {"MET_UCHAR", "MET_CHAR", "MET_USHORT", "MET_SHORT", "MET_UINT", "MET_INT",
+               "MET_ULONG", "MET_LONG", "MET_ULONG_LONG", "MET_LONG_LONG", "MET_FLOAT",
+               "MET_DOUBLE"}
+
+
+def _header_fields(path: Path, sep: str, end_key: str | None) -> dict[str, str]:
+    """``key sep value`` lines of a text header (up to ``end_key`` or a blank line)."""
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    fields: dict[str, str] = {}
+    for raw in head.split(b"\n"):
+        line = raw.decode("latin-1").strip()
+        if not line and end_key is None:
+            break
+        if sep not in line or line.startswith("#"):
+            continue
+        key, value = (part.strip() for part in line.split(sep, 1))
+        fields[key] = value
+        if key == end_key:
+            break
+    return fields
+
+
+def _numbers(path: Path, key: str, text: str, count: int, *, integer: bool) -> list[float]:
+    try:
+        values = [int(v) if integer else float(v) for v in text.split()]
+    except ValueError:
+        values = []
+    if len(values) != count or not all(np.isfinite(values)):
+        raise InputError(path, f"malformed image header: {key} = {text[:60]!r}")
+    return values
+
+
+def _check_meta_header(path: Path) -> None:
+    """Validate a MetaImage (``.mha``/``.mhd``) header in Python before SimpleITK reads it."""
+    fields = _header_fields(path, "=", "ElementDataFile")
+    ndims = _numbers(path, "NDims", fields.get("NDims", ""), 1, integer=True)[0]
+    if ndims not in (2, 3):
+        raise InputError(path, f"unsupported image header: NDims = {fields['NDims'][:20]} "
+                               "(2 or 3 supported)")
+    n = int(ndims)
+    for key, power in _META_VECTORS.items():
+        if key in fields:
+            values = _numbers(path, key, fields[key], n**power, integer=key == "DimSize")
+            if key == "DimSize" and min(values) <= 0:
+                raise InputError(path, f"image header declares an empty or negative size "
+                                       f"{[int(v) for v in values]}")
+    if "DimSize" not in fields or fields.get("ElementType") not in _META_TYPES:
+        raise InputError(path, "malformed image header: DimSize or ElementType missing or "
+                               "unknown")
+    for key in ("ElementNumberOfChannels", "HeaderSize", "CompressedDataSize"):
+        if key in fields:
+            value = _numbers(path, key, fields[key], 1, integer=True)[0]
+            low = -1 if key == "HeaderSize" else (1 if key == "ElementNumberOfChannels" else 0)
+            if not low <= value < 2**40 or (key == "ElementNumberOfChannels" and value > 1024):
+                raise InputError(path, f"malformed image header: {key} = {fields[key][:20]}")
+
+
+def _check_nrrd_header(path: Path) -> None:
+    """Validate a NRRD header's dimension and sizes in Python before SimpleITK reads it."""
+    fields = _header_fields(path, ":", None)
+    dim = _numbers(path, "dimension", fields.get("dimension", ""), 1, integer=True)[0]
+    if not 1 <= dim <= 16:
+        raise InputError(path, f"malformed image header: dimension = {fields['dimension'][:20]}")
+    sizes = _numbers(path, "sizes", fields.get("sizes", ""), int(dim), integer=True)
+    if min(sizes) <= 0:
+        raise InputError(path, f"image header declares an empty or negative size "
+                               f"{[int(v) for v in sizes]}")
+
+
 def read_itk(path: str | Path) -> Volume:
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file not found")
-    if path.suffix.lower() == ".mhd":
+    suffix = path.suffix.lower()
+    if suffix in (".mha", ".mhd"):
+        _check_meta_header(path)
+    elif suffix in (".nrrd", ".nhdr"):
+        _check_nrrd_header(path)
+    if suffix == ".mhd":
         _check_mhd_data(path)
     try:
         reader = sitk.ImageFileReader()
