@@ -2,6 +2,11 @@
 
 One failing case is reported and the others still run. A case whose mask already exists is
 skipped unless ``overwrite``; under ``torchrun`` each rank takes every WORLD_SIZE-th case.
+
+Outputs are written atomically (a hidden ``.<name>.*.part*`` temporary renamed into place) and
+the mask last, so a run killed at any moment leaves complete files only; the temporaries a
+killed run left behind are removed when a later run reaches that case (only those older than
+the later run's start: a concurrent run's temporaries are newer and left alone).
 """
 
 from __future__ import annotations
@@ -77,6 +82,21 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[CaseInput]:
     return list({c.name: c for c in cases}.values())
 
 
+def remove_stale_parts(out_dir: Path, names: Iterable[str], before: float) -> list[Path]:
+    """Delete the atomic-write temporaries of ``names`` (files in ``out_dir``) last modified
+    before ``before`` (a time stamp): leftovers of a killed run, never a live writer's."""
+    removed = []
+    for name in names:
+        for part in out_dir.glob(f".{glob.escape(name)}.*.part*"):
+            try:
+                if part.stat().st_mtime < before:
+                    part.unlink()
+                    removed.append(part)
+            except FileNotFoundError:  # its writer finished or another run removed it
+                continue
+    return removed
+
+
 def segment_cases(cases: list[CaseInput], out_dir: str | Path, segmenter, *,
                   overwrite: bool = False, progress: bool = True, dicom_seg: bool = False,
                   keep_patient_data: bool = False) -> list[dict[str, Any]]:
@@ -84,6 +104,7 @@ def segment_cases(cases: list[CaseInput], out_dir: str | Path, segmenter, *,
     out_dir = Path(out_dir)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     mine = cases[rank::world]
+    started = time.time()
     rows: list[dict[str, Any]] = []
     bar = None
     if progress:
@@ -93,6 +114,8 @@ def segment_cases(cases: list[CaseInput], out_dir: str | Path, segmenter, *,
                    dynamic_ncols=True, position=rank)
     for case in mine:
         paths = output_paths(out_dir, case.name)
+        if out_dir.is_dir():
+            remove_stale_parts(out_dir, [p.name for p in paths.values()], started)
         row: dict[str, Any] = {"case": case.name, "input": str(case.path)}
         if paths["mask"].exists() and not overwrite:
             row.update(status="skipped", message="output exists (use --overwrite)")
@@ -123,5 +146,7 @@ def segment_cases(cases: list[CaseInput], out_dir: str | Path, segmenter, *,
     if bar is not None:
         bar.close()
     summary_name = "summary.json" if world == 1 else f"summary_rank{rank}.json"
+    if out_dir.is_dir():
+        remove_stale_parts(out_dir, [summary_name], started)
     write_text_atomic(out_dir / summary_name, json.dumps(rows, indent=2) + "\n")
     return rows
