@@ -230,3 +230,39 @@ def test_cli_reports_failing_plugin_architecture_in_one_line(dummy_bundle, blobs
                  str(_broken_copy(dummy_bundle, tmp_path, "shape"))]) == 1
     out = capsys.readouterr().out
     assert "t0: error: architecture 'dummy_net' of plugin 'file:plugin_dummy' returned" in out
+
+
+def _python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", DOCS.read_text(), re.DOTALL)
+
+
+def test_documented_hook_examples_are_working_plugins(tmp_path):
+    """Every complete example in docs/plugins.md registers cleanly and its components work."""
+    import types
+
+    modules = []
+    for i, code in enumerate(_python_blocks()):
+        if "@hookimpl" not in code:
+            continue
+        module = types.ModuleType(f"docs_example_{i}")
+        exec(compile(code, f"docs/plugins.md example {i}", "exec"), module.__dict__)
+        modules.append(module)
+    reg = build_registry(get_plugin_manager(plugins=modules, strict=True), strict=True)
+    assert {"acme_tiny", "acme_dice", "acme_min_size", "acme", "acme_volume_difference"} <= {
+        *reg.architectures, *reg.losses, *reg.postprocessors, *reg.readers, *reg.metrics}
+    net = reg.architectures.get("acme_tiny").factory(spatial_dims=2, in_channels=1,
+                                                     out_channels=3)
+    logits = net(torch.zeros(1, 1, 8, 8))
+    assert logits.shape == (1, 3, 8, 8)
+    loss = reg.losses.get("acme_dice").factory(num_classes=3)
+    assert loss(logits, torch.zeros(1, 1, 8, 8, dtype=torch.long)).ndim == 0
+    labels = np.zeros((5, 5), dtype=np.uint8)
+    labels[0, 0] = 1
+    out = reg.postprocessors.get("acme_min_size").fn(labels, spacing=(1.0, 1.0), min_voxels=2)
+    assert not out.any()
+    path = tmp_path / "scan.acme"
+    path.write_bytes(b"ACMEVOL1" + np.array([2, 3, 4], "<u2").tobytes()
+                     + np.ones(24, "<f4").tobytes())
+    assert read_image(path, registry=reg).spatial_shape == (2, 3, 4)
+    metric = reg.metrics.get("acme_volume_difference").fn
+    assert metric(labels > 0, labels < 0, (10.0, 10.0, 10.0)) == pytest.approx(1.0)
