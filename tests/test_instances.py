@@ -1,5 +1,6 @@
 """Instance and panoptic output on label maps with known components and known world geometry."""
 
+import contextlib
 import csv
 import json
 
@@ -12,6 +13,9 @@ from medseg.instances import find_instances
 from medseg.io import read_image, read_label_map
 from medseg.volume import LabelMap, affine_from_geometry
 from tests.conftest import oblique_affine
+
+with contextlib.suppress(pytest.skip.Exception):  # skipped when streamlit is missing
+    from tests.test_app import models_dir  # noqa: F401  (the app's bundle fixture)
 
 BRAIN_TS = "sample_data/Dataset001_BrainTissue/imagesTs/brain_100_0000.nii.gz"
 
@@ -118,3 +122,25 @@ def test_segment_cli_writes_instances_and_panoptic(tmp_path, capsys):
     assert main(["segment", BRAIN_TS, "-o", str(out), "-m", "brain_tissue", "--quiet",
                  "--instances", "tumour"]) == 2
     assert "grey_matter (2)" in capsys.readouterr().err
+
+
+def test_viewer_colours_by_instance(models_dir):
+    """The Segment page's "Colour by instance" option: instance colours, count and table."""
+    pytest.importorskip("streamlit")
+    from tests.test_app import _app, _classes, _ok, _segment_sample
+
+    at = _app("1_Segment.py")
+    _segment_sample(at)
+    before = [img.value for img in at.get("image")]
+    _classes(at).unselect(2).unselect(3).run()  # white matter only
+    at.checkbox(key="by_instance").check().run()
+    _ok(at)
+    caption = next(c.value for c in at.caption if "instances (" in c.value)
+    assert "white_matter:" in caption
+    table = next(d.value for d in at.dataframe if "centroid_x_mm" in d.value.columns)
+    assert set(table["name"]) <= {"white_matter"}
+    assert f"{len(table)} instances" in caption
+    assert len(at.get("image")) == 3 and [img.value for img in at.get("image")] != before
+    at.checkbox(key="by_instance").uncheck().run()
+    _ok(at)
+    assert not [d for d in at.dataframe if "centroid_x_mm" in d.value.columns]

@@ -6,15 +6,17 @@ from typing import Any
 
 import streamlit as st
 
+from medseg.instances import Instances, find_instances
 from medseg_ui import render
 
-_KEYS = ("window", "opacity")
+_KEYS = ("window", "opacity", "by_instance")
 
 
 def reset(state: Any) -> None:
     """Forget slice positions and overlay settings (a new image was loaded)."""
     for key in list(state.keys()):
-        if key.startswith(("slice_", "classes_")) or key in _KEYS or key == "_display":
+        if key.startswith(("slice_", "classes_")) or key in _KEYS or key in ("_display",
+                                                                             "_instances"):
             del state[key]
 
 
@@ -33,7 +35,23 @@ def _display(state: Any, image, seg) -> tuple[render.DisplayVolume, tuple[float,
     return cached[2], cached[3]
 
 
-def show(state: Any, image, seg) -> None:
+def _instances(state: Any, image, seg, classes: tuple[int, ...]
+               ) -> tuple[Instances, render.DisplayVolume]:
+    """Connected-component instances of ``classes`` and their display, cached per
+    (image, mask, classes)."""
+    cached = state.get("_instances")
+    if cached is None or cached[0] is not image or cached[1] is not seg or cached[2] != classes:
+        # a large panoptic offset: a fragmented class may have thousands of components
+        found = find_instances(seg.labels, classes, label_names=seg.label_names,
+                               offset=1_000_000)
+        cached = (image, seg, classes, found,
+                  render.DisplayVolume.from_volume(image, found.instance_map))
+        state["_instances"] = cached
+    return cached[3], cached[4]
+
+
+def show(state: Any, image, seg) -> Instances | None:
+    """Draw the viewer; returns the instances shown when colouring by instance."""
     disp, auto = _display(state, image, seg)
     label_names = {} if seg is None else {v: n for v, n in seg.label_names.items() if v != 0}
 
@@ -47,8 +65,17 @@ def show(state: Any, image, seg) -> None:
     visible = c3.multiselect("Show classes", list(label_names),
                              default=list(label_names), format_func=label_names.get,
                              key=f"classes_{state.get('seg_serial', 0)}", disabled=seg is None)
+    by_instance = st.checkbox("Colour by instance", key="by_instance", disabled=seg is None,
+                              help="each connected component of the shown classes in its own "
+                                   "colour")
     window = render.WINDOW_PRESETS[preset] or auto
-    if label_names:
+    found = None
+    if by_instance and seg is not None and visible:
+        found, disp = _instances(state, image, seg, tuple(sorted(visible)))
+        counts = ", ".join(f"{label_names[c]}: {n}" for c, n in found.counts().items())
+        st.caption(f"{len(found.table)} instances ({counts})")
+        visible = None  # every instance of the chosen classes
+    elif label_names:
         st.markdown(render.legend_html(label_names, visible), unsafe_allow_html=True)
 
     views = disp.views()
@@ -67,3 +94,4 @@ def show(state: Any, image, seg) -> None:
             where = _ORIENTATION.get(view, "")
             st.image(rgb, caption=f"{caption} · {where}" if where else caption,
                      width="stretch")
+    return found

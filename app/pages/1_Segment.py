@@ -137,7 +137,7 @@ seg = state.get("seg")
 
 # ---- viewer ---------------------------------------------------------------------------------
 st.subheader("Viewer")
-viewer.show(state, image, seg)
+instances = viewer.show(state, image, seg)
 
 # ---- volumes and downloads ------------------------------------------------------------------
 if seg is not None:
@@ -153,3 +153,6 @@ if seg is not None:
     c2.download_button("Download volumes (CSV)", engine.volumes_csv(rows),
                        f"{base}_volumes.csv", mime="text/csv", key="dl_csv")
     st.caption("Open **Evaluate** to score this mask against a reference.")
+    if instances is not None:
+        st.subheader("Instances")
+        st.dataframe(pd.DataFrame(instances.rows()).set_index("instance_id"))
