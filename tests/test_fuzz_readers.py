@@ -232,6 +232,59 @@ def test_nifti_absurd_headers(tmp_path, nifti_bytes, dim0, dims, pixdim, srow, c
     attempt("nifti absurd headers", path)
 
 
+def _nifti(cls, shape, *, pixdim=None, sform=None) -> bytes:
+    img = cls(np.zeros((2, 2, 2), np.int16), np.eye(4))
+    header = img.header
+    header.set_data_shape((2, 2, 2))
+    data = bytearray(img.to_bytes())
+    n2 = cls is nib.Nifti2Image
+    dim_fmt, dim_at = ("<8q", 16) if n2 else ("<8h", 40)
+    struct.pack_into(dim_fmt, data, dim_at, len(shape), *shape, *([1] * (7 - len(shape))))
+    if pixdim is not None:
+        fmt, at = ("<4d", 104) if n2 else ("<4f", 76)
+        struct.pack_into(fmt, data, at, 1.0, *pixdim)
+    if sform is not None:
+        code_at, fmt, at = (348, "<12d", 400) if n2 else (254, "<12f", 280)
+        struct.pack_into("<i" if n2 else "<h", data, code_at, 1)
+        struct.pack_into(fmt, data, at, *sform)
+    return bytes(data)
+
+
+_NAN_SFORM = [float("nan"), 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0]
+_ZERO_SFORM = [0.0] * 12
+
+
+@pytest.mark.parametrize(("cls", "shape", "extra", "expected"), [
+    (nib.Nifti1Image, (0, 2, 2), {}, "empty or negative image size"),
+    (nib.Nifti1Image, (-2, 2, 2), {}, "empty or negative image size"),
+    (nib.Nifti1Image, (32767, 32767, 32767), {}, "more than the limit"),
+    (nib.Nifti2Image, (2**31, 2**31, 1), {}, "more than the limit"),
+    (nib.Nifti2Image, (2**31, 1, 1), {}, "more than the limit"),
+    (nib.Nifti2Image, (2**62, 2**62, 2**62), {}, "more than the limit"),
+    (nib.Nifti2Image, (0, 2, 2), {}, "empty or negative image size"),
+    (nib.Nifti1Image, (2, 2, 2), {"sform": _NAN_SFORM}, "NaN"),
+    (nib.Nifti2Image, (2, 2, 2), {"sform": _NAN_SFORM}, "NaN"),
+    (nib.Nifti1Image, (2, 2, 2), {"sform": _ZERO_SFORM}, "singular"),
+    # absurd pixdim beside a valid sform: the sform gives the geometry (nibabel also repairs
+    # zero / negative pixdim, documented: set to 1 / abs)
+    (nib.Nifti1Image, (2, 2, 2), {"pixdim": (0.0, 0.0, 0.0)}, None),
+    (nib.Nifti1Image, (2, 2, 2), {"pixdim": (-1.0, 2.0, -3.0)}, None),
+    (nib.Nifti1Image, (2, 2, 2), {"pixdim": (float("nan"), 1.0, 1.0)}, None),
+])
+@pytest.mark.parametrize("gz", [False, True])
+def test_nifti_explicit_absurd_headers(tmp_path, cls, shape, extra, expected, gz):
+    data = _nifti(cls, shape, **extra)
+    path = tmp_path / ("x.nii.gz" if gz else "x.nii")
+    path.write_bytes(gzip.compress(data) if gz else data)
+    volume = attempt("nifti explicit absurd headers", path)
+    if expected is None:
+        assert volume is not None and min(volume.spacing) > 0
+    else:
+        assert volume is None
+        with pytest.raises(InputError, match=expected):
+            read_image(path, registry=REGISTRY)
+
+
 def test_nifti_unmodified_reads_back(tmp_path, nifti_bytes):
     path = tmp_path / "ok.nii"
     path.write_bytes(nifti_bytes)
