@@ -48,5 +48,19 @@ def describe_volume(volume: Volume) -> dict[str, Any]:
 def describe_file(path: str | Path, registry: Registry, **options: Any) -> dict[str, Any]:
     path = Path(path)
     volume = read_image(path, registry=registry, **options)
-    fmt = next((r.name for r in registry.readers_by_priority() if r.sniff(path)), "unknown")
-    return {"path": str(path), "format": fmt, **describe_volume(volume)}
+    return {"path": str(path), "format": _format_name(path, registry), **describe_volume(volume)}
+
+
+def _format_name(path: Path, registry: Registry) -> str:
+    """The name of the reader that recognises ``path`` (as :func:`read_image` picks it).
+
+    The summary holds geometry and intensities only: no DICOM attribute (patient name, ID,
+    dates, accession) is ever copied into it.
+    """
+    for reader in registry.readers_by_priority():
+        try:
+            if reader.sniff(path):
+                return reader.name
+        except Exception:  # a plugin sniffer's bug: as in read_image, not recognised
+            continue
+    return "unknown"
