@@ -266,3 +266,44 @@ def test_documented_hook_examples_are_working_plugins(tmp_path):
     assert read_image(path, registry=reg).spatial_shape == (2, 3, 4)
     metric = reg.metrics.get("acme_volume_difference").fn
     assert metric(labels > 0, labels < 0, (10.0, 10.0, 10.0)) == pytest.approx(1.0)
+
+
+def test_app_stays_up_when_a_plugin_architecture_fails(tmp_path, monkeypatch):
+    """The Segment page shows the one-line plugin error and keeps working."""
+    pytest.importorskip("streamlit")
+    import streamlit as st
+
+    from medseg.bundle import save_bundle
+    from tests.test_app import _app
+
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    shutil.copy(Path(plugin_dummy.__file__), folder / "plugin_dummy.py")
+    net = plugin_dummy.dummy_net(spatial_dims=3, in_channels=1, out_channels=4)
+    save_bundle(tmp_path / "models" / "broken", {
+        "name": "Broken", "architecture": {"name": "dummy_net", "params": {"fail": "shape"}},
+        "spatial_dims": 3, "in_channels": 1, "patch_size": [16, 16, 16],
+        "labels": {"background": 0, "white_matter": 1, "grey_matter": 2, "csf": 3},
+        "preprocessing": {"target_spacing": [4.0, 4.0, 4.0], "intensity": {"scheme": "zscore"},
+                          "orientation": "RAS"},
+        "inference": {"overlap": 0.0, "postprocessors": []},
+    }, net.state_dict())
+    monkeypatch.setenv("MEDSEG_PLUGINS_DIR", str(folder))
+    monkeypatch.setenv("MEDSEG_MODELS_DIR", str(tmp_path / "models"))
+    st.cache_resource.clear()  # the app caches its registry and segmenters
+    try:
+        at = _app("1_Segment.py")
+        at.radio(key="source").set_value("Bundled sample").run()
+        at.selectbox(key="sample_pick").set_value("BrainTissue / brain_100")
+        at.button(key="load_sample").click().run()
+        at.button(key="run").click().run()
+        assert not at.exception, [e.message for e in at.exception]
+        errors = [e.value for e in at.error]
+        assert len(errors) == 1
+        assert "architecture 'dummy_net' of plugin 'file:plugin_dummy' returned logits" in \
+            errors[0]
+        at.slider(key="slice_Axial").set_value(3).run()  # the viewer still works
+        assert not at.exception
+        assert len(at.get("image")) == 3
+    finally:
+        st.cache_resource.clear()
