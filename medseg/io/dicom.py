@@ -7,6 +7,7 @@ The affine is built in LPS+ as DICOM defines it and converted to RAS+.
 
 from __future__ import annotations
 
+import io
 import mmap
 import tempfile
 from collections import defaultdict
@@ -59,8 +60,13 @@ def dcmread(path: Path, *, stop_before_pixels: bool = False) -> pydicom.Dataset:
     with open(path, "rb") as fh:
         if not fh.seek(0, 2):
             raise InputError(path, "file is empty")
-        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            return pydicom.dcmread(buf, stop_before_pixels=stop_before_pixels)  # type: ignore[arg-type]
+        try:
+            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # a file system without mmap: an in-memory copy
+            fh.seek(0)
+            return pydicom.dcmread(io.BytesIO(fh.read()), stop_before_pixels=stop_before_pixels)
+        with mapped:
+            return pydicom.dcmread(mapped, stop_before_pixels=stop_before_pixels)  # type: ignore[arg-type]
 
 
 def _iter_files(folder: Path):
