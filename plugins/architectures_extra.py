@@ -22,8 +22,9 @@ def swinunetr(*, spatial_dims: int, in_channels: int, out_channels: int, feature
               dropout_path_rate: float = 0.0, use_v2: bool = False,
               use_checkpoint: bool = False) -> Any:
     """MONAI SwinUNETR (Hatamizadeh et al. 2022, arXiv:2201.01266): a Swin Transformer
-    encoder with a U-Net decoder. Spatial sizes must be divisible by 32; ``feature_size``
-    must be divisible by 12."""
+    encoder with a U-Net decoder. Spatial sizes must be divisible by 32 and be at least 64
+    (the deepest stage is 1/32 of the patch and instance normalisation needs more than one
+    voxel); ``feature_size`` must be divisible by 12."""
     from monai.networks.nets import SwinUNETR
 
     return SwinUNETR(in_channels=in_channels, out_channels=out_channels,
@@ -129,8 +130,9 @@ def segformer(*, spatial_dims: int, in_channels: int, out_channels: int,
 def medseg_register_architectures() -> list[ArchitectureSpec]:
     return [
         ArchitectureSpec(
-            name="swinunetr", factory=swinunetr, size_divisor=32,
-            description="MONAI SwinUNETR, Swin Transformer encoder (Hatamizadeh et al. 2022)",
+            name="swinunetr", factory=swinunetr, size_divisor=32,  # and >= 64 per side
+            description="MONAI SwinUNETR, Swin Transformer encoder; patches >= 64 "
+                        "(Hatamizadeh et al. 2022)",
             defaults={"feature_size": 24},
         ),
         ArchitectureSpec(

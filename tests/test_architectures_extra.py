@@ -117,3 +117,12 @@ def test_unetr_needs_img_size(registry):
     with pytest.raises(PluginError, match="img_size"):
         registry.architectures.get("unetr").factory(spatial_dims=3, in_channels=1,
                                                     out_channels=2)
+
+
+def test_swinunetr_3d_forward(registry):
+    """3D SwinUNETR keeps the input size (trained above in 2D: 3D needs 64^3 patches)."""
+    net = registry.architectures.get("swinunetr").factory(
+        spatial_dims=3, in_channels=1, out_channels=3, feature_size=12, depths=[1, 1, 1, 1],
+        num_heads=[1, 2, 2, 4], window_size=4).eval()
+    with torch.inference_mode():
+        assert net(torch.zeros(1, 1, 64, 64, 64)).shape == (1, 3, 64, 64, 64)
