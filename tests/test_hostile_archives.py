@@ -199,6 +199,31 @@ def test_valid_zip_still_reads(tmp_path, private_tmp):
     assert not list(private_tmp.iterdir())
 
 
+# ---- special files ------------------------------------------------------------------------------
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX only")
+def test_special_files_and_symlink_loops_end_quickly(tmp_path):
+    """A FIFO named like an image must not block; device files are not images; a DICOM
+    folder with symlinks to itself and its parent is not walked forever."""
+    import time
+
+    fifo = tmp_path / "pipe.nii.gz"
+    os.mkfifo(fifo)
+    series = tmp_path / "series"
+    series.mkdir()
+    for p in sorted(SERIES.iterdir())[:2]:
+        (series / p.name).write_bytes(p.read_bytes())
+    (series / "self").symlink_to(".")
+    (series / "up").symlink_to("..")
+    (series / "evil.dcm").symlink_to("/etc/passwd")
+    start = time.monotonic()
+    for path in (fifo, Path("/dev/zero"), Path("/dev/null")):
+        with pytest.raises(InputError) as err:
+            read_image(path)
+        assert str(err.value).startswith(str(path))
+    assert read_image(series).spatial_shape[2] == 2  # symlinks are skipped, not followed
+    assert time.monotonic() - start < 30
+
+
 # ---- decompression bombs, in a child with a capped address space -----------------------------
 _CHILD = textwrap.dedent("""
     import json, resource, sys
