@@ -59,8 +59,11 @@ def _check_header(path: Path, img: Any) -> None:
     header = img.header
     shape = tuple(int(d) for d in header.get_data_shape())
     itemsize = header.get_data_dtype().itemsize
-    size = path.stat().st_size
-    gz = _is_gzip(path)
+    data_file = Path(img.file_map["image"].filename or path)  # a .hdr/.img pair: the .img
+    if not data_file.is_file():
+        raise InputError(path, f"data file {data_file.name} of the NIfTI pair is missing")
+    size = data_file.stat().st_size
+    gz = _is_gzip(data_file)
     offset = int(header.get_data_offset()) if not gz else 0
     if not gz and offset > size:
         raise InputError(path, f"file is truncated or corrupt: voxels start at byte {offset} "
@@ -68,7 +71,7 @@ def _check_header(path: Path, img: Any) -> None:
     check_declared_size(path, shape, itemsize, available=size - offset, compressed=gz,
                         what="NIfTI header")
     if gz:
-        _check_gzip_stream(path)
+        _check_gzip_stream(data_file)
 
 
 def _check_gzip_stream(path: Path) -> None:
