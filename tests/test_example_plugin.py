@@ -1,8 +1,9 @@
 """The example third-party plugin plugins/examples/medseg-deeplab installs into this
-environment, shows up in ``medseg plugins``, trains via ``medseg train --arch deeplabv3plus``
-and segments via ``medseg segment`` like the built-ins (each as a real subprocess, since an
-editable install only takes effect in new interpreters)."""
+environment, shows up in ``medseg plugins`` (in a new interpreter, where the editable install
+takes effect), trains via ``medseg train --arch deeplabv3plus`` and segments via
+``medseg segment`` like the built-ins."""
 
+import importlib
 import importlib.metadata
 import json
 import subprocess
@@ -13,6 +14,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from medseg.cli import main
 from medseg.io import read_image, read_label_map
 
 tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
@@ -55,6 +57,7 @@ def deeplab_installed():
     was_installed = _installed("medseg-deeplab")
     _pip("install", "--no-deps", "--no-build-isolation", "-e", str(EXAMPLE))
     sys.path.insert(0, str(EXAMPLE))
+    importlib.invalidate_caches()
     yield
     sys.path.remove(str(EXAMPLE))
     if not was_installed:
@@ -89,26 +92,27 @@ def test_example_stays_out_of_medseg_package():
 
 
 def test_deeplab_plugin_installs_trains_and_segments(deeplab_installed, small_brains,
-                                                     tmp_path):
+                                                     tmp_path, capsys):
     rows = json.loads(medseg("plugins", "--json").stdout)
     found = {r["name"]: r for r in rows if r["kind"] == "architecture"}
     assert found["deeplabv3plus"]["plugin"] == "medseg-deeplab:deeplab"
     assert "Chen et al. 2018" in found["deeplabv3plus"]["description"]
 
+    # the same commands in this process (the source folder is on sys.path, see the fixture)
     bundle = tmp_path / "deeplab_bundle"
-    medseg("train", str(small_brains), "-o", str(bundle), "--arch", "deeplabv3plus",
-           "--arch-params", json.dumps(TINY), "--patch-size", "32", "32", "32",
-           "--iterations", "3", "--val-every", "3", "--batch-size", "1",
-           "--samples-per-volume", "1", "--no-augment", "--quiet")
+    assert main(["train", str(small_brains), "-o", str(bundle), "--arch", "deeplabv3plus",
+                 "--arch-params", json.dumps(TINY), "--patch-size", "32", "32", "32",
+                 "--iterations", "3", "--val-every", "3", "--batch-size", "1",
+                 "--samples-per-volume", "1", "--no-augment", "--quiet"]) == 0
     config = json.loads((bundle / "config.json").read_text())
     assert config["architecture"]["name"] == "deeplabv3plus"
     assert config["architecture"]["params"]["output_stride"] == 8
     assert config["training"]["iterations_done"] == 3
 
     case = small_brains / "imagesTr" / "b0_0000.nii.gz"
-    proc = medseg("segment", str(case), "-o", str(tmp_path / "out"), "-m", str(bundle),
-                  "--quiet")
-    assert "b0: ok" in proc.stdout
+    assert main(["segment", str(case), "-o", str(tmp_path / "out"), "-m", str(bundle),
+                 "--quiet"]) == 0
+    assert "b0: ok" in capsys.readouterr().out
     image = read_image(case)
     mask = read_label_map(tmp_path / "out" / "b0.nii.gz")
     assert mask.same_grid(image)
