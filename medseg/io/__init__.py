@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medseg.errors import GeometryError, InputError, MedsegError
+from medseg.io.guards import reason
 from medseg.volume import LabelMap, Volume
 
 if TYPE_CHECKING:
@@ -45,8 +46,6 @@ def read_image(
     if path.is_dir() and not any(path.iterdir()):
         raise InputError(path, "folder is empty")
     reg = _registry(registry)
-    from medseg.io.guards import reason
-
     for reader in reg.readers_by_priority():
         try:
             recognised = reader.sniff(path)

@@ -2,7 +2,8 @@
 
 Every member is checked before anything is written: absolute paths, ``..`` components,
 symbolic links and drive letters are refused; member count and the uncompressed size are
-bounded, and the size is counted while decompressing (headers can lie).
+bounded (``$MEDSEG_MAX_ZIP_MEMBERS``, ``$MEDSEG_MAX_UNZIPPED_BYTES``: :mod:`medseg.limits`), and
+the size is counted while decompressing (headers can lie).
 """
 
 from __future__ import annotations
