@@ -7,7 +7,7 @@ given absurd headers. Every attempt must end in a correct :class:`~medseg.volume
 exception, never the last-resort wrapper of :func:`medseg.io.read_image` (a built-in reader
 must handle its own failures), within a time bound (an interval timer) and a memory bound
 (tracemalloc peak of Python/numpy allocations; ``MEDSEG_MAX_IMAGE_BYTES`` is lowered to
-64 MiB here). A file cut short is never accepted.
+64 MiB here) and the hypothesis deadline. A file cut short is never accepted.
 
 ``MEDSEG_FUZZ_EXAMPLES`` (default 40) sets examples per test; ``MEDSEG_FUZZ_REPORT=FILE``
 writes the counts of inputs tried per category and outcome (used for docs/reliability.md).
@@ -28,6 +28,7 @@ import zipfile
 import zlib
 from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import nibabel as nib
@@ -51,7 +52,7 @@ BRAIN_IMAGE = ROOT / "sample_data" / "Dataset001_BrainTissue" / "imagesTs" / "br
 MAX_EXAMPLES = int(os.environ.get("MEDSEG_FUZZ_EXAMPLES", "40"))
 TIME_LIMIT_S = 20.0  # per read; generous for a loaded CI machine, tiny files take ms
 MEMORY_LIMIT = 256 * 1024**2  # tracemalloc peak per read
-FUZZ = settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
+FUZZ = settings(max_examples=MAX_EXAMPLES, deadline=timedelta(seconds=10), database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow, HealthCheck.data_too_large])
 TALLY: Counter[tuple[str, str]] = Counter()
