@@ -118,10 +118,11 @@ def test_segment_cli_writes_instances_and_panoptic(tmp_path, capsys):
     assert sum(int(r["voxels"]) for r in rows) == int((inst.data > 0).sum())
     first = table["instances"][0]
     assert len(first["centroid_mm"]) == 3 and len(first["bbox_min"]) == 3
-    # an unknown class is a one-line error naming the available ones
-    assert main(["segment", BRAIN_TS, "-o", str(out), "-m", "brain_tissue", "--quiet",
-                 "--instances", "tumour"]) == 2
+    # an unknown class is a one-line error naming the available ones, before any segmenting
+    assert main(["segment", BRAIN_TS, "-o", str(tmp_path / "none"), "-m", "brain_tissue",
+                 "--quiet", "--instances", "tumour"]) == 2
     assert "grey_matter (2)" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
 
 
 def test_viewer_colours_by_instance(models_dir):

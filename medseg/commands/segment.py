@@ -67,15 +67,15 @@ def run(args) -> int:
         roi_size=tuple(args.roi_size) if args.roi_size else None,
         postprocessors=args.postprocess, probabilities=args.probabilities, device=args.device,
     )
+    classes = instance_classes(args.instances, bundle) if args.instances else None
     cases = expand_inputs(args.inputs)
     segmenter = Segmenter(bundle, settings, registry)
     rows = segment_cases(cases, args.output, segmenter, overwrite=args.overwrite,
                          progress=not args.quiet, dicom_seg=args.dicom_seg,
                          keep_patient_data=args.keep_patient_data)
-    if args.instances:
-        add_instances(rows, args.output, bundle, instance_classes(args.instances, bundle),
-                      overwrite=args.overwrite, offset=args.panoptic_offset,
-                      min_voxels=args.min_instance_voxels)
+    if classes:
+        add_instances(rows, args.output, bundle, classes, overwrite=args.overwrite,
+                      offset=args.panoptic_offset, min_voxels=args.min_instance_voxels)
     failed = [r for r in rows if r["status"] == "error"]
     for r in rows:
         if r["status"] == "ok":
