@@ -1,13 +1,14 @@
 """Property-based fuzzing of every reader and of the case pairing (hypothesis).
 
-Real files (a crop of the bundled brain MRI, pydicom's ``CT_small.dcm`` / ``MR_small.dcm``, a
-written DICOM series, NRRD/MHA/MHD and PNG/JPEG/TIFF files) are truncated, bit-flipped and
-given absurd headers. Every attempt must end in a correct :class:`~medseg.volume.Volume` or an
-:class:`~medseg.errors.InputError` whose one-line message starts with the path; never a raw
-exception, never the last-resort wrapper of :func:`medseg.io.read_image` (a built-in reader
-must handle its own failures), within a time bound (an interval timer) and a memory bound
-(tracemalloc peak of Python/numpy allocations; ``MEDSEG_MAX_IMAGE_BYTES`` is lowered to
-64 MiB here) and the hypothesis deadline. A file cut short is never accepted.
+Real files (a crop of the bundled brain MRI, pydicom's ``CT_small.dcm``, ``MR_small.dcm``,
+``MR_small_RLE.dcm`` and ``rtdose.dcm`` (multi-frame), a written DICOM series, NRRD/MHA/MHD and
+PNG/JPEG/TIFF files) are truncated, bit-flipped and given absurd headers. Every attempt must
+end in a correct :class:`~medseg.volume.Volume` or an :class:`~medseg.errors.InputError` whose
+one-line message starts with the path; never a raw exception, never the last-resort wrapper of
+:func:`medseg.io.read_image` (a built-in reader must handle its own failures), within a time
+bound (an interval timer) and a memory bound (tracemalloc peak of Python/numpy allocations;
+``MEDSEG_MAX_IMAGE_BYTES`` is lowered to 64 MiB here) and the hypothesis deadline. A file cut
+short is never accepted.
 
 ``MEDSEG_FUZZ_EXAMPLES`` (default 40) sets examples per test; ``MEDSEG_FUZZ_REPORT=FILE``
 writes the counts of inputs tried per category and outcome (used for docs/reliability.md).
@@ -167,7 +168,7 @@ def series_files(tmp_path_factory, ct_volume) -> list[bytes]:
 
 
 DICOM_FILES = {name: Path(get_testdata_file(name)).read_bytes()
-               for name in ("CT_small.dcm", "MR_small.dcm")}
+               for name in ("CT_small.dcm", "MR_small.dcm", "MR_small_RLE.dcm", "rtdose.dcm")}
 
 
 def _pixel_data_end(data: bytes) -> int:
