@@ -98,6 +98,17 @@ def build_architecture(registry: Registry, name: str, **kwargs: Any) -> torch.nn
     return net
 
 
+def plugin_call(label: str, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` with any non-medseg exception turned into a one-line
+    :class:`PluginError` starting with ``label`` (e.g. "loss 'x' of plugin 'y'")."""
+    try:
+        return fn(*args, **kwargs)
+    except MedsegError:
+        raise
+    except Exception as exc:
+        raise PluginError(f"{label} failed: {_short(exc)}") from None
+
+
 def checked_forward(net: Callable, x: torch.Tensor, out_channels: int, label: str) -> Any:
     """``net(x)``, with an exception or logits not shaped ``B, out_channels, *x.spatial``
     reported as a one-line :class:`PluginError` naming ``label`` (the architecture/plugin)."""

@@ -209,7 +209,12 @@ def train(dataset_dir: str | Path, output: str | Path, config: TrainConfig | Non
     if cfg.architecture == "dynunet":
         params.setdefault("patch_size", list(patch))
         params.setdefault("spacing", list(pre.target_spacing or [1.0] * spatial_dims))
-    from medseg.inference import architecture_label, build_architecture, checked_forward
+    from medseg.inference import (
+        architecture_label,
+        build_architecture,
+        checked_forward,
+        plugin_call,
+    )
 
     arch_label = architecture_label(reg, cfg.architecture)
     net = build_architecture(reg, cfg.architecture, spatial_dims=spatial_dims,
@@ -223,8 +228,9 @@ def train(dataset_dir: str | Path, output: str | Path, config: TrainConfig | Non
                               f"{len(base.labels)} classes")
         net.load_state_dict(base.load_weights())
     net = net.to(device)
-    loss_fn = loss_spec.factory(num_classes=num_classes, **{**loss_spec.defaults,
-                                                            **cfg.loss_params})
+    loss_label = f"loss {cfg.loss!r} of plugin {reg.losses.providers.get(cfg.loss, '?')!r}"
+    loss_fn = plugin_call(loss_label, loss_spec.factory, num_classes=num_classes,
+                          **{**loss_spec.defaults, **cfg.loss_params})
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None
 
@@ -283,7 +289,8 @@ def train(dataset_dir: str | Path, output: str | Path, config: TrainConfig | Non
                     checked_forward(model, x, num_classes, arch_label)
                 if logits.ndim == x.ndim + 1:  # DynUNet deep supervision
                     logits = logits[:, 0]
-                loss = loss_fn(logits.float(), y)
+                loss = loss_fn(logits.float(), y) if state["history"] else \
+                    plugin_call(loss_label, loss_fn, logits.float(), y)
             if scaler is not None:
                 scaler.scale(loss).backward()
                 scaler.unscale_(optimizer)

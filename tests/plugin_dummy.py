@@ -46,12 +46,16 @@ def dummy_net(*, spatial_dims: int, in_channels: int, out_channels: int,
 
 
 class MeanSquared:
-    """Mean squared error between softmax probabilities and the one-hot target."""
+    """Mean squared error between softmax probabilities and the one-hot target
+    (``fail="call"`` makes it raise)."""
 
-    def __init__(self, num_classes: int) -> None:
+    def __init__(self, num_classes: int, fail: str | None = None) -> None:
         self.num_classes = num_classes
+        self.fail = fail
 
     def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.fail == "call":
+            raise RuntimeError("dummy loss exploded")
         onehot = torch.nn.functional.one_hot(target[:, 0].long(), self.num_classes)
         onehot = onehot.movedim(-1, 1).float()
         return ((torch.softmax(logits, 1) - onehot) ** 2).mean()

@@ -186,6 +186,19 @@ def test_training_reports_a_failing_architecture_by_plugin(fail, message, blobs,
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(("loss_params", "message"), [
+    ({"fail": "call"}, "failed: RuntimeError: dummy loss exploded"),
+    ({"no_such_param": 1}, "failed: TypeError: .*no_such_param"),
+], ids=["raises", "bad-params"])
+def test_training_reports_a_failing_loss_by_plugin(loss_params, message, blobs, tmp_path,
+                                                   dummy_registry):
+    config = _config()
+    config.loss_params = loss_params
+    with pytest.raises(PluginError, match=f"loss 'dummy_mse' of plugin 'tests.plugin_dummy' "
+                                          f"{message}"):
+        train(blobs, tmp_path / "out", config, registry=dummy_registry, progress=False)
+
+
 @pytest.mark.parametrize(("fail", "message"), [
     ("build", "failed to build or load its weights: ValueError: dummy refuses to build"),
     ("forward", "failed on input of shape .*: RuntimeError: dummy forward exploded"),
