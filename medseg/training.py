@@ -58,6 +58,10 @@ class TrainConfig:
     class_ratios: list[float] | None = None
     overlap: float = 0.25
     augment: bool = True
+    #: voxel axes (of the RAS-canonical grid) to mirror during augmentation. None by default:
+    #: a left-right flip makes lateral labels (left/right kidney) unlearnable, as
+    #: TotalSegmentator found; pass (0, 1, 2) for nnU-Net-style mirroring of symmetric labels.
+    flip_axes: tuple[int, ...] = ()
 
 
 # ---- distributed helpers ----------------------------------------------------------------
@@ -129,7 +133,7 @@ def default_patch_size(shapes: list[tuple[int, ...]], spatial_dims: int,
 
 
 def _transforms(keys_shape: tuple[int, ...], num_classes: int, ratios: list[float],
-                samples: int, augment: bool, spatial_dims: int):
+                samples: int, augment: bool, spatial_dims: int, flip_axes: Sequence[int]):
     from monai import transforms as T
 
     chain: list = [
@@ -146,7 +150,7 @@ def _transforms(keys_shape: tuple[int, ...], num_classes: int, ratios: list[floa
                           rotate_range=(0.26,) * (1 if spatial_dims == 2 else 3),
                           scale_range=(0.15,) * spatial_dims, padding_mode="zeros"),
             *[T.RandFlipd(keys=("image", "label"), prob=0.5, spatial_axis=a)
-              for a in range(spatial_dims)],
+              for a in flip_axes],
             T.RandScaleIntensityd(keys="image", factors=0.1, prob=0.3),
             T.RandShiftIntensityd(keys="image", offsets=0.1, prob=0.3),
             T.RandGaussianNoised(keys="image", prob=0.15, std=0.05),
@@ -254,8 +258,10 @@ def train(dataset_dir: str | Path, output: str | Path, config: TrainConfig | Non
     ratios = list(cfg.class_ratios) if cfg.class_ratios else [1.0] * num_classes
     if len(ratios) != num_classes:
         raise MedsegError(f"--class-ratios needs {num_classes} values, got {len(ratios)}")
+    if any(not 0 <= a < spatial_dims for a in cfg.flip_axes):
+        raise MedsegError(f"--flip-axes must be axes 0..{spatial_dims - 1}, got {cfg.flip_axes}")
     xform = _transforms(patch, num_classes, ratios, cfg.samples_per_volume, cfg.augment,
-                        spatial_dims)
+                        spatial_dims, cfg.flip_axes)
     my_cases = train_cases[rank::world] if distributed and len(train_cases) >= world \
         else train_cases
     data = CacheDataset([{"image": c.image, "label": c.label} for c in my_cases], xform,
@@ -348,7 +354,7 @@ def _bundle_config(ds: Dataset, cfg: TrainConfig, pre: Preprocessing, patch, spa
             "torch_version": torch.__version__,
             "config": {k: (list(v) if isinstance(v, tuple) else v)
                        for k, v in asdict(cfg).items()},
-            "iterations_done": state["iteration"],
+            "best_iteration": state["iteration"],
             "best_val_mean_dice": round(state["best"], 5),
             "val_dice": {ds.label_names[int(k)]: v for k, v in state["best_dice"].items()},
             "loss_history_every_10": state["history"][::10],
@@ -422,6 +428,8 @@ def _finalize(bundle: Bundle, ds: Dataset, state: dict[str, Any], reg: Registry,
     config = dict(bundle.config)
     training = dict(config["training"])
     training["seconds"] = state.get("seconds")
+    training["iterations_done"] = state["iteration"]
+    training["loss_history_every_10"] = state["history"][::10]
     labelled = [c for c in ds.test if c.label is not None]
     if labelled:
         seg = Segmenter(bundle, InferenceSettings(device=cfg.device, overlap=cfg.overlap), reg)

@@ -41,6 +41,9 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1")
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--flip-axes", type=int, nargs="*", default=[],
+                   help="voxel axes to mirror in augmentation (default none: keeps left/right "
+                        "labels learnable)")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.pt")
     p.add_argument("--init", default=None, help="fine-tune from this bundle's weights")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -57,6 +60,7 @@ def run(args) -> int:
         samples_per_volume=args.samples_per_volume, lr=args.lr, val_every=args.val_every,
         val_fraction=args.val_fraction, patience=args.patience, seed=args.seed,
         device=args.device, class_ratios=args.class_ratios, augment=not args.no_augment,
+        flip_axes=tuple(args.flip_axes),
     )
     command = "medseg " + " ".join(shlex.quote(a) for a in sys.argv[1:]) \
         if sys.argv and sys.argv[0].endswith("medseg") else None
