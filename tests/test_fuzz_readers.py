@@ -537,6 +537,61 @@ def test_png_header_claiming_a_huge_image_is_refused(tmp_path, width, height):
     assert attempt("png huge headers", path) is None
 
 
+# ---- regressions: what the fuzzing found (each crashed, leaked or was accepted before) --------
+def _dicom_flip(name: str, pos: int, value: int) -> bytes:
+    return flip(DICOM_FILES[name], [(pos, value)])
+
+
+def _rle_frames(frames: str) -> bytes:
+    ds = pydicom.dcmread(io.BytesIO(DICOM_FILES["MR_small_RLE.dcm"]))
+    ds.NumberOfFrames = frames
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    return buf.getvalue()
+
+
+def _png_chunk_length() -> bytes:
+    return flip(IMAGES_2D["PNG"], [(33, 14)])  # the IDAT length becomes 235 MB
+
+
+def _meta_ndims(value: str) -> bytes:
+    return (f"ObjectType = Image\nNDims = {value}\nBinaryData = True\nDimSize = 2 2 2\n"
+            "ElementType = MET_UCHAR\nElementDataFile = LOCAL\n").encode() + b"\0" * 8
+
+
+@pytest.mark.parametrize(("name", "make", "expected"), [
+    # a length byte flipped: pydicom asked the file object for 3.8 GB (now: memory map)
+    ("CT_small.dcm", lambda: _dicom_flip("CT_small.dcm", 1098, 1), "no pixel data"),
+    # a meta-group length flipped: pydicom's BytesLengthException escaped
+    ("CT_small.dcm", lambda: _dicom_flip("CT_small.dcm", 136, 0), "BytesLengthException"),
+    # more frames than RLE fragments: StopIteration escaped
+    ("MR_small_RLE.dcm", lambda: _rle_frames("3"), "StopIteration"),
+    # a PNG chunk length flipped: Pillow allocated 235 MB for a 500-byte file
+    ("i.png", _png_chunk_length, None),
+    # MetaIO killed the process (SIGSEGV) on these NDims
+    ("a.mha", lambda: _meta_ndims("-1"), "NDims"),
+    ("b.mha", lambda: _meta_ndims("2147483648"), "NDims"),
+    ("c.mha", lambda: _meta_ndims("100000"), "NDims"),
+    ("d.mha", lambda: _meta_ndims("1e308"), "NDims"),
+])
+def test_found_by_fuzzing(tmp_path, name, make, expected):
+    path = tmp_path / name
+    path.write_bytes(make())
+    volume = attempt("regressions", path)
+    if expected is not None:
+        assert volume is None
+        with pytest.raises(InputError, match=expected):
+            read_image(path, registry=REGISTRY)
+
+
+def test_gzip_cut_in_its_trailer_is_refused(tmp_path, nifti_bytes):
+    """nibabel stops reading once it has the voxels: a lost CRC/length trailer went unseen."""
+    path = tmp_path / "cut.nii.gz"
+    path.write_bytes(gzip.compress(nifti_bytes)[:-4])
+    with pytest.raises(InputError, match="truncated or corrupt"):
+        read_image(path, registry=REGISTRY)
+
+
 # ---- case pairing ---------------------------------------------------------------------------
 _NAME = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/\0"),
                 min_size=1, max_size=40)

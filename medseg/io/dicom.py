@@ -7,8 +7,6 @@ The affine is built in LPS+ as DICOM defines it and converted to RAS+.
 
 from __future__ import annotations
 
-import io
-import mmap
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
@@ -20,7 +18,7 @@ from pydicom.errors import BytesLengthException, InvalidDicomError
 
 from medseg.errors import GeometryError, InputError, MultipleSeriesError
 from medseg.io.archive import safe_extract_zip
-from medseg.io.guards import DECODE_ERRORS, check_declared_size, reason
+from medseg.io.guards import DECODE_ERRORS, check_declared_size, mapped, reason
 from medseg.volume import LPS_TO_RAS, Volume
 
 #: Relative tolerance on the spacing between consecutive slices.
@@ -51,22 +49,10 @@ def sniff_dicom(path: Path) -> bool:
 
 
 def dcmread(path: Path, *, stop_before_pixels: bool = False) -> pydicom.Dataset:
-    """``pydicom.dcmread`` through a read-only memory map.
-
-    A corrupt element length (say 4 GB in a 40 kB file) makes pydicom ask for that many
-    bytes; a real file object allocates the whole request before finding the file short,
-    a memory map only returns what is there.
-    """
-    with open(path, "rb") as fh:
-        if not fh.seek(0, 2):
-            raise InputError(path, "file is empty")
-        try:
-            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):  # a file system without mmap: an in-memory copy
-            fh.seek(0)
-            return pydicom.dcmread(io.BytesIO(fh.read()), stop_before_pixels=stop_before_pixels)
-        with mapped:
-            return pydicom.dcmread(mapped, stop_before_pixels=stop_before_pixels)  # type: ignore[arg-type]
+    """``pydicom.dcmread`` through a read-only memory map (:func:`~medseg.io.guards.mapped`):
+    a corrupt element length cannot make it allocate more than the file holds."""
+    with mapped(path) as view:
+        return pydicom.dcmread(view, stop_before_pixels=stop_before_pixels)  # type: ignore[arg-type]
 
 
 def _iter_files(folder: Path):

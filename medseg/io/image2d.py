@@ -13,7 +13,7 @@ from PIL import Image, UnidentifiedImageError
 
 from medseg.errors import InputError
 from medseg.io.atomic import atomic_path
-from medseg.io.guards import DECODE_ERRORS, check_declared_size, reason
+from medseg.io.guards import DECODE_ERRORS, check_declared_size, mapped, reason
 from medseg.volume import LabelMap, Volume
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -37,7 +37,7 @@ def sniff_image2d(path: Path) -> bool:
 def read_image2d(path: str | Path) -> Volume:
     path = Path(path)
     try:
-        with Image.open(path) as im:
+        with mapped(path) as view, Image.open(view) as im:  # type: ignore[arg-type]
             bands = len(im.getbands())
             itemsize = 4 if im.mode in ("I", "F") or im.mode.startswith("I;32") else \
                 2 if im.mode.startswith("I;16") else 1
