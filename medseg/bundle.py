@@ -24,6 +24,8 @@ from medseg.registry import Registry, load_registry
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "weights.pt"
 FORMAT_VERSION = 1
+#: a bundle config is a few kB; anything this large is not one
+MAX_CONFIG_BYTES = 1024 * 1024
 #: folder searched for bundles given by name (``--model brain_tissue``)
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "sample_data" / "models"
 
@@ -143,10 +145,16 @@ def load_bundle(name_or_path: str | Path, registry: Registry | None = None) -> B
     cfg_path = path / CONFIG_NAME
     if not cfg_path.is_file():
         raise InputError(path, f"not a model bundle (no {CONFIG_NAME})")
+    size = cfg_path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise InputError(cfg_path, f"bundle config is {size} bytes, more than the limit "
+                                   f"{MAX_CONFIG_BYTES}")
     try:
         config = json.loads(cfg_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(cfg_path, f"corrupt bundle config ({exc})") from None
+    except RecursionError:
+        raise InputError(cfg_path, "corrupt bundle config (nested too deeply)") from None
     if not isinstance(config, dict):
         raise InputError(cfg_path, "bundle config must be a JSON object")
     missing = [k for k in _REQUIRED if k not in config]

@@ -445,9 +445,6 @@ def test_huge_config_is_a_clear_error_or_loads(tiny_bundle):
     assert "\n" not in error
 
 
-@pytest.mark.xfail(reason="medseg/bundle.py: json.loads raises RecursionError on a deeply "
-                          "nested config; load_bundle catches only JSONDecodeError (reported)",
-                   raises=RecursionError)
 def test_deeply_nested_config_is_a_clear_error(tiny_bundle):
     from medseg.bundle import load_bundle
 
