@@ -44,7 +44,7 @@ HU = {
     "muscle": 50.0,
     "liver": 60.0,
     "spleen": 50.0,
-    "kidney": 30.0,
+    "kidney": 150.0,  # enhancing cortex (the aorta is contrast-filled, so the phase is venous)
     "renal_sinus": -20.0,
     "aorta": 180.0,
     "bone": 700.0,

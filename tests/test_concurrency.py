@@ -3,7 +3,8 @@
 * Two batch processes started together on the same inputs and output folder both finish
   without error; every output is complete and valid (atomic writes use unique temporaries),
   and no temporary is left behind.
-* Two Streamlit sessions (AppTest, in two threads at once) upload and segment different
+* Two Streamlit sessions (AppTest, in two processes at once: AppTest's runtime is a
+  per-process singleton, so two threads would share it) upload and segment different
   volumes; each session's image, mask and volumes belong to its own upload.
 """
 
@@ -11,8 +12,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import multiprocessing
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
+import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import nibabel as nib
@@ -67,6 +70,8 @@ def _upload_bytes(shape: tuple[int, int, int], seed: int) -> bytes:
 def _session(shape: tuple[int, int, int], seed: int, name: str) -> dict:
     from streamlit.testing.v1 import AppTest
 
+    if str(ROOT / "app") not in sys.path:
+        sys.path.insert(0, str(ROOT / "app"))
     at = AppTest.from_file(str(ROOT / "app" / "Home.py"), default_timeout=TIMEOUT)
     at.run()
     at.switch_page("pages/1_Segment.py").run()
@@ -78,7 +83,7 @@ def _session(shape: tuple[int, int, int], seed: int, name: str) -> dict:
     assert not at.exception and not at.error, [e.value for e in at.error]
     mask = nib.Nifti1Image.from_bytes(gzip.decompress(at.session_state["mask_bytes"]))
     return {"name": at.session_state["image_name"], "mask_shape": mask.shape,
-            "folder": at.session_state["_medseg_folder"].path,
+            "folder": str(at.session_state["_medseg_folder"].path),
             "markdown": " ".join(m.value for m in at.markdown)}
 
 
@@ -88,7 +93,8 @@ def test_two_ui_sessions_segmenting_at_once_do_not_mix(setup, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "app"))
     jobs = {"first": ((20, 18, 14), 1, "first_scan.nii.gz"),
             "second": ((26, 16, 12), 2, "second_scan.nii.gz")}
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=2, mp_context=spawn) as pool:
         futures = {k: pool.submit(_session, *args) for k, args in jobs.items()}
         got = {k: f.result(timeout=2 * TIMEOUT) for k, f in futures.items()}
     for key, (shape, _, name) in jobs.items():
