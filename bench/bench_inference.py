@@ -147,10 +147,13 @@ def main() -> None:
     ap.add_argument("--upsample", type=float, default=2.0,
                     help="resample the test case to this many times finer voxels per axis")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--sw-batch-size", type=int, default=2,
+                    help="medseg's sliding-window batch (the baseline keeps 2)")
     args = ap.parse_args()
     torch.manual_seed(0)
     bundle = load_bundle(args.model)
-    segmenter = Segmenter(bundle, InferenceSettings(device="cpu"))
+    segmenter = Segmenter(bundle, InferenceSettings(device="cpu",
+                                                    sw_batch_size=args.sw_batch_size))
     net = segmenter.net
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
