@@ -1,64 +1,27 @@
 """The extra built-in architectures (SwinUNETR, UNETR, Attention U-Net, SegFormer) each train
 for two iterations and segment a sample volume (or slice) through sliding-window inference."""
 
-import json
-
-import nibabel as nib
 import numpy as np
 import pytest
 import torch
 
 from medseg.errors import PluginError
 from medseg.inference import InferenceSettings, Segmenter
-from medseg.io import read_image, read_label_map
+from medseg.io import read_image
 from medseg.training import TrainConfig, train
-from medseg.volume import affine_from_geometry
-
-BRAIN = "sample_data/Dataset001_BrainTissue"
-LABELS = {"background": 0, "white_matter": 1, "grey_matter": 2, "csf": 3}
-
-
-def _dataset_json(root, n):
-    (root / "dataset.json").write_text(json.dumps({
-        "channel_names": {"0": "T1"}, "numTraining": n, "file_ending": ".nii.gz",
-        "labels": LABELS}))
+from tests.brain_datasets import axial_slices, cropped_brains
 
 
 @pytest.fixture(scope="module")
 def brain3d(tmp_path_factory):
-    """Two sample brains cropped to 40^3 voxels (one trains, one validates); nibabel's slicer
-    keeps each crop's world geometry."""
-    root = tmp_path_factory.mktemp("ds3d") / "Dataset011_Tiny"
-    for sub in ("imagesTr", "labelsTr"):
-        (root / sub).mkdir(parents=True)
-    for i in range(2):
-        for src, dst in ((f"imagesTr/brain_00{i}_0000.nii.gz", f"imagesTr/b{i}_0000.nii.gz"),
-                         (f"labelsTr/brain_00{i}.nii.gz", f"labelsTr/b{i}.nii.gz")):
-            img = nib.load(f"{BRAIN}/{src}")
-            c = [s // 2 for s in img.shape[:3]]
-            nib.save(img.slicer[c[0] - 20:c[0] + 20, c[1] - 20:c[1] + 20, c[2] - 20:c[2] + 20],
-                     str(root / dst))
-    _dataset_json(root, 2)
-    return root
+    """Two sample brains cropped to 40^3 voxels (one trains, one validates)."""
+    return cropped_brains(tmp_path_factory.mktemp("ds3d") / "Dataset011_Tiny", 2)
 
 
 @pytest.fixture(scope="module")
 def brain2d(tmp_path_factory):
     """Axial middle slices of three sample brains as a 2D dataset."""
-    root = tmp_path_factory.mktemp("ds2d") / "Dataset012_Slices"
-    for sub in ("imagesTr", "labelsTr"):
-        (root / sub).mkdir(parents=True)
-    for i in range(3):
-        img = read_image(f"{BRAIN}/imagesTr/brain_00{i}_0000.nii.gz")
-        lab = read_label_map(f"{BRAIN}/labelsTr/brain_00{i}.nii.gz")
-        k = img.spatial_shape[2] // 2
-        aff = affine_from_geometry(img.spacing[:2], [0, 0])
-        nib.save(nib.Nifti1Image(img.data[:, :, k].astype(np.float32), aff),
-                 str(root / "imagesTr" / f"s{i}_0000.nii.gz"))
-        nib.save(nib.Nifti1Image(lab.data[:, :, k].astype(np.uint8), aff),
-                 str(root / "labelsTr" / f"s{i}.nii.gz"))
-    _dataset_json(root, 3)
-    return root
+    return axial_slices(tmp_path_factory.mktemp("ds2d") / "Dataset012_Slices", 3)
 
 
 CASES = [

@@ -10,18 +10,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pytest
 
 from medseg.cli import main
 from medseg.io import read_image, read_label_map
+from tests.brain_datasets import cropped_brains
 
 tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "plugins" / "examples" / "medseg-deeplab"
-BRAIN = ROOT / "sample_data" / "Dataset001_BrainTissue"
 TINY = {"channels": [4, 8, 8, 16, 16], "aspp_channels": 8, "low_level_channels": 4,
         "decoder_channels": 8, "output_stride": 8, "atrous_rates": [1, 2, 3]}
 
@@ -67,19 +66,7 @@ def deeplab_installed():
 @pytest.fixture(scope="module")
 def small_brains(tmp_path_factory):
     """Three sample brains cropped to 40^3 voxels around their centre (geometry kept)."""
-    root = tmp_path_factory.mktemp("brains") / "Dataset013_SmallBrains"
-    for sub in ("imagesTr", "labelsTr"):
-        (root / sub).mkdir(parents=True)
-    for i in range(3):
-        for src, dst in ((f"imagesTr/brain_00{i}_0000.nii.gz", f"imagesTr/b{i}_0000.nii.gz"),
-                         (f"labelsTr/brain_00{i}.nii.gz", f"labelsTr/b{i}.nii.gz")):
-            img = nib.load(BRAIN / src)
-            c = [s // 2 for s in img.shape[:3]]
-            nib.save(img.slicer[c[0] - 20:c[0] + 20, c[1] - 20:c[1] + 20, c[2] - 20:c[2] + 20],
-                     str(root / dst))
-    meta = json.loads((BRAIN / "dataset.json").read_text())
-    (root / "dataset.json").write_text(json.dumps({**meta, "numTraining": 3}))
-    return root
+    return cropped_brains(tmp_path_factory.mktemp("brains") / "Dataset013_SmallBrains", 3)
 
 
 def test_example_stays_out_of_medseg_package():

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pytest
 import torch
@@ -21,7 +20,8 @@ from medseg.inference import InferenceSettings, Segmenter
 from medseg.io import read_image, read_label_map
 from medseg.io.dicom_write import write_dicom_series
 from medseg.metrics import dice
-from medseg.volume import Volume, affine_from_geometry
+from medseg.volume import Volume
+from tests.brain_datasets import axial_slices
 from tests.conftest import oblique_affine
 
 BRAIN_TS = "sample_data/Dataset001_BrainTissue"
@@ -122,21 +122,7 @@ def test_2d_model_end_to_end(tmp_path):
 
     from medseg.training import TrainConfig, train
 
-    ds = tmp_path / "Dataset010_Slices"
-    for sub in ("imagesTr", "labelsTr"):
-        (ds / sub).mkdir(parents=True)
-    for i in range(4):
-        img = read_image(f"{BRAIN_TS}/imagesTr/brain_00{i}_0000.nii.gz")
-        lab = read_label_map(f"{BRAIN_TS}/labelsTr/brain_00{i}.nii.gz")
-        k = img.spatial_shape[2] // 2
-        aff = affine_from_geometry(img.spacing[:2], [0, 0])
-        nib.save(nib.Nifti1Image(img.data[:, :, k].astype(np.float32), aff),
-                 str(ds / "imagesTr" / f"s{i}_0000.nii.gz"))
-        nib.save(nib.Nifti1Image(lab.data[:, :, k].astype(np.uint8), aff),
-                 str(ds / "labelsTr" / f"s{i}.nii.gz"))
-    (ds / "dataset.json").write_text(json.dumps({
-        "channel_names": {"0": "T1"}, "numTraining": 4, "file_ending": ".nii.gz",
-        "labels": {"background": 0, "white_matter": 1, "grey_matter": 2, "csf": 3}}))
+    ds = axial_slices(tmp_path / "Dataset010_Slices", 4)
     bundle = train(ds, tmp_path / "model2d", TrainConfig(
         iterations=6, val_every=6, patch_size=(64, 64), batch_size=2,
         arch_params={"channels": [8, 16, 32], "num_res_units": 1}), progress=False)
