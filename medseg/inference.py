@@ -245,19 +245,21 @@ class Segmenter:
                                       self.device, None if self._checked else self.arch_label)
         self._checked = True
         say("resampling to the input grid")
-        channels = labels_on_input_grid(probs, prepared.canonical_shape, prepared.transform)
+        inverse = inverse_transform(prepared.transform)
+        prob_volume = None
+        if self.settings.probabilities:  # every class at full resolution was asked for
+            full = resize(probs, prepared.canonical_shape)
+            channels = reorient_array(full.argmax(0).to(torch.uint8).numpy()[None], inverse)[0]
+            prob_volume = Volume(reorient_array(full.numpy(), inverse).astype(np.float32),
+                                 volume.affine)
+        else:
+            channels = labels_on_input_grid(probs, prepared.canonical_shape, prepared.transform)
         lut = np.asarray(self.bundle.label_values, dtype=np.uint16)
         labels = lut[channels].astype(np.uint8 if lut.max() < 256 else np.uint16)
         for spec, params in self.postprocessors:
             say(f"postprocessing: {spec.name}")
             labels = _run_postprocessor(spec, labels, volume.spacing, params,
                                         self.registry.postprocessors.providers.get(spec.name))
-        prob_volume = None
-        if self.settings.probabilities:
-            full = torch.stack([resize(probs[c : c + 1], prepared.canonical_shape)[0]
-                                for c in range(probs.shape[0])]).numpy()
-            full = reorient_array(full, inverse_transform(prepared.transform))
-            prob_volume = Volume(full.astype(np.float32), volume.affine)
         return Segmentation(LabelMap(labels[None], volume.affine), self.bundle.label_names,
                             prob_volume)
 

@@ -254,3 +254,15 @@ def test_torchrun_batch_shards_cases_with_identical_outputs(tmp_path):
         b = read_label_map(sharded / f"{name}.nii.gz")
         np.testing.assert_array_equal(a.data, b.data)
         np.testing.assert_array_equal(a.affine, b.affine)
+
+
+def test_probability_maps_match_the_mask(brain, case):
+    """With probabilities asked for, the mask is their argmax, on the same grid."""
+    with_probs = Segmenter(brain.bundle, InferenceSettings(probabilities=True))(case)
+    probs = with_probs.probabilities
+    assert probs.n_channels == len(brain.bundle.labels)
+    assert probs.spatial_shape == case.spatial_shape
+    np.testing.assert_array_equal(probs.affine, case.affine)
+    np.testing.assert_allclose(probs.array.sum(0), 1.0, atol=1e-4)
+    np.testing.assert_array_equal(probs.array.argmax(0), with_probs.labels.data)
+    np.testing.assert_array_equal(with_probs.labels.data, brain(case).labels.data)
