@@ -154,7 +154,7 @@ def main() -> None:
     bundle = load_bundle(args.model)
     segmenter = Segmenter(bundle, InferenceSettings(device="cpu",
                                                     sw_batch_size=args.sw_batch_size))
-    net = segmenter.net
+    net = segmenter.models[0].net
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         image_path, label_path = upsampled_case(args.model, args.upsample, tmp)

@@ -125,7 +125,7 @@ def segment_cases(cases: list[CaseInput], out_dir: str | Path, segmenter, *,
                 image = read_image(case.path)
                 result = segmenter(image, where=str(case.path))
                 written = write_segmentation(result, image, out_dir, case.name,
-                                             model=segmenter.bundle.name)
+                                             model=segmenter.name)
                 if dicom_seg and (case.path.is_dir() or case.path.suffix.lower() == ".zip"):
                     from medseg.io.dicom_seg import write_dicom_seg
 

@@ -15,6 +15,7 @@ from medseg.specs import (
     ArchitectureSpec,
     LossSpec,
     MetricSpec,
+    ModelFormatSpec,
     PostprocessorSpec,
     ReaderSpec,
 )
@@ -67,4 +68,15 @@ def medseg_register_metrics() -> list[MetricSpec]:  # type: ignore[empty-body]
 
     ``fn(pred, ref, spacing)`` receives two boolean arrays of one class and the voxel spacing
     in mm and returns a float (NaN when undefined).
+    """
+
+
+@hookspec
+def medseg_register_model_formats() -> list[ModelFormatSpec]:  # type: ignore[empty-body]
+    """Return model formats as :class:`~medseg.specs.ModelFormatSpec` objects.
+
+    ``sniff(path)`` says whether a folder is a model of this format; ``describe(path)`` returns
+    a :class:`medseg.models.base.ModelInfo` from metadata only; ``load(path, *, registry,
+    device, **options)`` returns a :class:`medseg.models.base.SegmentationModel`. Errors caused
+    by the folder are :class:`medseg.errors.InputError` naming the file.
     """

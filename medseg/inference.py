@@ -21,9 +21,7 @@ from medseg.bundle import Bundle
 from medseg.device import autocast, resolve_device
 from medseg.errors import InputError, MedsegError, PluginError
 from medseg.preprocess import (
-    Preprocessing,
     inverse_transform,
-    prepare,
     reorient_array,
     resize,
 )
@@ -60,7 +58,9 @@ class Segmentation:
                 for v, n in sorted(self.label_names.items()) if v != 0]
 
 
-def check_input(volume: Volume, bundle: Bundle, where: str = "input") -> None:
+def check_input(volume: Volume, bundle: Any, where: str = "input") -> None:
+    """The image fits the model (a :class:`Bundle` or a ``ModelInfo``): dimensions, channels,
+    finite values."""
     if volume.spatial_ndim != bundle.spatial_dims:
         raise InputError(where, f"model {bundle.name!r} is {bundle.spatial_dims}D but the image "
                                 f"is {volume.spatial_ndim}D")
@@ -201,67 +201,122 @@ def labels_on_input_grid(probs: torch.Tensor, canonical_shape: Sequence[int],
 
 
 class Segmenter:
-    """Loads a bundle once and segments volumes with it."""
+    """Runs one model of any format (or several, merged into one label map) and lands the
+    result on the input's exact grid, then applies registry postprocessors.
 
-    def __init__(self, bundle: Bundle, settings: InferenceSettings | None = None,
+    ``model`` is a :class:`medseg.models.base.SegmentationModel`, a medseg :class:`Bundle`
+    (wrapped), or a list of models whose label sets are disjoint (see :func:`merged_labels`).
+    """
+
+    def __init__(self, model: Any, settings: InferenceSettings | None = None,
                  registry: Registry | None = None) -> None:
-        self.bundle = bundle
+        from medseg.models.medseg_bundle import MedsegBundleModel
+
         self.settings = settings or InferenceSettings()
         self.registry = registry or load_registry()
         self.device = resolve_device(self.settings.device)
-        arch = str(bundle.config["architecture"]["name"])
-        self.registry.architectures.get(arch)  # unknown name: the usual error listing names
-        self.arch_label = architecture_label(self.registry, arch)
-        try:
-            self.net = bundle.load_network(self.registry, self.device)
-        except MedsegError:
-            raise
-        except Exception as exc:
-            raise PluginError(f"{self.arch_label} failed to build or load its weights: "
-                              f"{_short(exc)}") from None
-        self._checked = False
-        pp = list(bundle.inference.get("postprocessors", [])) + list(self.settings.postprocessors)
+        models = list(model) if isinstance(model, (list, tuple)) else [model]
+        if not models:
+            raise MedsegError("no model given")
+        self.models = [MedsegBundleModel(m, self.registry, self.device)
+                       if isinstance(m, Bundle) else m for m in models]
+        self.label_names, self._luts = merged_labels([m.info for m in self.models])
+        pp: list[Any] = []
+        for m in self.models:
+            pp += list(getattr(m, "postprocessors", []))
+        pp += list(self.settings.postprocessors)
         self.postprocessors = [(self.registry.postprocessors.get(n), dict(p or {}))
                                for n, p in (_pp_item(x) for x in pp)]
 
-    def preprocessing(self) -> Preprocessing:
-        pre = self.bundle.preprocessing
-        if self.settings.fast and pre.target_spacing is not None:
-            return Preprocessing(tuple(s * 1.6 for s in pre.target_spacing), pre.intensity,
-                                 pre.orientation)
-        return pre
+    @property
+    def info(self):
+        """The (first) model's :class:`~medseg.models.base.ModelInfo`."""
+        return self.models[0].info
+
+    @property
+    def name(self) -> str:
+        return "+".join(m.info.name for m in self.models)
+
+    @property
+    def bundle(self) -> Bundle | None:
+        """The medseg bundle when the (single) model is one."""
+        return getattr(self.models[0], "bundle", None) if len(self.models) == 1 else None
+
+    @property
+    def labels(self) -> dict[str, int]:
+        return {n: v for v, n in self.label_names.items()}
 
     def __call__(self, volume: Volume, where: str = "input",
                  progress: Callable[[str], None] | None = None) -> Segmentation:
-        check_input(volume, self.bundle, where)
         say = progress or (lambda _msg: None)
-        say("preprocessing")
-        prepared = prepare(volume, self.preprocessing())
         settings = self.settings
         if settings.fast:
             settings = InferenceSettings(**{**settings.__dict__, "overlap": 0.1, "mirror": False})
-        say("sliding-window inference")
-        probs = predict_probabilities(self.net, prepared.image, self.bundle, settings,
-                                      self.device, None if self._checked else self.arch_label)
-        self._checked = True
-        say("resampling to the input grid")
-        inverse = inverse_transform(prepared.transform)
-        prob_volume = None
-        if self.settings.probabilities:  # every class at full resolution was asked for
-            full = resize(probs, prepared.canonical_shape)
-            channels = reorient_array(full.argmax(0).to(torch.uint8).numpy()[None], inverse)[0]
-            prob_volume = Volume(reorient_array(full.numpy(), inverse).astype(np.float32),
-                                 volume.affine)
-        else:
-            channels = labels_on_input_grid(probs, prepared.canonical_shape, prepared.transform)
-        lut = np.asarray(self.bundle.label_values, dtype=np.uint16)
-        labels = lut[channels].astype(np.uint8 if lut.max() < 256 else np.uint16)
+        for m in self.models:
+            check_input(volume, m.info, where)
+        labels: np.ndarray | None = None
+        prob_maps: list[np.ndarray] = []
+        for model, lut in zip(self.models, self._luts, strict=True):
+            tag = f"{model.info.name}: " if len(self.models) > 1 else ""
+            say(f"{tag}preprocessing")
+            prepared = model.prepare(volume, settings)
+            say(f"{tag}sliding-window inference")
+            probs = model.predict(prepared, settings)
+            say(f"{tag}resampling to the input grid")
+            pred = model.restore(prepared, probs, settings)
+            del prepared, probs
+            values = lut[np.asarray(pred.channels, dtype=np.int64)]
+            if labels is None:
+                labels = values
+            else:  # an earlier model's foreground is kept where two models claim a voxel
+                free = labels == 0
+                labels[free] = values[free]
+            if pred.probabilities is not None:
+                prob_maps.append(pred.probabilities if not prob_maps
+                                 else pred.probabilities[1:])
+        assert labels is not None
+        top = max(self.label_names)
+        labels = labels.astype(np.uint8 if top < 256 else np.uint16)
         for spec, params in self.postprocessors:
             say(f"postprocessing: {spec.name}")
             labels = _run_postprocessor(spec, labels, volume.spacing, params,
                                         self.registry.postprocessors.providers.get(spec.name))
-        return Segmentation(LabelMap(labels[None], volume.affine), self.bundle.label_names,
+        prob_volume = None
+        if settings.probabilities and prob_maps:
+            prob_volume = Volume(np.concatenate(prob_maps).astype(np.float32), volume.affine)
+        return Segmentation(LabelMap(labels[None], volume.affine), self.label_names,
                             prob_volume)
+
+
+def merged_labels(infos: Sequence[Any]) -> tuple[dict[int, str], list[np.ndarray]]:
+    """One label map from several models: names are kept, values assigned in model order.
+
+    A single model keeps its own label values. For several, class names must be disjoint
+    (background aside); returns the merged ``value -> name`` and, per model, a lookup table
+    from its output channel to the merged value.
+    """
+    if len(infos) == 1:
+        info = infos[0]
+        return dict(info.label_names), [np.asarray(info.label_values, dtype=np.int64)]
+    names: dict[int, str] = {0: "background"}
+    owner: dict[str, str] = {}
+    luts = []
+    for info in infos:
+        lut = []
+        for value in info.label_values:
+            name = info.label_names[value]
+            if value == 0:
+                lut.append(0)
+                continue
+            if name in owner:
+                raise MedsegError(f"models {owner[name]!r} and {info.name!r} both segment "
+                                  f"{name!r}; merged models need disjoint label sets")
+            owner[name] = info.name
+            new = len(names)
+            names[new] = name
+            lut.append(new)
+        luts.append(np.asarray(lut, dtype=np.int64))
+    return names, luts
 
 
 def _pp_item(item: Any) -> tuple[str, dict[str, Any]]:
@@ -291,7 +346,7 @@ def _run_postprocessor(spec, labels: np.ndarray, spacing, params: dict[str, Any]
     return out.astype(labels.dtype, copy=False)
 
 
-def segment(volume: Volume, bundle: Bundle, settings: InferenceSettings | None = None,
+def segment(volume: Volume, bundle: Any, settings: InferenceSettings | None = None,
             registry: Registry | None = None) -> Segmentation:
-    """One-shot convenience: load the network and segment ``volume``."""
+    """One-shot convenience: load the network (a bundle or any loaded model) and segment."""
     return Segmenter(bundle, settings, registry)(volume)

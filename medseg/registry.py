@@ -11,7 +11,14 @@ import pluggy
 
 from medseg.errors import PluginError
 from medseg.plugins import _short, get_plugin_manager, report_plugin_failure, strict_mode
-from medseg.specs import ArchitectureSpec, LossSpec, MetricSpec, PostprocessorSpec, ReaderSpec
+from medseg.specs import (
+    ArchitectureSpec,
+    LossSpec,
+    MetricSpec,
+    ModelFormatSpec,
+    PostprocessorSpec,
+    ReaderSpec,
+)
 
 S = TypeVar("S")
 
@@ -22,6 +29,7 @@ KINDS: dict[str, tuple[str, type]] = {
     "postprocessor": ("medseg_register_postprocessors", PostprocessorSpec),
     "reader": ("medseg_register_readers", ReaderSpec),
     "metric": ("medseg_register_metrics", MetricSpec),
+    "model_format": ("medseg_register_model_formats", ModelFormatSpec),
 }
 
 
@@ -69,6 +77,8 @@ class Registry:
     postprocessors: ComponentTable[PostprocessorSpec]
     readers: ComponentTable[ReaderSpec]
     metrics: ComponentTable[MetricSpec]
+    model_formats: ComponentTable[ModelFormatSpec] = field(
+        default_factory=lambda: ComponentTable[ModelFormatSpec]("model format"))
     plugin_manager: pluggy.PluginManager | None = None
 
     def table(self, kind: str) -> ComponentTable[Any]:
@@ -78,6 +88,7 @@ class Registry:
             "postprocessor": self.postprocessors,
             "reader": self.readers,
             "metric": self.metrics,
+            "model_format": self.model_formats,
         }
         return tables[kind]
 
@@ -99,6 +110,9 @@ class Registry:
     def readers_by_priority(self) -> list[ReaderSpec]:
         return sorted(self.readers.specs.values(), key=lambda r: -r.priority)
 
+    def model_formats_by_priority(self) -> list[ModelFormatSpec]:
+        return sorted(self.model_formats.specs.values(), key=lambda f: -f.priority)
+
 
 def build_registry(pm: pluggy.PluginManager, *, strict: bool | None = None) -> Registry:
     """Call every ``medseg_register_*`` implementation, one plugin at a time.
@@ -107,7 +121,7 @@ def build_registry(pm: pluggy.PluginManager, *, strict: bool | None = None) -> R
     (fatal in strict mode); a duplicate component name is always an error naming both plugins.
     """
     strict = strict_mode(strict)
-    tables = {kind: ComponentTable[Any](kind) for kind in KINDS}
+    tables = {kind: ComponentTable[Any](kind.replace("_", " ")) for kind in KINDS}
     for kind, (hook_name, spec_type) in KINDS.items():
         hook = getattr(pm.hook, hook_name)
         for impl in hook.get_hookimpls():  # registration order
@@ -137,6 +151,7 @@ def build_registry(pm: pluggy.PluginManager, *, strict: bool | None = None) -> R
         postprocessors=tables["postprocessor"],
         readers=tables["reader"],
         metrics=tables["metric"],
+        model_formats=tables["model_format"],
         plugin_manager=pm,
     )
 

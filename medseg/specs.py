@@ -67,3 +67,25 @@ class MetricSpec:
     description: str = ""
     higher_is_better: bool = True
     unit: str = ""
+
+
+@dataclass(frozen=True)
+class ModelFormatSpec:
+    """A model format (a folder layout another tool writes, or medseg's own bundle).
+
+    ``sniff(path) -> bool`` recognises a folder by its content; ``describe(path) -> ModelInfo``
+    reads only metadata (no weights; used by ``medseg models`` and the UI);
+    ``load(path, *, registry, device, **options) -> SegmentationModel`` builds the runnable
+    model (:mod:`medseg.models.base`). Options a format does not take are refused by the
+    engine before ``load`` is called; ``options`` lists the ones it takes (for example
+    ``configuration``, ``folds``, ``checkpoint``, ``trust``).
+    """
+
+    name: str
+    sniff: Callable[[Path], bool]
+    load: Callable[..., Any]
+    describe: Callable[[Path], Any]
+    description: str = ""
+    options: tuple[str, ...] = ()
+    #: higher is tried first when several formats recognise a folder
+    priority: int = 0

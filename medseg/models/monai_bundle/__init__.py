@@ -1,0 +1,1 @@
+"""MONAI bundles (model-zoo layout) run by medseg."""

@@ -1,0 +1,1 @@
+"""Quality flags: compare a segmentation with what its model saw in training."""

@@ -1,0 +1,1 @@
+"""Training images synthesised from label maps (domain randomisation, SynthSeg-style)."""
