@@ -8,6 +8,7 @@ purpose (``fail="build" | "forward" | "shape"``), and the postprocessors ``dummy
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,15 @@ import torch
 
 from medseg.errors import InputError
 from medseg.hookspecs import hookimpl
-from medseg.specs import ArchitectureSpec, LossSpec, MetricSpec, PostprocessorSpec, ReaderSpec
+from medseg.models.base import ModelInfo, Prediction
+from medseg.specs import (
+    ArchitectureSpec,
+    LossSpec,
+    MetricSpec,
+    ModelFormatSpec,
+    PostprocessorSpec,
+    ReaderSpec,
+)
 from medseg.volume import Volume
 
 MAGIC = b"DUMMYVOL"
@@ -133,3 +142,51 @@ def medseg_register_readers() -> list[ReaderSpec]:
 def medseg_register_metrics() -> list[MetricSpec]:
     return [MetricSpec("dummy_volume_difference", voxel_difference,
                        "predicted minus reference volume", higher_is_better=False, unit="mm3")]
+
+
+# ---- a model format: a folder with threshold.json is a (network-free) threshold model ----
+THRESHOLD_FILE = "threshold.json"
+
+
+def sniff_threshold_model(path: Path) -> bool:
+    return (Path(path) / THRESHOLD_FILE).is_file()
+
+
+def describe_threshold_model(path: Path) -> ModelInfo:
+    try:
+        cfg = json.loads((Path(path) / THRESHOLD_FILE).read_text())
+        threshold = float(cfg["threshold"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(Path(path) / THRESHOLD_FILE, f"not a threshold model ({exc})") from None
+    return ModelInfo(name=Path(path).name, format="dummy_threshold",
+                     labels={"background": 0, str(cfg.get("name", "bright")): 1},
+                     source=str(path), details={"threshold": threshold})
+
+
+class ThresholdModel:
+    """Voxels above the threshold are class 1; the model grid is the input grid."""
+
+    def __init__(self, info: ModelInfo) -> None:
+        self.info = info
+
+    def prepare(self, volume: Volume, settings) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(volume.array[0], dtype=np.float32))
+
+    def predict(self, prepared: torch.Tensor, settings) -> torch.Tensor:
+        fg = (prepared > self.info.details["threshold"]).float()
+        return torch.stack([1 - fg, fg])
+
+    def restore(self, prepared, probabilities: torch.Tensor, settings) -> Prediction:
+        probs = probabilities.numpy() if settings.probabilities else None
+        return Prediction(probabilities.argmax(0).numpy().astype(np.uint8), probs)
+
+
+def load_threshold_model(path: Path, *, registry=None, device=None, **options) -> ThresholdModel:
+    return ThresholdModel(describe_threshold_model(path))
+
+
+@hookimpl
+def medseg_register_model_formats() -> list[ModelFormatSpec]:
+    return [ModelFormatSpec("dummy_threshold", sniff_threshold_model, load_threshold_model,
+                            describe_threshold_model, "threshold.json folder (tests)",
+                            priority=100)]

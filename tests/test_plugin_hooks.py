@@ -17,14 +17,14 @@ import torch
 from medseg import hookspecs
 from medseg.bundle import load_bundle
 from medseg.cli import main
-from medseg.errors import PluginError
+from medseg.errors import MedsegError, PluginError
 from medseg.evaluation import evaluate_pair
 from medseg.inference import InferenceSettings, Segmenter
 from medseg.io import read_image
 from medseg.plugins import get_plugin_manager
 from medseg.registry import build_registry
 from medseg.training import TrainConfig, train
-from medseg.volume import LabelMap
+from medseg.volume import LabelMap, Volume
 from tests import plugin_dummy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -320,3 +320,42 @@ def test_app_stays_up_when_a_plugin_architecture_fails(tmp_path, monkeypatch):
         assert len(at.get("image")) == 3
     finally:
         st.cache_resource.clear()
+
+
+def _threshold_folder(root: Path, name: str, threshold: float, label: str) -> Path:
+    folder = root / name
+    folder.mkdir()
+    (folder / plugin_dummy.THRESHOLD_FILE).write_text(
+        json.dumps({"threshold": threshold, "name": label}))
+    return folder
+
+
+def test_medseg_register_model_formats(dummy_registry, tmp_path):
+    from medseg.models import describe_model, load_model
+
+    assert dummy_registry.model_formats.providers["dummy_threshold"] == PLUGIN
+    assert "medseg" in dummy_registry.model_formats  # the built-in format, same path
+    bright = _threshold_folder(tmp_path, "bright", 5.0, "bright")
+    info = describe_model(bright, dummy_registry)
+    assert (info.format, info.label_names) == ("dummy_threshold", {0: "background", 1: "bright"})
+    data = np.zeros((6, 5, 4), dtype=np.float32)
+    data[1:3, 1:4, 2:] = 10.0
+    data[4:, :2, :1] = 3.0
+    affine = np.array([[0, -2.0, 0, 5], [1.5, 0, 0, -3], [0, 0, 3.0, 1], [0, 0, 0, 1]])
+    volume = Volume.from_spatial(data, affine)
+    seg = Segmenter(load_model(bright, dummy_registry), InferenceSettings(),
+                    dummy_registry)(volume)
+    np.testing.assert_array_equal(seg.labels.data, (data > 5).astype(np.uint8))
+    np.testing.assert_allclose(seg.labels.affine, affine)
+    # two models with disjoint labels merge into one map, values in model order
+    dim = _threshold_folder(tmp_path, "dim", 1.0, "dim")
+    merged = Segmenter([load_model(bright, dummy_registry), load_model(dim, dummy_registry)],
+                       InferenceSettings(), dummy_registry)(volume)
+    assert merged.label_names == {0: "background", 1: "bright", 2: "dim"}
+    expected = np.where(data > 5, 1, np.where(data > 1, 2, 0))
+    np.testing.assert_array_equal(merged.labels.data, expected)
+    # the same class name from two models is refused; options a format does not take too
+    with pytest.raises(MedsegError, match="both segment 'bright'"):
+        Segmenter([load_model(bright, dummy_registry)] * 2, InferenceSettings(), dummy_registry)
+    with pytest.raises(MedsegError, match="do not take --folds"):
+        load_model(bright, dummy_registry, folds=[0])
