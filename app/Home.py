@@ -32,7 +32,7 @@ with col3:
     st.caption("Registered architectures, losses, postprocessors, readers and metrics; "
                "bundled models with their labels and scores.")
 
-models = engine.bundles()
+models = engine.models()
 if models:
     st.success(f"Models available: {', '.join(models)}")
 else:

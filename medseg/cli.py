@@ -19,7 +19,8 @@ from medseg import __version__
 from medseg.errors import MedsegError
 
 #: subcommand modules in ``medseg.commands``
-COMMANDS: tuple[str, ...] = ("info", "convert", "plugins", "train", "segment", "evaluate", "app")
+COMMANDS: tuple[str, ...] = ("info", "convert", "plugins", "models", "train", "segment",
+                             "evaluate", "app")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,11 +15,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from medseg.bundle import CONFIG_NAME, Bundle, list_bundles, load_bundle, resolve_bundle_path
-from medseg.errors import InputError
+from medseg.bundle import Bundle, load_bundle
+from medseg.errors import InputError, MedsegError
 from medseg.inference import InferenceSettings, Segmentation, Segmenter
 from medseg.io import read_image, read_label_map, write_image
 from medseg.io.archive import safe_extract_zip
+from medseg.models import ModelInfo, describe_model, load_model, resolve_model
+from medseg.models.catalog import list_models
 from medseg.registry import Registry, load_registry
 from medseg.volume import LabelMap, Volume
 
@@ -35,41 +37,64 @@ def models_dir() -> str:
     return os.environ.get("MEDSEG_MODELS_DIR", "")
 
 
-def bundles() -> list[str]:
-    return list_bundles()
+def models() -> list[str]:
+    """Names of every model usable by name, any format (bundled, MEDSEG_MODELS_DIR,
+    TotalSegmentator's folders)."""
+    return [e.name for e in list_models(registry())]
 
 
 def _version(name: str) -> str:
-    """Cache key part that changes when a bundle is rewritten (retrained in place)."""
+    """Cache key part that changes when a model folder is rewritten (retrained in place)."""
     try:
-        config = resolve_bundle_path(name) / CONFIG_NAME
-        return f"{models_dir()}|{config.stat().st_mtime_ns}"
-    except (OSError, InputError):
+        path, _spec = resolve_model(name, registry())
+        stamps = [f.stat().st_mtime_ns for f in path.iterdir() if f.is_file()]
+        return f"{models_dir()}|{path}|{max(stamps, default=0)}"
+    except (OSError, MedsegError):
         return models_dir()
 
 
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _info(name: str, version: str) -> ModelInfo:
+    return describe_model(name, registry())
+
+
+def model_info(name: str) -> ModelInfo:
+    """Metadata of a model (no weights read): format, labels, grid, source."""
+    return _info(name, _version(name))
+
+
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _bundle(name: str, version: str) -> Bundle:
-    # ``version`` is part of the cache key only (no leading underscore: Streamlit hashes it)
-    return load_bundle(name, registry())
+def _medseg_bundle(name: str, version: str) -> Bundle:
+    return load_bundle(resolve_model(name, registry())[0], registry())
 
 
-def bundle(name: str) -> Bundle:
-    return _bundle(name, _version(name))
+def medseg_bundle(name: str) -> Bundle:
+    """A medseg-format model's bundle (its training figures and config)."""
+    return _medseg_bundle(name, _version(name))
+
+
+def takes_trust(name: str) -> bool:
+    """Whether the model's format runs code from its config only when trusted."""
+    try:
+        return "trust" in resolve_model(name, registry())[1].options
+    except MedsegError:
+        return False
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _segmenter(name: str, version: str, overlap: float, mirror: bool, fast: bool,
-               postprocessors: tuple[str, ...]) -> Segmenter:
+def _segmenter(name: str, version: str, overlap: float | None, mirror: bool, fast: bool,
+               postprocessors: tuple[str, ...], trust: bool) -> Segmenter:
     settings = InferenceSettings(overlap=overlap, mirror=mirror, fast=fast,
                                  postprocessors=[(p, {}) for p in postprocessors])
-    return Segmenter(_bundle(name, version), settings, registry())
+    options = {"trust": True} if trust else {}
+    return Segmenter(load_model(name, registry(), None, **options), settings, registry())
 
 
-def segmenter(name: str, *, overlap: float = 0.25, mirror: bool = False, fast: bool = False,
-              postprocessors: tuple[str, ...] = ()) -> Segmenter:
-    return _segmenter(name, _version(name), float(overlap), bool(mirror), bool(fast),
-                      tuple(postprocessors))
+def segmenter(name: str, *, overlap: float | None = None, mirror: bool = False,
+              fast: bool = False, postprocessors: tuple[str, ...] = (),
+              trust: bool = False) -> Segmenter:
+    return _segmenter(name, _version(name), None if overlap is None else float(overlap),
+                      bool(mirror), bool(fast), tuple(postprocessors), bool(trust))
 
 
 # ---- samples --------------------------------------------------------------------------------

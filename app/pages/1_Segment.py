@@ -36,17 +36,34 @@ def set_image(volume, name: str, sample=None) -> None:
 
 
 # ---- model and settings (sidebar) -----------------------------------------------------------
-models = engine.bundles()
+models = engine.models()
 with st.sidebar:
     st.header("Model")
-    model = st.selectbox("Model bundle", models, key="model",
-                         help="Every bundle under the models folder")
+    model = st.selectbox("Model", models, key="model",
+                         help="Every model found by name: bundled, $MEDSEG_MODELS_DIR and "
+                              "TotalSegmentator's folders (medseg bundles, nnU-Net v2 result "
+                              "folders, MONAI bundles, plugin formats)")
+    trust = False
+    if model is not None:
+        try:
+            info = engine.model_info(model)
+            st.caption(f"{info.format} · {len(info.labels) - 1} classes"
+                       + (f" · {info.modality}" if info.modality else ""))
+        except Exception as exc:
+            st.error(error_message(exc, HIDE))
+        if engine.takes_trust(model):
+            trust = st.checkbox("Trust this bundle's code", key="trust",
+                                help="A MONAI bundle's config runs Python expressions; tick "
+                                     "only for bundles from a source you trust")
     postprocessors = st.multiselect(
         "Postprocessors", list(engine.registry().postprocessors), key="postprocessors",
         help="Registry postprocessors applied in order after the model")
     fast = st.checkbox("Fast (coarser grid, less overlap)", key="fast")
     mirror = st.checkbox("Test-time mirroring", key="mirror")
-    overlap = st.slider("Window overlap", 0.0, 0.75, 0.25, 0.05, key="overlap")
+    own_overlap = st.checkbox("Model's own window overlap", value=True, key="own_overlap",
+                              help="medseg bundles: their config (0.25); nnU-Net: 0.5")
+    overlap = None if own_overlap else st.slider("Window overlap", 0.0, 0.75, 0.25, 0.05,
+                                                 key="overlap")
 
 # ---- input ----------------------------------------------------------------------------------
 source = st.radio("Input", ["Upload a file", "Bundled sample"], horizontal=True, key="source")
@@ -99,7 +116,7 @@ st.markdown(f"**{state['image_name']}** · shape {' × '.join(map(str, image.spa
 STEPS = ("preprocessing", "sliding-window inference", "resampling to the input grid",
          "postprocessing")
 if not models:
-    st.warning("No model bundle is available yet, so only viewing is possible.")
+    st.warning("No model is available yet, so only viewing is possible.")
 elif st.button("Run segmentation", type="primary", key="run"):
     with st.status(f"Segmenting with {model}…", expanded=True) as status:
         bar = st.progress(0.0, text="loading the model")
@@ -111,7 +128,7 @@ elif st.button("Run segmentation", type="primary", key="run"):
 
         try:
             seg = engine.segmenter(model, overlap=overlap, mirror=mirror, fast=fast,
-                                   postprocessors=tuple(postprocessors))(
+                                   postprocessors=tuple(postprocessors), trust=trust)(
                 image, where=state["image_name"], progress=progress)
             bar.progress(1.0, text="done")
             status.update(label=f"Segmented with {model}", state="complete", expanded=False)

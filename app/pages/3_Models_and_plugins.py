@@ -1,4 +1,4 @@
-"""Models and plugins page: every registered component and every bundled model."""
+"""Models and plugins page: every registered component and every model found by name."""
 
 from __future__ import annotations
 
@@ -19,45 +19,69 @@ try:
 except Exception as exc:
     st.error(error_message(exc))
     rows = []
-kinds = ["architecture", "loss", "postprocessor", "reader", "metric"]
+kinds = ["architecture", "loss", "postprocessor", "reader", "metric", "model_format"]
 kinds += sorted({r["kind"] for r in rows} - set(kinds))
-PLURAL = {"loss": "losses"}
+PLURAL = {"loss": "losses", "model_format": "model formats"}
 titles = [f"{PLURAL.get(k, k + 's')} ({sum(r['kind'] == k for r in rows)})" for k in kinds]
 for tab, kind in zip(st.tabs(titles), kinds, strict=True):
     with tab:
         if not any(r["kind"] == kind for r in rows):
-            st.info(f"No {PLURAL.get(kind, kind + 's')} registered; plugins add them through "
-                    f"the medseg_register_{PLURAL.get(kind, kind + 's')} hook.")
+            plural = PLURAL.get(kind, kind + "s")
+            st.info(f"No {plural} registered; plugins add them through "
+                    f"the medseg_register_{plural.replace(' ', '_')} hook.")
             continue
         st.dataframe([{"name": r["name"], "plugin": r["plugin"],
                        "description": r["description"]} for r in rows if r["kind"] == kind],
                      hide_index=True, width="stretch", key=f"components_{kind}")
 
-st.header("Model bundles")
-names = engine.bundles()
+st.header("Models")
+st.caption("Every model usable by name, any format: the bundled ones, $MEDSEG_MODELS_DIR and "
+           "TotalSegmentator's folders (~/.totalsegmentator/nnunet/results). Nothing is "
+           "downloaded.")
+names = engine.models()
 if not names:
-    st.info("No model bundle found (sample_data/models/ or $MEDSEG_MODELS_DIR).")
+    st.info("No model found (sample_data/models/, $MEDSEG_MODELS_DIR or "
+            "~/.totalsegmentator/nnunet/results).")
 for name in names:
     try:
-        bundle = engine.bundle(name)
+        info = engine.model_info(name)
     except Exception as exc:
         st.error(f"{name}: {error_message(exc)}")
         continue
-    cfg = bundle.config
-    training = cfg.get("training", {})
-    with st.expander(f"{bundle.name} ({name})", expanded=True):
-        arch = cfg["architecture"]
-        st.markdown(f"Architecture **{arch['name']}** · {bundle.spatial_dims}D · "
-                    f"{bundle.in_channels} input channel(s) · patch "
-                    f"{' × '.join(map(str, bundle.patch_size))} · "
-                    f"{training.get('iterations_done', '?')} iterations")
+    with st.expander(f"{info.name} ({name}) · {info.format}", expanded=True):
+        facts = [f"format **{info.format}**", f"{info.spatial_dims}D",
+                 f"{info.in_channels} input channel(s)"]
+        if info.modality:
+            facts.append(f"modality {info.modality}")
+        if info.spacing:
+            facts.append("spacing " + " × ".join(f"{v:g}" for v in info.spacing) + " mm")
+        if info.patch_size:
+            facts.append("patch " + " × ".join(map(str, info.patch_size)))
+        if info.folds:
+            facts.append("folds " + ", ".join(info.folds))
+        st.markdown(" · ".join(facts))
+        st.text(f"source: {info.source}")
+        bundle = None
+        if info.format == "medseg":
+            try:
+                bundle = engine.medseg_bundle(name)
+            except Exception as exc:
+                st.error(f"{name}: {error_message(exc)}")
+        training = bundle.config.get("training", {}) if bundle else {}
         val, test = training.get("val_dice", {}), training.get("test_dice", {})
-        st.dataframe(
-            [{"label": v, "class": n, "validation Dice": val.get(n), "test Dice": test.get(n)}
-             for v, n in sorted(bundle.label_names.items())],
-            hide_index=True, key=f"labels_{name}")
-        c1, c2 = st.columns(2)
-        c1.markdown("**Preprocessing**")
-        c1.json(cfg.get("preprocessing", {}), expanded=True)
-        c2.markdown("**Architecture parameters**")
-        c2.code(json.dumps(arch.get("params", {}), indent=2), language="json")
+        rows = [{"label": v, "class": n} for v, n in sorted(info.label_names.items())]
+        if bundle:
+            rows = [{**r, "validation Dice": val.get(r["class"]),
+                     "test Dice": test.get(r["class"])} for r in rows]
+        st.dataframe(rows, hide_index=True, key=f"labels_{name}")
+        if info.details:
+            st.markdown("**Details**")
+            st.code(json.dumps(dict(info.details), indent=2, default=str), language="json")
+        if bundle:
+            cfg = bundle.config
+            c1, c2 = st.columns(2)
+            c1.markdown("**Preprocessing**")
+            c1.json(cfg.get("preprocessing", {}), expanded=True)
+            c2.markdown("**Architecture parameters**")
+            c2.code(json.dumps(cfg["architecture"].get("params", {}), indent=2),
+                    language="json")

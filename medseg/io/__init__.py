@@ -87,11 +87,13 @@ def read_label_map(path: str | Path, *, registry: Registry | None = None,
         raise InputError(path, f"not a label map ({exc})") from None
 
 
-def write_image(volume: Volume, path: str | Path, *, reference: Volume | None = None) -> Path:
+def write_image(volume: Volume, path: str | Path, *, reference: Volume | None = None,
+                label_names: dict[int, str] | None = None) -> Path:
     """Write ``volume`` (atomically) by extension: NIfTI, NRRD/MHA, or PNG for 2D.
 
     With ``reference`` the output takes the reference's exact affine; the spatial shapes
     must agree (a mask is always written on the grid of the image it belongs to).
+    ``label_names`` are stored in a NIfTI header extension (other formats ignore them).
     """
     path = Path(path)
     if reference is not None:
@@ -104,7 +106,7 @@ def write_image(volume: Volume, path: str | Path, *, reference: Volume | None = 
     if has_suffix(path, NIFTI_SUFFIXES):
         from medseg.io.nifti import write_nifti
 
-        return write_nifti(volume, path)
+        return write_nifti(volume, path, label_names)
     from medseg.io.itk import ITK_EXTENSIONS, write_itk
 
     if has_suffix(path, ITK_EXTENSIONS):

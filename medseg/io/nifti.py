@@ -7,6 +7,7 @@ nibabel, not SimpleITK, reads NIfTI here: SimpleITK silently zero-fills a trunca
 from __future__ import annotations
 
 import gzip
+import json
 import zlib
 from pathlib import Path
 from typing import Any
@@ -134,8 +135,13 @@ def _label_dtype(arr: np.ndarray) -> np.dtype:
     return np.dtype(np.int32)
 
 
-def write_nifti(volume: Volume, path: str | Path) -> Path:
-    """Write ``volume`` atomically; label maps get the smallest integer dtype that fits."""
+def write_nifti(volume: Volume, path: str | Path,
+                label_names: dict[int, str] | None = None) -> Path:
+    """Write ``volume`` atomically; label maps get the smallest integer dtype that fits.
+
+    ``label_names`` (value -> class name) go into the header as a JSON comment extension
+    (``{"medseg_labels": {"1": "liver", ...}}``, NIfTI ecode 6) that :func:`nifti_label_names`
+    reads back; other tools ignore it."""
     path = Path(path)
     arr = volume.array
     if isinstance(volume, LabelMap):
@@ -151,6 +157,25 @@ def write_nifti(volume: Volume, path: str | Path) -> Path:
     img.header.set_xyzt_units("mm", "sec")
     if isinstance(volume, LabelMap):
         img.header.set_intent("label")
+    if label_names:
+        text = json.dumps({"medseg_labels": {str(k): str(v)
+                                             for k, v in sorted(label_names.items())}})
+        img.header.extensions.append(nib.nifti1.Nifti1Extension(6, text.encode()))
     with atomic_path(path) as tmp:
         nib.save(img, str(tmp))
     return path
+
+
+def nifti_label_names(path: str | Path) -> dict[int, str]:
+    """Class names written by :func:`write_nifti` (empty when the file has none)."""
+    header = nib.load(str(path)).header
+    for ext in header.extensions:
+        if ext.get_code() != 6:
+            continue
+        try:
+            labels = json.loads(ext.get_content().decode()).get("medseg_labels")
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            continue
+        if isinstance(labels, dict):
+            return {int(k): str(v) for k, v in labels.items()}
+    return {}
