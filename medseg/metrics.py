@@ -28,6 +28,13 @@ Definitions (version :data:`METRICS_VERSION`), with TP/FP/FN/TN voxel counts:
 * ``nsd`` (normalized surface Dice, Nikolov et al. 2021, arXiv:1809.04430, counted over border
   voxels as MONAI's ``compute_surface_dice`` without sub-voxels) = number of border voxels of
   both masks within ``tolerance`` mm (``<=``) of the other border / number of border voxels.
+  The comparison allows a relative slack of :data:`NSD_RTOL` (``d <= tolerance (1 + 1e-6)``):
+  spacings stored as float32 (0.8 becomes 0.800000012) or read back from a rotated affine
+  (column norms off by 1e-16) put a point that lies exactly on the tolerance a hair outside
+  it, which changed NSD from 1.0 to 0.77 for a cube shifted by exactly the tolerance.
+* A 3D image with a single slice (``X x Y x 1``) has every voxel on the border in 3D;
+  :func:`medseg.evaluation.evaluate_pair` scores such images in 2D (in-plane borders and
+  distances, volumes with the slice thickness) and warns.
 * Semantic view over a whole label map (:func:`semantic_metrics`): ``pixel_accuracy`` = fraction
   of voxels whose label agrees; ``miou`` = mean IoU over background and the evaluated classes,
   classes absent from both maps left out.
@@ -61,7 +68,9 @@ from scipy.spatial import cKDTree
 from medseg.errors import GeometryError
 
 #: bumped whenever a definition changes; written into every report
-METRICS_VERSION = "1.0"
+METRICS_VERSION = "1.1"  # 1.1: NSD tolerance compared with a relative slack (NSD_RTOL)
+#: relative slack of the NSD comparison ``d <= tolerance (1 + NSD_RTOL)`` (float32 spacings)
+NSD_RTOL = 1e-6
 
 OVERLAP_METRICS = ("dice", "iou", "sensitivity", "precision", "specificity")
 DISTANCE_METRICS = ("hd95", "hd", "assd", "nsd")
@@ -215,13 +224,14 @@ def distance_metrics(
         nsd = empty_score if status == "both_empty" else 0.0
         return {"hd95": NAN, "hd": NAN, "assd": NAN, "nsd": nsd}
     n = d_pred_ref.size + d_ref_pred.size
+    limit = tolerance * (1.0 + NSD_RTOL)
     return {
         "hd95": float(max(np.percentile(d_pred_ref, percentile),
                           np.percentile(d_ref_pred, percentile))),
         "hd": float(max(d_pred_ref.max(), d_ref_pred.max())),
         "assd": float((d_pred_ref.sum() + d_ref_pred.sum()) / n),
-        "nsd": float((np.count_nonzero(d_pred_ref <= tolerance)
-                      + np.count_nonzero(d_ref_pred <= tolerance)) / n),
+        "nsd": float((np.count_nonzero(d_pred_ref <= limit)
+                      + np.count_nonzero(d_ref_pred <= limit)) / n),
     }
 
 
@@ -244,12 +254,15 @@ def class_metrics(
     tolerance: float = 1.0,
     empty_score: float = NAN,
     n_voxels: int | None = None,
+    voxel_volume_mm3: float | None = None,
 ) -> dict[str, Any]:
     """Every per-class metric of :data:`CLASS_METRICS` plus ``status``, in one pass.
 
     Works on the bounding box of both masks only: counts, borders (computed once per mask)
     and the directed distances shared by HD95, HD, ASSD and NSD. ``n_voxels`` is the size of
     the full image when ``pred``/``ref`` are already cropped (for TN and specificity).
+    ``voxel_volume_mm3`` overrides the voxel volume (a single slice scored in 2D keeps its
+    slice thickness in the volumes).
     """
     pred, ref, sp = _check_pair(pred, ref, spacing)
     total = pred.size if n_voxels is None else int(n_voxels)
@@ -268,7 +281,8 @@ def class_metrics(
         d_pr = d_rp = np.zeros(0)
     out.update(distance_metrics(d_pr, d_rp, tolerance=tolerance, status=status,
                                 empty_score=empty_score))
-    out.update(volume_metrics(n_pred, n_ref, math.prod(sp) / 1000.0))
+    voxel_mm3 = math.prod(sp) if voxel_volume_mm3 is None else float(voxel_volume_mm3)
+    out.update(volume_metrics(n_pred, n_ref, voxel_mm3 / 1000.0))
     return {"status": out.pop("status"), **{k: out[k] for k in CLASS_METRICS}}
 
 

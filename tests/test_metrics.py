@@ -304,3 +304,43 @@ def test_matches_monai_on_real_organ_masks():
                 yp, yr, symmetric=True, spacing=spacing).item(), abs=1e-4)
             assert ours["nsd"] == pytest.approx(compute_surface_dice(
                 yp, yr, class_thresholds=[5.0], spacing=spacing).item(), abs=1e-4)
+
+
+# ---- NSD on the tolerance (issue 13 regression) -------------------------------------------------
+def _shifted_cube(shift=5, size=20, n=40):
+    pred = np.zeros((n, n, n), bool)
+    ref = np.zeros((n, n, n), bool)
+    ref[8:8 + size, 8:8 + size, 8:8 + size] = True
+    pred[8 + shift:8 + shift + size, 8:8 + size, 8:8 + size] = True
+    return pred, ref
+
+
+def test_nsd_counts_points_exactly_on_a_float32_tolerance():
+    """20^3 cube on a 0.8 mm grid shifted 5 voxels, tolerance 4 mm: every border point is
+    within 4 mm (MONAI gives 1.0); the float32 spacing makes the distance 4.00000006 mm."""
+    pred, ref = _shifted_cube()
+    spacing32 = tuple(float(s) for s in np.asarray([0.8, 0.8, 0.8], np.float32))
+    assert 5 * spacing32[0] > 4.0  # the stored spacing really puts the face beyond 4 mm
+    assert class_metrics(pred, ref, spacing32, tolerance=4.0)["nsd"] == 1.0
+    assert class_metrics(pred, ref, (0.8, 0.8, 0.8), tolerance=4.0)["nsd"] == 1.0
+    # a tolerance a little below the shift still drops the far faces
+    assert class_metrics(pred, ref, spacing32, tolerance=3.99)["nsd"] < 0.9
+
+
+def test_nsd_is_the_same_for_diagonal_and_rotated_affines():
+    """The same masks on a diagonal and a rotated affine (spacings read back from the affine,
+    as Volume.spacing does) give the same NSD at a tolerance equal to the shift."""
+    from medseg.volume import LabelMap, affine_from_geometry
+
+    pred, ref = _shifted_cube()
+    angle = np.deg2rad(30.0)
+    rot = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0],
+                    [0, 0, 1]])
+    diagonal = affine_from_geometry((0.8, 0.8, 0.8), (0.0, 0.0, 0.0))
+    rotated = diagonal.copy()
+    rotated[:3, :3] = rot @ (np.eye(3) * np.float32(0.8))
+    sp_diag = LabelMap(ref[None].astype(np.int16), diagonal).spacing
+    sp_rot = LabelMap(ref[None].astype(np.int16), rotated).spacing
+    assert sp_rot != sp_diag  # the rotation changes the spacing in the last bits
+    nsd = [class_metrics(pred, ref, sp, tolerance=4.0)["nsd"] for sp in (sp_diag, sp_rot)]
+    assert nsd == [1.0, 1.0]
