@@ -97,6 +97,21 @@ def remove_stale_parts(out_dir: Path, names: Iterable[str], before: float) -> li
     return removed
 
 
+def recorded_qc(volumes_json: Path) -> dict[str, Any]:
+    """``qc`` and ``qc_reasons`` of a finished case, from its volumes JSON (empty when that
+    file holds none or cannot be read)."""
+    try:
+        qc = json.loads(volumes_json.read_text()).get("qc")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    if not isinstance(qc, dict) or qc.get("status") not in ("ok", "warn"):
+        return {}
+    reasons, checked = qc.get("reasons"), qc.get("checked")
+    return {"qc": qc["status"],
+            "qc_reasons": [str(r) for r in reasons] if isinstance(reasons, list) else [],
+            "qc_checked": [str(c) for c in checked] if isinstance(checked, list) else []}
+
+
 def segment_cases(cases: list[CaseInput], out_dir: str | Path, segmenter, *,
                   overwrite: bool = False, progress: bool = True, dicom_seg: bool = False,
                   keep_patient_data: bool = False) -> list[dict[str, Any]]:
@@ -119,6 +134,7 @@ def segment_cases(cases: list[CaseInput], out_dir: str | Path, segmenter, *,
         row: dict[str, Any] = {"case": case.name, "input": str(case.path)}
         if paths["mask"].exists() and not overwrite:
             row.update(status="skipped", message="output exists (use --overwrite)")
+            row.update(recorded_qc(paths["volumes_json"]))
         else:
             t0 = time.time()
             try:
@@ -131,10 +147,14 @@ def segment_cases(cases: list[CaseInput], out_dir: str | Path, segmenter, *,
 
                     written["dicom_seg"] = write_dicom_seg(
                         result, case.path, paths["dicom_seg"],
-                        keep_patient_data=keep_patient_data)
+                        keep_patient_data=keep_patient_data,
+                        segment_codes=getattr(segmenter, "segment_codes", None))
                 row.update(status="ok", seconds=round(time.time() - t0, 2),
                            mask=str(written["mask"]),
                            volumes_ml={r["name"]: r["volume_ml"] for r in result.volumes()})
+                if result.qc is not None:
+                    row.update(qc=result.qc.status, qc_reasons=result.qc.reasons,
+                               qc_checked=list(result.qc.checked))
             except MedsegError as exc:
                 row.update(status="error", message=str(exc))
             except Exception as exc:  # one broken case must not stop the batch

@@ -25,6 +25,7 @@ from medseg.preprocess import (
     reorient_array,
     resize,
 )
+from medseg.qc.checks import QC, check_segmentation
 from medseg.registry import Registry, load_registry
 from medseg.volume import LabelMap, Volume
 
@@ -48,6 +49,8 @@ class Segmentation:
     label_names: dict[int, str]
     probabilities: Volume | None = None
 
+    #: quality flag against each model's training record (see :mod:`medseg.qc`)
+    qc: QC | None = None
     def volumes(self) -> list[dict[str, Any]]:
         """Per-class voxel counts and volumes in mL (background excluded)."""
         voxel_ml = float(np.prod(self.labels.spacing)) / 1000.0
@@ -284,8 +287,10 @@ class Segmenter:
         prob_volume = None
         if settings.probabilities and prob_maps:
             prob_volume = Volume(np.concatenate(prob_maps).astype(np.float32), volume.affine)
-        return Segmentation(LabelMap(labels[None], volume.affine), self.label_names,
-                            prob_volume)
+        label_map = LabelMap(labels[None], volume.affine)
+        qc = check_segmentation(label_map, self.label_names, volume,
+                                [m.info for m in self.models])
+        return Segmentation(label_map, self.label_names, prob_volume, qc)
 
 
 def merged_labels(infos: Sequence[Any]) -> tuple[dict[int, str], list[np.ndarray]]:

@@ -13,15 +13,21 @@ from medseg.inference import Segmentation
 from medseg.instances import Instances
 from medseg.io import write_image
 from medseg.io.atomic import write_text_atomic
+from medseg.qc import QC
 from medseg.volume import Volume
 
 
-def volumes_csv(rows: list[dict[str, Any]]) -> str:
+def volumes_csv(rows: list[dict[str, Any]], qc: QC | None = None) -> str:
+    """One row per class; ``qc`` is the case's flag on every row (so a filter on ``warn``
+    keeps every row of a doubtful case) and ``qc_reasons`` the reasons about that class, then
+    those about the whole image."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["label", "name", "voxels", "volume_ml"],
-                            lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=["label", "name", "voxels", "volume_ml", "qc",
+                                             "qc_reasons"], lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({**r, "qc": qc.status if qc else "",
+                      "qc_reasons": "; ".join(qc.reasons_for(r["name"])) if qc else ""}
+                     for r in rows)
     return buf.getvalue()
 
 
@@ -81,10 +87,10 @@ def write_segmentation(result: Segmentation, image: Volume, out_dir: str | Path,
     rows = result.volumes()
     written: dict[str, Path] = {}
     write_text_atomic(paths["volumes_json"], json.dumps(
-        {"case": case, "model": model, "spacing_mm": list(image.spacing), "volumes": rows},
-        indent=2) + "\n")
+        {"case": case, "model": model, "spacing_mm": list(image.spacing), "volumes": rows,
+         "qc": result.qc.to_dict() if result.qc else None}, indent=2) + "\n")
     written["volumes_json"] = paths["volumes_json"]
-    write_text_atomic(paths["volumes_csv"], volumes_csv(rows))
+    write_text_atomic(paths["volumes_csv"], volumes_csv(rows, result.qc))
     written["volumes_csv"] = paths["volumes_csv"]
     if result.probabilities is not None:
         written["probabilities"] = write_image(result.probabilities, paths["probabilities"],

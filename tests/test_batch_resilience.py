@@ -122,7 +122,7 @@ def check_outputs_complete(out: Path, inputs: list[Path]) -> set[str]:
             assert data["case"] in by_name and data["volumes"]
         elif f.name.endswith("_volumes.csv"):
             lines = f.read_text().splitlines()
-            assert lines[0] == "label,name,voxels,volume_ml" and len(lines) >= 2
+            assert lines[0] == "label,name,voxels,volume_ml,qc,qc_reasons" and len(lines) >= 2
         elif f.name.endswith(".nii.gz"):
             case = f.name[: -len(".nii.gz")]
             mask = LabelMap.from_volume(read_image(f))  # a truncated gzip would be refused

@@ -83,11 +83,23 @@ def run(args) -> int:
             found = r.get("instances")
             extra = "; instances " + ", ".join(f"{k} {v}" for k, v in found.items()) \
                 if found is not None else ""
-            print(f"{r['case']}: ok ({r['seconds']} s) {vols}{extra}")
+            print(f"{r['case']}: ok ({r['seconds']} s) {vols}{extra}{qc_text(r)}")
         else:
-            print(f"{r['case']}: {r['status']}: {r.get('message', '')}")
+            print(f"{r['case']}: {r['status']}: {r.get('message', '')}{qc_text(r)}")
     print(f"{len(rows) - len(failed)} of {len(rows)} cases done, {len(failed)} failed")
     return 1 if failed else 0
+
+
+def qc_text(row: dict[str, Any]) -> str:
+    """`` qc=ok`` or `` qc=warn: reason; reason`` for a summary row (empty without QC)."""
+    if "qc" not in row:
+        return ""
+    reasons = row.get("qc_reasons") or []
+    if reasons:
+        return f" qc={row['qc']}: " + "; ".join(reasons)
+    if set(row.get("qc_checked") or []) <= {"border"}:
+        return f" qc={row['qc']} (border only: the model records no training data)"
+    return f" qc={row['qc']}"
 
 
 def instance_classes(items: list[str], bundle: Bundle) -> list[int]:

@@ -1,0 +1,253 @@
+"""Quality checks: compare one segmentation and its input with the model's training record.
+
+Each check is a pure function returning :class:`Finding` objects; :func:`check_segmentation`
+runs those that the record allows and returns a :class:`QC` (``ok`` or ``warn`` with reasons).
+The margins are deliberately wide: a flag means "far from anything the model was trained on",
+not "slightly unusual".
+
+* **volume**: a class present in every training case is absent, or a class's volume lies
+  outside its trained range widened by :data:`VOLUME_MARGIN` (half the smallest, twice the
+  largest by default). Small structures (largest training volume under
+  :data:`SMALL_CLASS_SHARE` of the typical total foreground: lesions, nodules) are checked
+  against the upper bound only: that one is absent or tiny is an ordinary finding (a patient
+  without a lesion), and their detection is what the model's test Dice measures, not QC.
+* **intensity**: the 0.5 and 99.5 percentiles of the input inside the predicted foreground lie
+  outside the training foreground's range widened by :data:`INTENSITY_MARGIN` times its robust
+  width (per channel, in the image's own units).
+* **extent**: the field of view along an axis of the RAS-canonical grid is below half the
+  smallest or above twice the largest training extent (:data:`EXTENT_MARGIN`).
+* **border** (needs no record): a large share of a class's voxels (:data:`BORDER_FRACTION`)
+  lies on the outermost voxel layer of the image. A class that merely crosses the border (an
+  aorta leaving the scanned range) has a small share there; a large share means an organ cut
+  by the field of view, so its volume is wrong, or background outside the body labelled as
+  tissue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Literal
+
+import numpy as np
+
+from medseg.qc.record import class_volumes_ml, extent_mm
+from medseg.volume import LabelMap, Volume
+
+VOLUME_MARGIN = 2.0
+#: classes whose largest training volume is below this share of the typical total foreground
+#: (sum of the classes' mid-range volumes) are small structures: upper bound only
+SMALL_CLASS_SHARE = 0.02
+INTENSITY_MARGIN = 0.5
+EXTENT_MARGIN = 2.0
+#: share of a class's voxels on the image border that is flagged
+BORDER_FRACTION = 0.2
+#: only image axes with at least this many voxels count for the border check (the two end
+#: slices of a 5-slice stack are 40 % of it whatever the anatomy)
+BORDER_MIN_AXIS_VOXELS = 16
+#: classes smaller than this (voxels) are not judged on the border
+BORDER_MIN_VOXELS = 50
+#: fewer predicted foreground voxels than this: the intensity check is skipped
+INTENSITY_MIN_VOXELS = 100
+_SAMPLE = 200_000
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One reason for a warning: which check, the message, and the class it concerns
+    (``None`` for the whole image)."""
+
+    check: str
+    message: str
+    class_name: str | None = None
+
+
+@dataclass(frozen=True)
+class QC:
+    """The quality flag of one segmentation: ``status`` is ``ok`` or ``warn``; ``checked``
+    names the checks that ran (what the model's training record allowed)."""
+
+    status: Literal["ok", "warn"] = "ok"
+    findings: tuple[Finding, ...] = ()
+    checked: tuple[str, ...] = ()
+
+    @property
+    def reasons(self) -> list[str]:
+        return [f.message for f in self.findings]
+
+    def reasons_for(self, class_name: str) -> list[str]:
+        """Reasons about ``class_name`` followed by those about the whole image."""
+        return ([f.message for f in self.findings if f.class_name == class_name]
+                + [f.message for f in self.findings if f.class_name is None])
+
+    def summary(self) -> str:
+        """One line: ``warn: reason; reason`` or ``ok`` (noting checks that could not run)."""
+        if self.status == "warn":
+            return "warn: " + "; ".join(self.reasons)
+        if set(self.checked) <= {"border"}:
+            return "ok (border only: the model records no training data)"
+        return "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "reasons": self.reasons, "checked": list(self.checked),
+                "findings": [{"check": f.check, "class": f.class_name, "message": f.message}
+                             for f in self.findings]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> QC:
+        findings = tuple(Finding(str(f.get("check", "")), str(f.get("message", "")),
+                                 f.get("class")) for f in data.get("findings", []))
+        if not findings:
+            findings = tuple(Finding("", str(r)) for r in data.get("reasons", []))
+        status = "warn" if data.get("status") == "warn" else "ok"
+        return cls(status, findings, tuple(str(c) for c in data.get("checked", [])))
+
+
+def _num(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.1f}"
+
+
+def volume_findings(volumes_ml: Mapping[str, float],
+                    classes: Mapping[str, Mapping[str, Any]]) -> list[Finding]:
+    """Classes absent although present in every training case, or far outside their trained
+    volume range."""
+    out = []
+    typical = sum((float(r["min_ml"]) + float(r["max_ml"])) / 2 for r in classes.values()
+                  if isinstance(r, Mapping) and r.get("min_ml") is not None
+                  and r.get("max_ml") is not None)
+    for name, ml in volumes_ml.items():
+        rec = classes.get(name)
+        if not isinstance(rec, Mapping):
+            continue
+        lo, hi = rec.get("min_ml"), rec.get("max_ml")
+        trained = f"trained range {_num(lo)}-{_num(hi)} mL" if lo is not None and \
+            hi is not None else ""
+        if hi is not None and float(hi) < SMALL_CLASS_SHARE * typical:
+            lo = None  # a small structure: absent or tiny is an ordinary finding
+        elif ml <= 0:
+            if float(rec.get("present_fraction", 0.0)) >= 1.0:
+                out.append(Finding("volume", f"{name} 0.0 mL: absent, but present in every "
+                                             f"training case" + (f" ({trained})" if trained
+                                                                 else ""), name))
+            continue
+        if (lo is not None and ml < float(lo) / VOLUME_MARGIN) or \
+                (hi is not None and ml > float(hi) * VOLUME_MARGIN):
+            out.append(Finding("volume", f"{name} {ml:,.1f} mL, {trained}", name))
+    return out
+
+
+def intensity_findings(image: Volume, mask: np.ndarray,
+                       intensity: Sequence[Mapping[str, Any]]) -> list[Finding]:
+    """Input foreground (``mask``) intensities far outside the training foreground's."""
+    if len(intensity) != image.n_channels or int(mask.sum()) < INTENSITY_MIN_VOXELS:
+        return []
+    rng = np.random.default_rng(0)
+    out = []
+    for c, (channel, rec) in enumerate(zip(image.array, intensity, strict=True)):
+        try:
+            r_lo = float(rec.get("p00_5", rec["min"]))
+            r_hi = float(rec.get("p99_5", rec["max"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+        width = max(r_hi - r_lo, 1e-6)
+        lo = min(float(rec.get("min", r_lo)), r_lo - INTENSITY_MARGIN * width)
+        hi = max(float(rec.get("max", r_hi)), r_hi + INTENSITY_MARGIN * width)
+        values = channel[mask]
+        if values.size > _SAMPLE:
+            values = rng.choice(values, size=_SAMPLE, replace=False)
+        p_lo, p_hi = (float(v) for v in np.percentile(values.astype(np.float64), [0.5, 99.5]))
+        if p_lo < lo or p_hi > hi:
+            which = f"channel {c} " if image.n_channels > 1 else ""
+            out.append(Finding("intensity", f"input intensity outside anything seen in training"
+                                            f" ({which}foreground {_num(p_lo)} to {_num(p_hi)};"
+                                            f" trained {_num(r_lo)} to {_num(r_hi)})"))
+    return out
+
+
+def extent_findings(image: Volume, extent: Mapping[str, Sequence[float]]) -> list[Finding]:
+    """A field of view far outside the training range on some axis."""
+    got = extent_mm(image)
+    lo, hi = list(extent.get("min", [])), list(extent.get("max", []))
+    if len(lo) != len(got) or len(hi) != len(got):
+        return []
+    if all(float(a) / EXTENT_MARGIN <= g <= float(b) * EXTENT_MARGIN
+           for g, a, b in zip(got, lo, hi, strict=True)):
+        return []
+    shown = " x ".join(_num(g) for g in got)
+    trained = " x ".join(f"{_num(a)}-{_num(b)}" for a, b in zip(lo, hi, strict=True))
+    return [Finding("extent", f"image extent {shown} mm far outside the training range "
+                              f"({trained} mm)")]
+
+
+def border_fractions(labels: np.ndarray) -> dict[int, tuple[int, int]]:
+    """Per label value: (voxels on the image border, all voxels), counting the outermost
+    layer of every axis with at least :data:`BORDER_MIN_AXIS_VOXELS` voxels."""
+    border = np.zeros(labels.shape, dtype=bool)
+    for axis, n in enumerate(labels.shape):
+        if n < BORDER_MIN_AXIS_VOXELS:
+            continue
+        first = [slice(None)] * labels.ndim
+        last = [slice(None)] * labels.ndim
+        first[axis], last[axis] = 0, n - 1
+        border[tuple(first)] = True
+        border[tuple(last)] = True
+    flat = labels.ravel().astype(np.int64)
+    total = np.bincount(flat)
+    on_border = np.bincount(labels[border].ravel().astype(np.int64), minlength=total.size)
+    return {v: (int(on_border[v]), int(total[v])) for v in np.nonzero(total)[0] if v != 0}
+
+
+def border_findings(labels: LabelMap, label_names: Mapping[int, str]) -> list[Finding]:
+    out = []
+    for value, (edge, total) in sorted(border_fractions(labels.array[0]).items()):
+        if total >= BORDER_MIN_VOXELS and edge / total >= BORDER_FRACTION:
+            name = label_names.get(value, str(value))
+            out.append(Finding("border", f"foreground touches the image border: "
+                                         f"{edge / total:.0%} of {name} lies on it (cut by "
+                                         f"the field of view, or background labelled as "
+                                         f"{name})", name))
+    return out
+
+
+def check_segmentation(labels: LabelMap, label_names: Mapping[int, str], image: Volume,
+                       models: Sequence[Any]) -> QC:
+    """Check a label map (on ``image``'s grid) against each model's own training record.
+
+    ``models`` are :class:`~medseg.models.base.ModelInfo` objects (their ``labels`` and
+    ``training_record``); with several merged models each is judged on its own classes.
+    """
+    findings: list[Finding] = []
+    checked: list[str] = []
+    volumes = class_volumes_ml(labels, label_names)
+    value_of = {n: v for v, n in label_names.items()}
+    for info in models:
+        record = getattr(info, "training_record", None)
+        if not isinstance(record, Mapping):
+            continue
+        tag = f"{info.name}: " if len(models) > 1 else ""
+        names = [n for n in info.labels if n in value_of and value_of[n] != 0]
+        classes, intensity = record.get("classes"), record.get("intensity")
+        extent = record.get("extent_mm")
+        runs: list[tuple[str, Any]] = []
+        if isinstance(classes, Mapping) and classes:
+            runs.append(("volume", partial(volume_findings, {n: volumes[n] for n in names},
+                                           classes)))
+        if isinstance(intensity, Sequence) and intensity:
+            mask = np.isin(labels.array[0], [value_of[n] for n in names])
+            runs.append(("intensity", partial(intensity_findings, image, mask, intensity)))
+        if isinstance(extent, Mapping):
+            runs.append(("extent", partial(extent_findings, image, extent)))
+        for check, run in runs:
+            checked.append(check)
+            try:
+                found = run()
+            except (TypeError, ValueError, KeyError, AttributeError):
+                found = [Finding("record", f"training record of {info.name} is malformed: "
+                                           f"{check} not checked")]
+            findings += [Finding(f.check, (tag if f.class_name is None else "") + f.message,
+                                 f.class_name) for f in found]
+    checked.append("border")
+    findings += border_findings(labels, label_names)
+    unique = tuple(dict.fromkeys(findings))
+    return QC("warn" if unique else "ok", unique, tuple(dict.fromkeys(checked)))
