@@ -1,0 +1,257 @@
+"""An nnU-Net v2 result folder as a medseg :class:`~medseg.models.base.SegmentationModel`.
+
+``prepare`` reproduces nnU-Net's preprocessing (:mod:`.preprocessing`), ``predict`` its
+sliding window over the selected folds (:mod:`.sliding_window`) and returns softmax
+probabilities on the model grid, and ``restore`` maps them back to the input grid the
+memory-lean way: one class at a time, the log-probability is resampled as the plans'
+``resampling_fn_probabilities`` says, the crop is undone with background outside it, and a
+running argmax keeps only the best class so far. Resampling log-probabilities linearly gives the
+argmax (and the softmax) of resampled logits exactly, the class-independent log-sum-exp term
+dropping out, so the mask is nnU-Net's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from medseg.device import resolve_device
+from medseg.errors import InputError
+from medseg.models.base import ModelInfo, Prediction
+from medseg.models.nnunet import folder as folders
+from medseg.models.nnunet.checkpoint import Checkpoint, read_checkpoint
+from medseg.models.nnunet.network import architecture_class, build_network, load_weights
+from medseg.models.nnunet.plans import (
+    Configuration,
+    DatasetInfo,
+    Plans,
+    read_dataset,
+    read_plans,
+)
+from medseg.models.nnunet.preprocessing import Prepared, check_normalizations, prepare_volume
+from medseg.models.nnunet.resampling import check_supported, resample_channel
+from medseg.models.nnunet.sliding_window import (
+    mirrored_forward,
+    sliding_window_logits,
+    softmax_inplace,
+)
+
+FORMAT = "nnunet_v2"
+OPTIONS = ("configuration", "folds", "checkpoint")
+#: nnU-Net's default tile step (half a patch)
+DEFAULT_STEP = 0.5
+#: probabilities below this are treated as this when taking logs (float32's smallest normal)
+_TINY = float(np.finfo(np.float32).tiny)
+_MR_NAMES = ("mr", "mri", "t1", "t2", "flair", "adc", "dwi", "pd", "t1w", "t2w", "t1c", "t1ce")
+
+
+@dataclass(frozen=True)
+class Definition:
+    """Everything read from a model folder's JSON files (no weights)."""
+
+    folder: folders.TrainerFolder
+    plans: Plans
+    dataset: DatasetInfo
+    config: Configuration
+    folds: tuple[str, ...]
+    checkpoint: str
+
+
+def _modality(channels: tuple[str, ...]) -> str | None:
+    kinds = set()
+    for name in channels:
+        key = name.strip().casefold()
+        if key == "ct":
+            kinds.add("CT")
+        elif key in _MR_NAMES or key.startswith(("t1", "t2", "mr")):
+            kinds.add("MR")
+        else:
+            return None
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+def read_definition(path: Path, configuration: Any = None, folds: Any = None,
+                    checkpoint: Any = None) -> Definition:
+    if configuration is not None and not isinstance(configuration, str):
+        raise InputError(path, f"configuration must be a name such as 3d_fullres, got "
+                               f"{configuration!r}")
+    folder = folders.locate(Path(path), configuration)
+    plans = read_plans(folder.plans_path)
+    dataset = read_dataset(folder.dataset_path)
+    name = configuration or folder.configuration
+    if name is None:
+        names = plans.configuration_names
+        name = folders.DEFAULT_CONFIGURATION if folders.DEFAULT_CONFIGURATION in names else (
+            names[0] if len(names) == 1 else None)
+        if name is None:
+            raise InputError(folder.path, f"cannot tell the configuration of this renamed "
+                                          f"trainer folder; pick one of {', '.join(names)} with "
+                                          "--configuration")
+    config = plans.configuration(name)
+    if config.previous_stage is not None:
+        raise InputError(folder.plans_path, f"configuration {name!r} is a cascade stage (it "
+                                            f"needs {config.previous_stage!r} first); cascades "
+                                            "are not supported")
+    if plans.label_manager != "LabelManager":
+        raise InputError(folder.plans_path, f"label manager {plans.label_manager!r} is not "
+                                            "supported (LabelManager only)")
+    check_normalizations(config, plans, len(dataset.channel_names))
+    check_supported(config.resampling_data, folder.plans_path)
+    check_supported(config.resampling_probabilities, folder.plans_path)
+    architecture_class(config.architecture, folder.plans_path)
+    ck = folders.checkpoint_name(checkpoint, folder.path)
+    chosen = folders.select_folds(folder, folds, ck)
+    return Definition(folder, plans, dataset, config, tuple(chosen), ck)
+
+
+def _in_input_order(values: tuple, plans: Plans) -> tuple:
+    """A per-axis tuple from nnU-Net's axis order to the input's ``x, y, z`` order."""
+    if len(values) != len(plans.transpose_forward):
+        return values
+    out: list[Any] = [None] * len(values)
+    for a, t in enumerate(plans.transpose_forward):
+        out[len(values) - 1 - t] = values[a]
+    return tuple(out)
+
+
+def model_info(d: Definition, mirroring_axes: tuple[int, ...] | None = None) -> ModelInfo:
+    c, plans = d.config, d.plans
+    intensity = [plans.intensity[i].to_dict() if i in plans.intensity else None
+                 for i in range(len(d.dataset.channel_names))]
+    details: dict[str, Any] = {
+        "configuration": c.name,
+        "trainer": d.folder.trainer or None,
+        "plans": d.folder.plans_name or plans.plans_name,
+        "normalization": list(c.normalization_schemes),
+        "architecture": c.architecture.short_name,
+        "plans_layout": c.plans_layout,
+        "checkpoint": d.checkpoint,
+        "plans_spacing": list(c.spacing),
+        "plans_patch_size": list(c.patch_size),
+        "transpose_forward": list(plans.transpose_forward),
+        "image_reader_writer": plans.image_reader_writer,
+        "resampling": c.resampling_data.function,
+        "axis_order": "spacing and patch size in the input's x, y, z order (nnU-Net lists them "
+                      "reversed, see plans_spacing)" if len(c.patch_size) == 3 else
+                      "2D configuration: spacing and patch size of the slices, as in the plans",
+    }
+    if mirroring_axes is not None:
+        details["mirroring_axes"] = list(mirroring_axes)
+    three_d = len(c.patch_size) == 3
+    return ModelInfo(
+        name=plans.dataset_name or d.folder.path.parent.name or d.folder.label,
+        format=FORMAT, labels=dict(d.dataset.labels), spatial_dims=3,
+        in_channels=len(d.dataset.channel_names),
+        spacing=_in_input_order(c.spacing, plans) if three_d else tuple(c.spacing),
+        patch_size=_in_input_order(c.patch_size, plans) if three_d else tuple(c.patch_size),
+        modality=_modality(d.dataset.channel_names), channel_names=d.dataset.channel_names,
+        folds=d.folds,
+        source=f"{d.folder.label} at {d.folder.path}",
+        details=details,
+        training_record={"intensity": intensity} if all(intensity) else None,
+    )
+
+
+def describe(path: Path, **options: Any) -> ModelInfo:
+    """Metadata only: no checkpoint is opened."""
+    return model_info(read_definition(Path(path), **options))
+
+
+class NnunetModel:
+    """A loaded nnU-Net v2 model (one network, one state dict per fold)."""
+
+    def __init__(self, definition: Definition, device: Any = None) -> None:
+        self.definition = d = definition
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        self.checkpoints: list[Checkpoint] = [
+            read_checkpoint(d.folder.path / f"fold_{f}" / d.checkpoint) for f in d.folds]
+        first = self.checkpoints[0]
+        if first.configuration is not None and first.configuration != d.config.name:
+            raise InputError(first.path, f"was trained in configuration "
+                                         f"{first.configuration!r}, but the folder says "
+                                         f"{d.config.name!r}")
+        n_classes = len(d.dataset.labels)
+        self.net = build_network(d.config.architecture, d.folder.plans_path,
+                                 len(d.dataset.channel_names), n_classes)
+        for ck in self.checkpoints:  # every fold must fit before anything runs
+            load_weights(self.net, ck.weights, ck.path)
+        self.net.eval().to(self.device)
+        self._loaded = len(self.checkpoints) - 1
+        self.mirroring_axes = first.mirroring_axes
+        self.info = model_info(d, self.mirroring_axes)
+
+    # ---- the protocol ---------------------------------------------------------------------
+    def prepare(self, volume, settings) -> Prepared:
+        return prepare_volume(volume, self.definition.plans, self.definition.config)
+
+    def _fold_forwards(self, mirror: bool) -> Iterator:
+        axes = self.mirroring_axes if mirror else None
+        for i, ck in enumerate(self.checkpoints):
+            if self._loaded != i:
+                load_weights(self.net, ck.weights, ck.path)
+                self._loaded = i
+            yield mirrored_forward(self.net, axes, self.device)
+
+    def predict(self, prepared: Prepared, settings) -> torch.Tensor:
+        if prepared.image is None:
+            raise InputError("input", "this prepared image was already predicted")
+        overlap = getattr(settings, "overlap", None)
+        step = DEFAULT_STEP if overlap is None else min(max(1.0 - float(overlap), 0.05), 1.0)
+        with torch.no_grad():
+            logits = sliding_window_logits(
+                prepared.image, self.definition.config.patch_size, step,
+                self._fold_forwards(bool(getattr(settings, "mirror", False))),
+                len(self.definition.dataset.labels),
+                batch_size=int(getattr(settings, "sw_batch_size", 1) or 1))
+        prepared.image = None  # the model-grid image is not needed any more
+        return softmax_inplace(logits)
+
+    def restore(self, prepared: Prepared, probabilities: torch.Tensor,
+                settings) -> Prediction:
+        spec = self.definition.config.resampling_probabilities
+        crop_shape = prepared.shape_after_crop
+        keep_all = bool(getattr(settings, "probabilities", False))
+        best_value: torch.Tensor | None = None
+        best = torch.zeros(crop_shape, dtype=torch.uint8)
+        maps: list[torch.Tensor] = []
+        for c in range(probabilities.shape[0]):
+            logp = torch.log(probabilities[c].clamp_min(_TINY))
+            resampled = resample_channel(logp, crop_shape, prepared.model_spacing,
+                                         prepared.input_spacing, spec)
+            del logp
+            if keep_all:
+                maps.append(resampled)
+            if best_value is None:
+                best_value = resampled.clone() if keep_all else resampled
+                continue
+            better = resampled > best_value
+            best[better] = c
+            best_value = torch.where(better, resampled, best_value)
+        del best_value
+        region = tuple(slice(a, b) for a, b in prepared.bbox)
+        channels = np.zeros(prepared.shape_before_crop, dtype=np.uint8)
+        channels[region] = best.numpy()
+        channels = prepared.axis_map.backward(channels[None])[0]
+        if not keep_all:
+            return Prediction(np.ascontiguousarray(channels))
+        probs = np.zeros((len(maps), *prepared.shape_before_crop), dtype=np.float32)
+        probs[0] = 1.0  # background outside the crop, as nnU-Net
+        stacked = softmax_inplace(torch.stack(maps))
+        del maps
+        probs[(slice(None), *region)] = stacked.numpy()
+        del stacked
+        return Prediction(np.ascontiguousarray(channels),
+                          np.ascontiguousarray(prepared.axis_map.backward(probs)))
+
+
+def load(path: Path, *, registry: Any = None, device: Any = None,
+         **options: Any) -> NnunetModel:
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise InputError(path, f"nnU-Net models do not take {', '.join(unknown)}")
+    return NnunetModel(read_definition(Path(path), **options), device)

@@ -1,0 +1,153 @@
+"""nnU-Net's sliding-window prediction: its tile placement, Gaussian importance map, padding,
+test-time mirroring and fold ensembling, reproduced.
+
+* The image (``C, *spatial``, nnU-Net axes) is padded with zeros to at least the patch size,
+  the padding split evenly with the odd voxel after the content (acvl_utils' ``pad_nd_image``).
+* Tiles start at ``round(i * (size - patch) / (n - 1))`` with ``n = ceil((size - patch) /
+  (patch * step)) + 1`` per axis (``compute_steps_for_sliding_window``); a 2D configuration
+  runs on every slice along the first axis.
+* Each tile's logits are weighted by a Gaussian (sigma = patch / 8, peak 10, zeros replaced by
+  the smallest non-zero weight) and the weighted sum is divided by the summed weights.
+* Mirroring averages the logits over every combination of the allowed axes (plus none).
+* Folds: nnU-Net averages the folds' logits; being linear, the folds run one after the other
+  into one buffer (one network, one fold's weights loaded at a time).
+
+Logits are accumulated in float32 (nnU-Net uses float16 buffers).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+from scipy.ndimage import gaussian_filter
+
+from medseg.device import autocast
+
+
+def tile_starts(image_size: Sequence[int], tile_size: Sequence[int],
+                step: float) -> list[list[int]]:
+    """Start index of every tile along each axis (nnU-Net's placement)."""
+    steps = []
+    for size, tile in zip(image_size, tile_size, strict=True):
+        n = math.ceil((size - tile) / (tile * step)) + 1
+        stride = (size - tile) / (n - 1) if n > 1 else 0.0
+        steps.append([int(np.round(stride * i)) for i in range(n)])
+    return steps
+
+
+def gaussian_importance(tile_size: Sequence[int], sigma_scale: float = 1.0 / 8,
+                        peak: float = 10.0) -> torch.Tensor:
+    """nnU-Net's ``compute_gaussian`` (float32 instead of float16)."""
+    impulse = np.zeros(tuple(tile_size))
+    impulse[tuple(s // 2 for s in tile_size)] = 1
+    g = gaussian_filter(impulse, [s * sigma_scale for s in tile_size], 0, mode="constant",
+                        cval=0)
+    g /= np.max(g) / peak
+    out = torch.from_numpy(g.astype(np.float32))
+    zero = out == 0
+    if bool(zero.any()):
+        out[zero] = out[~zero].min()
+    return out
+
+
+def padding(shape: Sequence[int], patch: Sequence[int]) -> list[tuple[int, int]]:
+    """(before, after) padding per trailing axis so each is at least the patch size."""
+    out = []
+    for s, p in zip(shape, patch, strict=True):
+        diff = max(p - s, 0)
+        out.append((diff // 2, diff - diff // 2))
+    return out
+
+
+def mirror_combinations(axes: Sequence[int] | None) -> list[tuple[int, ...]]:
+    """Every non-empty combination of the mirroring axes (tensor dims, i.e. axis + 2)."""
+    if not axes:
+        return []
+    dims = [int(a) + 2 for a in axes]
+    return [c for r in range(1, len(dims) + 1) for c in itertools.combinations(dims, r)]
+
+
+def _logits(out: object) -> torch.Tensor:
+    if isinstance(out, (list, tuple)):
+        out = out[0]
+    assert isinstance(out, torch.Tensor)
+    return out
+
+
+def mirrored_forward(net: torch.nn.Module, mirror_axes: Sequence[int] | None,
+                     device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``x -> logits`` averaged over the mirror combinations, float32 on the CPU."""
+    combos = mirror_combinations(mirror_axes)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        x = x.to(device)
+        with autocast(device):
+            pred = _logits(net(x)).float()
+            for dims in combos:
+                pred += torch.flip(_logits(net(torch.flip(x, dims))).float(), dims)
+        if combos:
+            pred /= len(combos) + 1
+        return pred.cpu()
+
+    return forward
+
+
+def _tiles(shape: Sequence[int], patch: Sequence[int], step: float) -> Iterator[tuple]:
+    """Slicers over the spatial axes of the padded image (3D, or 2D slices of a 3D image)."""
+    if len(patch) < len(shape):
+        starts = tile_starts(shape[1:], patch, step)
+        for d in range(shape[0]):
+            for corner in itertools.product(*starts):
+                yield (d, *[slice(s, s + p) for s, p in zip(corner, patch, strict=True)])
+    else:
+        for corner in itertools.product(*tile_starts(shape, patch, step)):
+            yield tuple(slice(s, s + p) for s, p in zip(corner, patch, strict=True))
+
+
+def sliding_window_logits(image: torch.Tensor, patch: Sequence[int], step: float,
+                          forwards: Iterable[Callable[[torch.Tensor], torch.Tensor]],
+                          n_classes: int, batch_size: int = 1) -> torch.Tensor:
+    """Gaussian-weighted logits ``K, *spatial`` (float32) of ``image`` (``C, *spatial``),
+    averaged over ``forwards`` (one per fold; each is fetched only when its turn comes, so a
+    generator can load one fold's weights at a time into one network)."""
+    pads = padding(image.shape[-len(patch):], patch)
+    if any(a or b for a, b in pads):
+        flat = [v for pair in reversed(pads) for v in pair]
+        image = torch.nn.functional.pad(image, flat, mode="constant", value=0.0)
+    spatial = tuple(image.shape[1:])
+    logits = torch.zeros((n_classes, *spatial), dtype=torch.float32)
+    weights = torch.zeros(spatial, dtype=torch.float32)
+    gauss = gaussian_importance(patch)
+    tiles = list(_tiles(spatial, patch, step))
+    size = max(1, batch_size)
+    rounds = 0
+    for forward in forwards:
+        rounds += 1
+        for start in range(0, len(tiles), size):
+            batch = tiles[start:start + size]
+            out = forward(torch.stack([image[(slice(None), *sl)] for sl in batch]))
+            for sl, pred in zip(batch, out, strict=True):
+                pred *= gauss
+                logits[(slice(None), *sl)] += pred
+                if rounds == 1:
+                    weights[sl] += gauss
+    weights *= max(rounds, 1)
+    logits /= weights
+    if any(a or b for a, b in pads):
+        offset = len(spatial) - len(patch)
+        crop = [slice(None)] * offset + [slice(a, s - b) for (a, b), s in
+                                         zip(pads, spatial[offset:], strict=True)]
+        logits = logits[(slice(None), *crop)].contiguous()
+    return logits
+
+
+def softmax_inplace(logits: torch.Tensor, chunk: int = 8) -> torch.Tensor:
+    """Softmax over the class axis in slabs along the first spatial axis (no full copy)."""
+    for start in range(0, logits.shape[1], chunk):
+        slab = logits[:, start:start + chunk]
+        slab.copy_(torch.softmax(slab, dim=0))
+    return logits
