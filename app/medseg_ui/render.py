@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from medseg.colours import hex_colour, label_colour
 from medseg.preprocess import canonical_affine, canonical_transform, reorient_array
 from medseg.volume import LabelMap, Volume
 
@@ -29,21 +30,6 @@ WINDOW_PRESETS: dict[str, tuple[float, float] | None] = {
 #: views: name -> the RAS axis held fixed by the slice slider
 VIEWS: dict[str, int] = {"Axial": 2, "Coronal": 1, "Sagittal": 0}
 
-# distinct colours (tab10-like, background excluded)
-_PALETTE = [
-    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
-    (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
-    (0, 128, 128), (170, 110, 40),
-]
-
-
-def label_colour(value: int) -> tuple[int, int, int]:
-    """The overlay colour of a label value (stable across pages and cases)."""
-    return _PALETTE[(int(value) - 1) % len(_PALETTE)]
-
-
-def hex_colour(value: int) -> str:
-    return "#{:02x}{:02x}{:02x}".format(*label_colour(value))
 
 
 @dataclass(frozen=True)

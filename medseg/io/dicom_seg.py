@@ -7,14 +7,17 @@ the source.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from medseg import __version__
+from medseg.colours import label_colour
 from medseg.errors import GeometryError, InputError
 from medseg.io.atomic import atomic_path
 from medseg.io.dicom import series_datasets
+from medseg.io.seg_codes import SegmentCodes, codes_for_name
 
 IDENTIFYING = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber",
                "InstitutionName", "ReferringPhysicianName", "OtherPatientIDs",
@@ -33,11 +36,39 @@ def _with_type2_defaults(ds):
     return ds
 
 
-def write_dicom_seg(result, source: str | Path, target: str | Path, *,
-                    series: str | None = None, keep_patient_data: bool = False) -> Path:
-    """Write ``result.labels`` (on the source series' grid) as a binary DICOM SEG."""
+def segment_description(number: int, value: int, name: str, codes: SegmentCodes):
+    """One segment: label, SNOMED CT category/type (+ laterality), the UI's colour."""
     import highdicom as hd
-    from pydicom.sr.codedict import codes
+    from pydicom.sr.codedict import codes as dicom_codes
+
+    desc = hd.seg.SegmentDescription(
+        segment_number=number,
+        segment_label=name[:64],
+        segmented_property_category=hd.sr.CodedConcept(
+            codes.category[1], codes.category[0], codes.category[2]),
+        segmented_property_type=hd.sr.CodedConcept(codes.type[1], codes.type[0], codes.type[2]),
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+        algorithm_identification=hd.AlgorithmIdentificationSequence(
+            name="medseg", version=__version__,
+            family=dicom_codes.cid7162.ArtificialIntelligence),
+        display_color=hd.color.CIELabColor.from_rgb(*label_colour(value)),
+    )
+    if codes.modifier is not None:
+        scheme, code, meaning = codes.modifier
+        # laterality lives inside the type's code item (Segment Description macro)
+        desc.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [
+            hd.sr.CodedConcept(code, scheme, meaning)]
+    return desc
+
+
+def write_dicom_seg(result, source: str | Path, target: str | Path, *,
+                    series: str | None = None, keep_patient_data: bool = False,
+                    segment_codes: Mapping[str, SegmentCodes] | None = None) -> Path:
+    """Write ``result.labels`` (on the source series' grid) as a binary DICOM SEG.
+
+    Each segment is coded from its class name (:mod:`medseg.io.seg_codes`) unless
+    ``segment_codes`` gives the model's own codes, and carries the UI's display colour."""
+    import highdicom as hd
 
     source = Path(source)
     datasets = [_with_type2_defaults(ds) for ds in series_datasets(source, series)]
@@ -54,15 +85,9 @@ def write_dicom_seg(result, source: str | Path, target: str | Path, *,
     descriptions = []
     for number, value in enumerate(present, start=1):
         remap[value] = number
-        descriptions.append(hd.seg.SegmentDescription(
-            segment_number=number,
-            segment_label=result.label_names.get(value, f"label_{value}")[:64],
-            segmented_property_category=codes.SCT.Tissue,
-            segmented_property_type=codes.SCT.Tissue,
-            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
-            algorithm_identification=hd.AlgorithmIdentificationSequence(
-                name="medseg", version=__version__, family=codes.cid7162.ArtificialIntelligence),
-        ))
+        name = result.label_names.get(value, f"label_{value}")
+        codes = (segment_codes or {}).get(name) or codes_for_name(name)
+        descriptions.append(segment_description(number, value, name, codes))
     seg = hd.seg.Segmentation(
         source_images=datasets,
         pixel_array=remap[frames],

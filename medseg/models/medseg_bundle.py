@@ -34,7 +34,9 @@ def bundle_info(bundle: Bundle) -> ModelInfo:
         source=str(bundle.path),
         details={"architecture": cfg["architecture"].get("name"),
                  "intensity": pre.intensity.get("scheme"),
-                 "command": training.get("command", "")},
+                 "command": training.get("command", ""),
+                 **({"segment_codes": cfg["segment_codes"]} if cfg.get("segment_codes")
+                    else {})},
         training_record=cfg.get("training_record"),
     )
 
