@@ -30,6 +30,7 @@ from medseg.device import autocast, resolve_device
 from medseg.errors import MedsegError
 from medseg.io import read_image, read_label_map
 from medseg.preprocess import Preprocessing, ct_statistics, prepare, prepare_labels
+from medseg.qc.record import training_record
 from medseg.registry import Registry, load_registry
 from medseg.volume import Volume
 
@@ -200,6 +201,10 @@ def train(dataset_dir: str | Path, output: str | Path, config: TrainConfig | Non
         prepared = prepare(vol, pre)
         cases.append(PreparedCase(case.case_id, prepared.image,
                                   prepare_labels(lm.array, prepared).to(torch.uint8)))
+    # what the training data looked like, for quality flags (medseg.qc); the random contrasts
+    # of synthesised images say nothing about real intensities, so those keep classes/extent
+    record = training_record(zip(volumes, label_maps, strict=True), ds.label_names,
+                             intensity=not getattr(cfg, "synth", False))
     del volumes, label_maps
 
     order = np.random.default_rng(cfg.seed).permutation(len(cases))
@@ -239,7 +244,7 @@ def train(dataset_dir: str | Path, output: str | Path, config: TrainConfig | Non
     scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None
 
     state: dict[str, Any] = {"iteration": 0, "best": -1.0, "stale": 0, "best_dice": {},
-                             "history": []}
+                             "history": [], "training_record": record}
     ckpt_path = output / CHECKPOINT_NAME
     if resume:
         if not ckpt_path.is_file():
@@ -347,6 +352,7 @@ def _bundle_config(ds: Dataset, cfg: TrainConfig, pre: Preprocessing, patch, spa
         "patch_size": list(patch),
         "preprocessing": pre.to_dict(),
         "inference": {"overlap": cfg.overlap, "postprocessors": []},
+        "training_record": state.get("training_record"),
         "training": {
             "command": command_line,
             "dataset": str(ds.root),
