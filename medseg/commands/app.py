@@ -1,4 +1,7 @@
-"""``medseg app``: start the Streamlit web app (segment, view, evaluate, browse plugins)."""
+"""``medseg app``: start the Streamlit web app (segment, view, evaluate, browse plugins).
+
+On POSIX the Streamlit server replaces the ``medseg app`` process (``exec``), so stopping that
+process stops the server."""
 
 from __future__ import annotations
 
@@ -54,4 +57,13 @@ def run(args) -> int:
         env["MEDSEG_MODELS_DIR"] = str(Path(args.models_dir).resolve())
     print(f"medseg: web app on http://{args.address}:{args.port} (Ctrl+C to stop)",
           file=sys.stderr)
-    return subprocess.call(streamlit_command(args), cwd=APP_MAIN.parent, env=env)
+    command = streamlit_command(args)
+    if os.name != "posix":  # no exec there: wait for the child
+        return subprocess.call(command, cwd=APP_MAIN.parent, env=env)
+    # Streamlit replaces this process (same PID), so a signal sent to `medseg app` (SIGTERM
+    # from a service manager, kill PID) stops the server itself: no orphaned child.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.chdir(APP_MAIN.parent)
+    os.execve(sys.executable, command, env)
+    return 0  # pragma: no cover - execve does not return
