@@ -1,0 +1,316 @@
+"""A MONAI bundle run by medseg exactly as ``monai.bundle run`` runs its inference config.
+
+The protocol of :mod:`medseg.models.base` maps onto the bundle's own components:
+
+* ``prepare``: the input volume is written to a temporary NIfTI and the bundle's
+  ``preprocessing`` loads and transforms it (its own ``LoadImaged``, orientation, spacing,
+  intensity scaling), so nothing of the bundle's pipeline is re-implemented;
+* ``predict``: the bundle's ``inferer`` runs ``network_def`` with the bundle's weights on the
+  batch, as MONAI's ``SupervisedEvaluator`` does (collate, infer, decollate), followed by the
+  postprocessing transforms that act on the model grid (those before ``Invertd``, e.g.
+  ``Activationsd`` softmax);
+* ``restore``: the rest of the bundle's ``postprocessing`` (``Invertd`` back to the input grid,
+  ``AsDiscreted`` argmax...) with its savers dropped; channel indices (and probabilities when
+  asked) are returned on the input's exact grid. A bundle without ``Invertd`` has its output
+  resampled onto the input grid (nearest neighbour).
+
+Overrides as ``monai.bundle run --bundle_root B --output_dir O --dataset_dir D`` would set:
+``bundle_root`` is the bundle folder, ``device`` is medseg's device, ``output_dir`` and
+``dataset_dir`` point at a private temporary folder (nothing is saved there). medseg's own
+``--overlap``/``--roi-size``/``--mirror`` do not apply: the bundle's inferer decides.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from medseg.device import resolve_device
+from medseg.errors import InputError, MedsegError, PluginError
+from medseg.models.base import ModelInfo, Prediction
+from medseg.models.monai_bundle.layout import BundleLayout, bundle_info, find_layout, read_config
+from medseg.models.monai_bundle.trust import TRUST_ENV, check_trust, is_trusted
+
+#: affine entries (mm) within which the bundle's output counts as lying on the input grid
+GRID_TOLERANCE_MM = 1e-3
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def _on_sys_path(root: Path) -> Iterator[None]:
+    """The bundle folder importable (its ``scripts`` package), as ``monai.bundle run`` does."""
+    entry = str(root)
+    sys.path.insert(1, entry)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(entry)
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from ``models/model.pt`` (``weights_only=True``). A checkpoint holding it
+    under ``"model"`` is accepted, as MONAI's ``CheckpointLoader`` does; anything else is
+    refused."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise InputError(path, f"not a plain state dict: refused by weights_only loading "
+                               f"({str(exc).strip().splitlines()[0][:160]})") from None
+    except Exception as exc:
+        raise InputError(path, f"corrupt weights file ({_short(exc)})") from None
+    if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
+        obj = obj["model"]
+    if (not isinstance(obj, dict) or not obj
+            or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                       for k, v in obj.items())):
+        what = "tensors and other objects" if isinstance(obj, dict) else "objects"
+        raise InputError(path, f"not a plain state dict (a {type(obj).__name__} of {what})")
+    return obj
+
+
+@dataclass
+class BundlePrepared:
+    """The bundle's data dict on the model grid, and the input grid to come back to."""
+
+    item: dict[str, Any]
+    shape: tuple[int, ...]
+    affine: np.ndarray
+
+
+class MonaiBundleModel:
+    """A trusted (or code-free) MONAI bundle behind :class:`medseg.models.SegmentationModel`."""
+
+    image_key = "image"  # MONAI's CommonKeys, as its SupervisedEvaluator uses them
+    pred_key = "pred"
+
+    def __init__(self, layout: BundleLayout, info: ModelInfo, device: Any = None) -> None:
+        from monai.bundle import ConfigParser
+
+        self.layout = layout
+        self.info = info
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        self._tmp = tempfile.TemporaryDirectory(prefix="medseg-monai-bundle-")
+        parser = ConfigParser()
+        parser.read_config(str(layout.inference))
+        parser.read_meta(str(layout.metadata))
+        parser.update({"bundle_root": str(layout.root), "output_dir": self._tmp.name,
+                       "dataset_dir": self._tmp.name, "device": self.device})
+        with _on_sys_path(layout.root):
+            parser.parse(reset=True)
+            self.net = self._network(parser)
+            self.preprocessing = self._component(parser, "preprocessing")
+            from monai.inferers import SimpleInferer
+
+            self.inferer = (self._component(parser, "inferer") if "inferer" in parser
+                            else SimpleInferer())
+            post = (self._component(parser, "postprocessing") if "postprocessing" in parser
+                    else None)
+        self.model_grid_post, self.input_grid_post = _split_postprocessing(post)
+
+    # -- building -------------------------------------------------------------------------
+    def _component(self, parser: Any, key: str) -> Any:
+        if key not in parser:
+            raise InputError(self.layout.inference, f"MONAI bundle config has no {key!r}")
+        try:
+            return parser.get_parsed_content(key)
+        except MedsegError:
+            raise
+        except Exception as exc:
+            raise InputError(self.layout.inference, f"cannot build {key!r}: "
+                                                    f"{_short(exc)}") from None
+
+    def _network(self, parser: Any) -> torch.nn.Module:
+        weights = self.layout.weights
+        if self.layout.torchscript:
+            try:
+                net = torch.jit.load(str(weights), map_location="cpu")
+            except Exception as exc:
+                raise InputError(weights, f"corrupt TorchScript model ({_short(exc)})") from None
+        else:
+            state = load_weights(weights)
+            net = self._component(parser, "network_def")
+            if not isinstance(net, torch.nn.Module):
+                raise InputError(self.layout.inference, f"network_def builds a "
+                                                        f"{type(net).__name__}, not a network")
+            try:
+                net.load_state_dict(state, strict=True)
+            except Exception as exc:
+                raise InputError(weights, f"weights do not fit network_def "
+                                          f"({_short(exc)})") from None
+        return net.to(self.device).eval()
+
+    # -- the protocol ---------------------------------------------------------------------
+    def prepare(self, volume: Any, settings: Any) -> BundlePrepared:
+        import nibabel as nib
+
+        arr = np.asarray(volume.array)
+        data = arr[0] if arr.shape[0] == 1 else np.moveaxis(arr, 0, -1)
+        image = nib.Nifti1Image(data, np.asarray(volume.affine, dtype=np.float64))
+        image.set_qform(volume.affine, code=1)
+        image.set_sform(volume.affine, code=1)
+        path = Path(self._tmp.name) / "input.nii"
+        nib.save(image, path)
+        try:
+            with _on_sys_path(self.layout.root):
+                item = self.preprocessing({self.image_key: str(path)})
+        except MedsegError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"MONAI bundle {self.layout.root} preprocessing failed: "
+                              f"{_short(exc)}") from None
+        finally:
+            path.unlink(missing_ok=True)
+        if isinstance(item, list):
+            if len(item) != 1:
+                raise PluginError(f"MONAI bundle {self.layout.root} preprocessing returned "
+                                  f"{len(item)} samples for one image")
+            item = item[0]
+        return BundlePrepared(dict(item), tuple(volume.spatial_shape),
+                              np.asarray(volume.affine, dtype=np.float64))
+
+    def predict(self, prepared: BundlePrepared, settings: Any) -> torch.Tensor:
+        from monai.data import decollate_batch, list_data_collate
+
+        batch = list_data_collate([prepared.item])
+        x = batch[self.image_key].to(self.device)
+        try:
+            with torch.no_grad(), _on_sys_path(self.layout.root):
+                pred = self.inferer(x, self.net)
+        except Exception as exc:
+            raise PluginError(f"MONAI bundle {self.layout.root} network failed on input of "
+                              f"shape {tuple(x.shape)}: {_short(exc)}") from None
+        batch[self.image_key] = x
+        batch[self.pred_key] = pred
+        item = decollate_batch(batch, detach=True)[0]
+        item = self._apply(self.model_grid_post, item)
+        out = item[self.pred_key]
+        n = len(self.info.labels)
+        if out.ndim != len(prepared.shape) + 1 or out.shape[0] != n:
+            raise PluginError(f"MONAI bundle {self.layout.root} predicted "
+                              f"{tuple(out.shape)}, expected {n} channels (channel_def)")
+        prepared.item = item
+        return out.float().cpu()
+
+    def restore(self, prepared: BundlePrepared, probabilities: torch.Tensor,
+                settings: Any) -> Prediction:
+        from monai.data import MetaTensor
+        from monai.transforms import AsDiscrete, AsDiscreted
+
+        item = dict(prepared.item)
+        held = item[self.pred_key]
+        if not isinstance(probabilities, MetaTensor) and isinstance(held, MetaTensor):
+            probabilities = MetaTensor(probabilities, meta=held.meta,
+                                       applied_operations=held.applied_operations)
+        item[self.pred_key] = probabilities.to(held.device)
+        soft = None
+        for t in self.input_grid_post:
+            if soft is None and isinstance(t, (AsDiscreted, AsDiscrete)):
+                soft = item[self.pred_key]
+            item = self._apply([t], item)
+        out = item[self.pred_key]
+        if soft is None:
+            soft = out if out.shape[0] == len(self.info.labels) else None
+        n = len(self.info.labels)
+        if out.shape[0] == n and n > 1:
+            channels = out.argmax(0, keepdim=True)
+        elif out.shape[0] == 1:
+            channels = out.round()
+        else:
+            raise PluginError(f"MONAI bundle {self.layout.root} postprocessing returned "
+                              f"{out.shape[0]} channels, expected 1 or {n}")
+        channels = self._on_input_grid(channels, prepared, "nearest")
+        labels = channels[0].cpu().numpy().astype(np.int64)
+        if labels.min() < 0 or labels.max() >= n:
+            raise PluginError(f"MONAI bundle {self.layout.root} produced channel "
+                              f"{int(labels.max())}, the metadata defines {n}")
+        probs = None
+        if settings.probabilities and soft is not None:
+            soft = soft.float()
+            summed = soft.sum(0)
+            if soft.min() < 0 or not torch.allclose(summed, torch.ones_like(summed), atol=1e-3):
+                soft = torch.softmax(soft, 0)  # the bundle's output was logits
+            probs = self._on_input_grid(soft, prepared, "bilinear").cpu().numpy()
+            probs = probs.astype(np.float32)
+        return Prediction(labels.astype(np.uint8 if n < 256 else np.uint16), probs)
+
+    # -- helpers --------------------------------------------------------------------------
+    def _apply(self, transforms: list[Any], item: dict[str, Any]) -> dict[str, Any]:
+        from monai.transforms import apply_transform
+
+        for t in transforms:
+            try:
+                with _on_sys_path(self.layout.root):
+                    item = apply_transform(t, item)
+            except Exception as exc:
+                raise PluginError(f"MONAI bundle {self.layout.root} postprocessing "
+                                  f"{type(t).__name__} failed: {_short(exc)}") from None
+        return item
+
+    def _on_input_grid(self, tensor: torch.Tensor, prepared: BundlePrepared,
+                       mode: str) -> torch.Tensor:
+        """``tensor`` as it is when it already lies on the input grid; else resampled there
+        from its own affine (a bundle without ``Invertd``)."""
+        from monai.data import MetaTensor
+        from monai.transforms import SpatialResample
+
+        affine = tensor.affine.cpu().numpy() if isinstance(tensor, MetaTensor) else None
+        if tuple(tensor.shape[1:]) == prepared.shape and (
+                affine is None or np.allclose(affine, prepared.affine, atol=GRID_TOLERANCE_MM)):
+            return tensor
+        if affine is None:
+            raise PluginError(f"MONAI bundle {self.layout.root} returned a "
+                              f"{tuple(tensor.shape[1:])} grid without geometry, the input is "
+                              f"{prepared.shape}")
+        resample = SpatialResample(mode=mode, padding_mode="zeros", dtype=torch.float32)
+        out = resample(tensor.float(), dst_affine=torch.as_tensor(prepared.affine),
+                       spatial_size=prepared.shape)
+        return out.round() if mode == "nearest" else out
+
+
+def _split_postprocessing(post: Any) -> tuple[list[Any], list[Any]]:
+    """The bundle's postprocessing as (model-grid part, input-grid part), savers dropped:
+    everything before the first ``Invertd`` acts on the model grid."""
+    from monai.transforms import Compose, Invertd, SaveImage, SaveImaged
+
+    if post is None:
+        return [], []
+    transforms = list(post.flatten().transforms) if isinstance(post, Compose) else [post]
+    transforms = [t for t in transforms if not isinstance(t, (SaveImaged, SaveImage))]
+    for i, t in enumerate(transforms):
+        if isinstance(t, Invertd):
+            return transforms[:i], transforms[i:]
+    return [], transforms
+
+
+def load_monai_bundle(path: Path, *, registry: Any = None, device: Any = None,
+                      trust: bool = False) -> MonaiBundleModel:
+    """Open a MONAI bundle. Its configs are checked for code before MONAI parses anything
+    (:mod:`medseg.models.monai_bundle.trust`); an untrusted bundle that holds code is refused
+    with a one-line :class:`InputError`."""
+    layout = find_layout(path)
+    meta = read_config(layout.metadata)
+    config = read_config(layout.inference)
+    code = check_trust(layout.root, [(layout.inference, config), (layout.metadata, meta)],
+                       bool(trust))
+    if layout.torchscript and code is None and not is_trusted(layout.root, bool(trust)):
+        raise InputError(layout.weights, f"untrusted bundle runs a TorchScript program; pass "
+                                         f"--trust-bundle or list it in {TRUST_ENV}")
+    trusted = ("trusted" if code is not None or layout.torchscript
+               else "no code (runs untrusted)")
+    info = bundle_info(layout, meta, config, {"runs_code": code.text if code else None,
+                                              "trust": trusted})
+    return MonaiBundleModel(layout, info, device)
