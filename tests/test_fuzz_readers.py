@@ -49,6 +49,11 @@ from medseg.io.dicom_write import write_dicom_series
 from medseg.registry import load_registry
 from medseg.volume import Volume
 
+# The inputs are corrupt on purpose: the libraries' own complaints about them (pydicom, Pillow,
+# nibabel, SimpleITK) are expected and would bury a real warning; medseg's own still show.
+pytestmark = [pytest.mark.filterwarnings(f"ignore::UserWarning:{module}")
+              for module in ("pydicom", "PIL", "nibabel", "SimpleITK", "numpy")]
+
 ROOT = Path(__file__).resolve().parents[1]
 BRAIN_IMAGE = ROOT / "sample_data" / "Dataset001_BrainTissue" / "imagesTs" / "brain_101_0000.nii.gz"
 MAX_EXAMPLES = int(os.environ.get("MEDSEG_FUZZ_EXAMPLES", "40"))
