@@ -9,7 +9,11 @@ The recipe is recorded in a model bundle so inference repeats exactly what train
   mapping ``u = (i + 0.5) * n_src / n_dst - 0.5`` is exact in both directions.
 * Intensity: ``ct`` clips to a window learnt from the training foreground and z-scores with
   the foreground mean/std (nnU-Net's CT scheme); ``zscore`` normalises each image with the
-  mean/std of its non-zero voxels (MRI).
+  mean/std of its non-zero voxels (MRI); ``percentile`` maps the ``lower`` and ``upper``
+  percentiles of the whole image (zeros included) to 0 and 1 and clips to ``clip``. The last
+  one commutes with any positive scaling plus offset of the scanner's values, and gives an
+  exactly-zero (skull-stripped) background the same value, 0, as the dark air of an unstripped
+  scan, where a non-zero z-score would put that background at the tissue mean.
 """
 
 from __future__ import annotations
@@ -106,9 +110,34 @@ def ct_statistics(foreground_values: np.ndarray) -> dict[str, Any]:
             "mean": float(clipped.mean()), "std": float(max(clipped.std(), 1e-6))}
 
 
+def percentile_scheme(lower: float = 0.5, upper: float = 99.5,
+                      clip: Sequence[float] = (-0.5, 2.0)) -> dict[str, Any]:
+    """Parameters of the ``percentile`` scheme, as recorded in a bundle."""
+    return {"scheme": "percentile", "lower": float(lower), "upper": float(upper),
+            "clip": [float(clip[0]), float(clip[1])]}
+
+
+#: percentiles are taken on at most this many voxels (an even stride through the image)
+PERCENTILE_SAMPLE = 2_000_000
+
+
+def _percentile_minmax(x: torch.Tensor, intensity: dict[str, Any]) -> torch.Tensor:
+    out = torch.empty_like(x)
+    for c in range(x.shape[0]):
+        flat = x[c].flatten()
+        step = max(1, flat.numel() // PERCENTILE_SAMPLE)
+        lo, hi = np.percentile(flat[::step].numpy(), [intensity.get("lower", 0.5),
+                                                      intensity.get("upper", 99.5)])
+        out[c] = (x[c] - float(lo)) / max(float(hi - lo), 1e-6)
+    clip = intensity.get("clip")
+    return out.clamp(float(clip[0]), float(clip[1])) if clip else out
+
+
 def normalize(array: torch.Tensor, intensity: dict[str, Any]) -> torch.Tensor:
     scheme = intensity.get("scheme", "zscore")
     x = array.float()
+    if scheme == "percentile":
+        return _percentile_minmax(x, intensity)
     if scheme == "ct":
         lo, hi = intensity["clip"]
         return (x.clamp(lo, hi) - intensity["mean"]) / intensity["std"]

@@ -63,6 +63,10 @@ class TrainConfig:
     #: a left-right flip makes lateral labels (left/right kidney) unlearnable, as
     #: TotalSegmentator found; pass (0, 1, 2) for nnU-Net-style mirroring of symmetric labels.
     flip_axes: tuple[int, ...] = ()
+    #: train on images synthesised from the training label maps (:mod:`medseg.synth`)
+    synth: bool = False
+    #: intensity scheme instead of the planned one ("percentile"; default with ``synth``)
+    intensity: str | None = None
 
 
 # ---- distributed helpers ----------------------------------------------------------------
@@ -160,6 +164,40 @@ def _transforms(keys_shape: tuple[int, ...], num_classes: int, ratios: list[floa
     return T.Compose(chain)
 
 
+def _with_intensity(pre: Preprocessing, scheme: str, ds: Dataset) -> Preprocessing:
+    from dataclasses import replace
+
+    from medseg.preprocess import percentile_scheme
+
+    if scheme != "percentile":
+        raise MedsegError(f"{ds.json_path}: unknown intensity scheme {scheme!r} "
+                          "(available: percentile)")
+    return replace(pre, intensity=percentile_scheme())
+
+
+def _synth_settings():
+    from medseg.synth import SynthSettings
+
+    return SynthSettings()
+
+
+def _synth_loader(cases: list[PreparedCase], pre: Preprocessing, patch, cfg: TrainConfig,
+                  rank: int, spatial_dims: int, num_classes: int):
+    """Endless batches of synthetic patches drawn from the cases' label maps (and images)."""
+    from monai.data import DataLoader
+
+    from medseg.synth import SynthPatches, SynthSource
+
+    if spatial_dims != 3:
+        raise MedsegError("--synth needs 3D label maps")
+    spacing = pre.target_spacing or (1.0, 1.0, 1.0)
+    sources = [SynthSource.build(c.label[0], spacing, np.eye(4), num_classes - 1,
+                                 image=c.image[0]) for c in cases]
+    stream = SynthPatches(sources, patch, pre.intensity, samples=cfg.samples_per_volume,
+                          seed=cfg.seed + 1000 * rank, settings=_synth_settings())
+    return DataLoader(stream, batch_size=cfg.batch_size, num_workers=0)
+
+
 def _dice_per_class(pred: np.ndarray, ref: np.ndarray, values: Sequence[int]) -> dict[int, float]:
     from medseg.metrics import dice
 
@@ -196,6 +234,8 @@ def train(dataset_dir: str | Path, output: str | Path, config: TrainConfig | Non
     label_maps = [read_label_map(c.label) for c in ds.training if c.label is not None]
     spatial_dims = volumes[0].spatial_ndim
     pre = plan_preprocessing(ds, volumes, [lm.data for lm in label_maps], cfg.target_spacing)
+    if cfg.intensity or cfg.synth:
+        pre = _with_intensity(pre, cfg.intensity or "percentile", ds)
     cases = []
     for case, vol, lm in zip(ds.training, volumes, label_maps, strict=True):
         prepared = prepare(vol, pre)
@@ -269,12 +309,15 @@ def train(dataset_dir: str | Path, output: str | Path, config: TrainConfig | Non
                         spatial_dims, cfg.flip_axes)
     my_cases = train_cases[rank::world] if distributed and len(train_cases) >= world \
         else train_cases
-    data = CacheDataset([{"image": c.image, "label": c.label} for c in my_cases], xform,
-                        progress=False, num_workers=0)
-    xform.set_random_state(seed=cfg.seed + 1000 * rank)
-    loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, num_workers=0,
-                        collate_fn=list_data_collate,
-                        generator=torch.Generator().manual_seed(cfg.seed + rank))
+    if cfg.synth:
+        loader = _synth_loader(my_cases, pre, patch, cfg, rank, spatial_dims, num_classes)
+    else:
+        data = CacheDataset([{"image": c.image, "label": c.label} for c in my_cases], xform,
+                            progress=False, num_workers=0)
+        xform.set_random_state(seed=cfg.seed + 1000 * rank)
+        loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, num_workers=0,
+                            collate_fn=list_data_collate,
+                            generator=torch.Generator().manual_seed(cfg.seed + rank))
 
     bar = None
     if progress and rank == 0:
@@ -364,6 +407,7 @@ def _bundle_config(ds: Dataset, cfg: TrainConfig, pre: Preprocessing, patch, spa
             "best_val_mean_dice": round(state["best"], 5),
             "val_dice": {ds.label_names[int(k)]: v for k, v in state["best_dice"].items()},
             "loss_history_every_10": state["history"][::10],
+            **({"synth": _synth_settings().to_dict()} if cfg.synth else {}),
         },
     }
 

@@ -44,6 +44,12 @@ def register(sub) -> None:
     p.add_argument("--flip-axes", type=int, nargs="*", default=[],
                    help="voxel axes to mirror in augmentation (default none: keeps left/right "
                         "labels learnable)")
+    p.add_argument("--synth", action="store_true",
+                   help="train on images synthesised from the label maps (random contrast, "
+                        "head, resolution, bias, skull stripping; 3D brain label maps)")
+    p.add_argument("--intensity", choices=["percentile"], default=None,
+                   help="intensity normalisation instead of the planned one (default with "
+                        "--synth: percentile)")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.pt")
     p.add_argument("--init", default=None, help="fine-tune from this bundle's weights")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -60,7 +66,7 @@ def run(args) -> int:
         samples_per_volume=args.samples_per_volume, lr=args.lr, val_every=args.val_every,
         val_fraction=args.val_fraction, patience=args.patience, seed=args.seed,
         device=args.device, class_ratios=args.class_ratios, augment=not args.no_augment,
-        flip_axes=tuple(args.flip_axes),
+        flip_axes=tuple(args.flip_axes), synth=args.synth, intensity=args.intensity,
     )
     command = "medseg " + " ".join(shlex.quote(a) for a in sys.argv[1:]) \
         if sys.argv and sys.argv[0].endswith("medseg") else None
