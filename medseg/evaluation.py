@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -110,6 +111,18 @@ def resample_nearest(pred: LabelMap, ref: LabelMap) -> LabelMap:
     return LabelMap(data[None], ref.affine)
 
 
+def single_slice_axis(shape: Sequence[int]) -> int | None:
+    """The axis of a 3D grid with exactly one slice (``X x Y x 1``), else None.
+
+    In 3D every voxel of such an image lies on the border (its erosion is empty), so surface
+    metrics would measure nothing; :func:`evaluate_pair` scores it as a 2D image instead.
+    """
+    if len(shape) != 3:
+        return None
+    flat = [i for i, n in enumerate(shape) if n == 1]
+    return flat[0] if len(flat) == 1 else None
+
+
 # ---- one pair -------------------------------------------------------------------------------
 def evaluate_pair(
     pred: LabelMap,
@@ -160,6 +173,19 @@ def evaluate_pair(
                 )
     spacing = ref.spacing
     n_voxels = int(r_arr.size)
+    voxel_mm3 = None
+    flat = single_slice_axis(r_arr.shape)
+    if flat is not None:  # X x Y x 1: score in 2D, keep the slice thickness in the volumes
+        warnings.warn(
+            f"a single-slice image ({'x'.join(map(str, r_arr.shape))}) is scored as 2D "
+            "(in-plane borders and distances; volumes with the slice thickness)", stacklevel=2)
+        voxel_mm3 = math.prod(spacing)
+        p_arr, r_arr = p_arr.squeeze(flat), r_arr.squeeze(flat)
+        spacing = tuple(s for i, s in enumerate(spacing) if i != flat)
+        p_boxes = {v: tuple(b for i, b in enumerate(box) if i != flat)
+                   for v, box in p_boxes.items()}
+        r_boxes = {v: tuple(b for i, b in enumerate(box) if i != flat)
+                   for v, box in r_boxes.items()}
     rows: list[dict[str, Any]] = []
     counts: dict[Any, Any] = {}
     for value, name in label_names.items():
@@ -171,7 +197,7 @@ def evaluate_pair(
         row: dict[str, Any] = {"class": name, "label": value}
         row.update(class_metrics(
             p, r, spacing, tolerance=tolerance_for(tolerance, value, name),
-            empty_score=empty_score, n_voxels=n_voxels,
+            empty_score=empty_score, n_voxels=n_voxels, voxel_volume_mm3=voxel_mm3,
         ))
         n_pred, n_ref = int(np.count_nonzero(p)), int(np.count_nonzero(r))
         counts[value] = (int(np.count_nonzero(p & r)), n_pred, n_ref)
@@ -260,6 +286,14 @@ class EvaluationResult:
     settings: dict[str, Any]
     summary: dict[str, Any]
     files: dict[str, Path]
+    #: study sections (criteria, subgroups, volume agreement, readers) as written
+    sections: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def criteria_passed(self) -> bool | None:
+        """True/False when criteria were judged, None when there were none."""
+        crit = self.sections.get("criteria")
+        return None if crit is None else bool(crit["passed"])
 
     @property
     def errors(self) -> dict[str, str]:
@@ -306,10 +340,20 @@ def default_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
-def evaluate_folders(
+@dataclass
+class Scored:
+    """Per-case rows of one prediction folder against one reference folder (nothing written)."""
+
+    rows: list[dict[str, Any]]
+    pairing: Pairing
+    extras: list[MetricSpec]
+    labels: dict[int, str] | None
+    workers: int
+
+
+def score_folders(
     pred_dir: str | Path,
     ref_dir: str | Path,
-    out_dir: str | Path,
     *,
     labels: Any = None,
     tolerance: float | Mapping[Any, float] = 1.0,
@@ -319,21 +363,16 @@ def evaluate_folders(
     metrics: Sequence[MetricSpec] | None = None,
     plugins_dir: str | Path | None = None,
     progress: bool | None = None,
-) -> EvaluationResult:
-    """Score every case of ``pred_dir`` against ``ref_dir`` and write the report to ``out_dir``.
-
-    Writes ``per_case.csv``, ``summary.csv``, ``summary.json`` and ``report.html`` (see
-    :mod:`medseg.report`). A case that cannot be scored (unreadable file, grid mismatch
-    without ``resample``, unknown label value) is kept with its ``error``; the rest are scored.
-    ``metrics``: extra :class:`MetricSpec` columns (default: those of the plugin registry;
-    they must be picklable when ``workers > 1``). ``progress``: tqdm bar (None = on a terminal).
-    """
+    cases: Sequence[str] | None = None,
+) -> Scored:
+    """Score every paired case (or only ``cases``) of two folders; write nothing."""
     from tqdm import tqdm
-
-    from medseg import report
 
     label_names = normalize_labels(labels)
     pairing = pair_cases(pred_dir, ref_dir)
+    if cases is not None:
+        keep = set(cases)
+        pairing.pairs = [p for p in pairing.pairs if p[0] in keep]
     extras = _extra_metric_specs(metrics, plugins_dir)
     workers = default_workers() if workers is None else max(1, int(workers))
     jobs = [
@@ -365,16 +404,58 @@ def evaluate_folders(
         bar.close()
     files = {case: (str(p), str(r)) for case, p, r in pairing.pairs}
     rows = _collect_rows(results, label_names, files, extras, empty_score)
+    return Scored(rows=rows, pairing=pairing, extras=extras, labels=label_names, workers=workers)
+
+
+def evaluate_folders(
+    pred_dir: str | Path,
+    ref_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    labels: Any = None,
+    tolerance: float | Mapping[Any, float] = 1.0,
+    empty_score: float = math.nan,
+    resample: bool = False,
+    workers: int | None = None,
+    metrics: Sequence[MetricSpec] | None = None,
+    plugins_dir: str | Path | None = None,
+    progress: bool | None = None,
+    study: Any = None,
+    sections: Mapping[str, Any] | None = None,
+    pdf: bool = False,
+) -> EvaluationResult:
+    """Score every case of ``pred_dir`` against ``ref_dir`` and write the report to ``out_dir``.
+
+    Writes ``per_case.csv``, ``summary.csv``, ``summary.json``, ``report.html`` (and
+    ``report.pdf`` with ``pdf``; see :mod:`medseg.report`). A case that cannot be scored
+    (unreadable file, grid mismatch without ``resample``, unknown label value) is kept with
+    its ``error``; the rest are scored. ``metrics``: extra :class:`MetricSpec` columns
+    (default: those of the plugin registry; they must be picklable when ``workers > 1``).
+    ``progress``: tqdm bar (None = on a terminal). ``study``: a
+    :class:`medseg.study.StudyOptions` (criteria, subgroups); ``sections``: report sections
+    computed elsewhere (the readers of :mod:`medseg.study.readers`).
+    """
+    from medseg import report
+
+    scored = score_folders(pred_dir, ref_dir, labels=labels, tolerance=tolerance,
+                           empty_score=empty_score, resample=resample, workers=workers,
+                           metrics=metrics, plugins_dir=plugins_dir, progress=progress)
+    rows, extras = scored.rows, scored.extras
     classes = {int(r["label"]): r["class"] for r in rows if r.get("label") is not None}
     settings = report.settings_dict(
-        labels=label_names, classes=dict(sorted(classes.items())), tolerance=tolerance,
-        empty_score=empty_score, resample=resample, workers=workers, extra_metrics=extras,
-        pred_dir=str(pred_dir), ref_dir=str(ref_dir),
+        labels=scored.labels, classes=dict(sorted(classes.items())), tolerance=tolerance,
+        empty_score=empty_score, resample=resample, workers=scored.workers,
+        extra_metrics=extras, pred_dir=str(pred_dir), ref_dir=str(ref_dir),
     )
-    summary, written = report.write_report(rows, out_dir, settings=settings, pairing=pairing,
-                                           extra_metrics=[s.name for s in extras])
-    return EvaluationResult(rows=rows, pairing=pairing, settings=settings, summary=summary,
-                            files=written)
+    extra = dict(sections or {})
+    if study is not None:
+        extra.update(study.sections(rows, [*CLASS_METRICS, *(s.name for s in extras)]))
+    summary, written = report.write_report(rows, out_dir, settings=settings,
+                                           pairing=scored.pairing,
+                                           extra_metrics=[s.name for s in extras],
+                                           sections=extra, pdf=pdf)
+    return EvaluationResult(rows=rows, pairing=scored.pairing, settings=settings,
+                            summary=summary, files=written, sections=extra)
 
 
 def _collect_rows(

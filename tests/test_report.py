@@ -100,7 +100,7 @@ def test_write_report_files(tmp_path):
                 "nsd_tolerance_mm": {"liver": 2.0}}
     _summary, files = write_report(ROWS, tmp_path / "out", settings=settings, pairing=pairing)
     assert sorted(p.name for p in files.values()) == [
-        "per_case.csv", "report.html", "summary.csv", "summary.json"]
+        "per_case.csv", "report.html", "summary.csv", "summary.json", "volume_agreement.csv"]
     with open(files["per_case"]) as fh:
         rows = list(csv.DictReader(fh))
     assert [r["status"] for r in rows] == ["ok", "both_empty", "pred_empty", "error", "ok"]
