@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from medseg.cli import main as cli_main
-from medseg.errors import InputError
+from medseg.errors import InputError, MedsegError
 from medseg.inference import InferenceSettings, Segmenter
 from medseg.io import read_image
 from medseg.models import describe_model, load_model
@@ -109,3 +109,10 @@ def test_channels_that_do_not_match_the_image(segmenter):
     two = Volume(np.stack([base.array[0], base.array[0]]), base.affine)
     with pytest.raises(InputError, match=r"case\.nii\.gz: .*expects 1 channel"):
         segmenter(two, "case.nii.gz")
+
+
+def test_settings_the_bundle_inferer_decides_are_refused(segmenter, registry):
+    volume = read_image(FIXTURE / "inputs" / "case_ras.nii.gz")
+    model = segmenter.models[0]
+    with pytest.raises(MedsegError, match="runs its own inferer: --mirror do not apply"):
+        Segmenter(model, InferenceSettings(device="cpu", mirror=True), registry)(volume)

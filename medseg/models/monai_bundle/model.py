@@ -36,17 +36,13 @@ import torch
 
 from medseg.device import resolve_device
 from medseg.errors import InputError, MedsegError, PluginError
+from medseg.inference import _short
 from medseg.models.base import ModelInfo, Prediction
 from medseg.models.monai_bundle.layout import BundleLayout, bundle_info, find_layout, read_config
 from medseg.models.monai_bundle.trust import TRUST_ENV, check_trust, is_trusted
 
 #: affine entries (mm) within which the bundle's output counts as lying on the input grid
 GRID_TOLERANCE_MM = 1e-3
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
 
 
 @contextlib.contextmanager
@@ -156,6 +152,13 @@ class MonaiBundleModel:
     # -- the protocol ---------------------------------------------------------------------
     def prepare(self, volume: Any, settings: Any) -> BundlePrepared:
         import nibabel as nib
+
+        asked = [flag for flag, on in (("--mirror", getattr(settings, "mirror", False)),
+                                       ("--roi-size", getattr(settings, "roi_size", None)))
+                 if on]
+        if asked:
+            raise MedsegError(f"MONAI bundle {self.layout.root} runs its own inferer: "
+                              f"{' and '.join(asked)} do not apply")
 
         arr = np.asarray(volume.array)
         data = arr[0] if arr.shape[0] == 1 else np.moveaxis(arr, 0, -1)

@@ -17,6 +17,7 @@ before anything is parsed by MONAI.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import re
@@ -69,14 +70,20 @@ def _safe_module(module: str) -> bool:
     return any((module + ".").startswith(ns) for ns in SAFE_NAMESPACES)
 
 
+@functools.lru_cache(maxsize=1)
+def _locator() -> Any:
+    """MONAI's own name lookup for bare ``_target_`` names (it scans the monai modules once)."""
+    from monai.bundle import ComponentLocator
+
+    return ComponentLocator()
+
+
 def _safe_target(target: Any) -> bool:
     if not isinstance(target, str) or not target:
         return False
     if "." in target:
         return _safe_module(target.rsplit(".", 1)[0])
-    from monai.bundle import ComponentLocator
-
-    module = ComponentLocator().get_component_module_name(target)
+    module = _locator().get_component_module_name(target)
     modules = module if isinstance(module, list) else [module] if module else []
     # MONAI takes the first module when a name is found in several
     return bool(modules) and _safe_module(modules[0])
