@@ -127,8 +127,9 @@ def test_segment_sample_view_and_volumes(models_dir):
     _classes(at).unselect(1).run()
     _ok(at)
     assert at.slider(key="slice_Axial").value == 5
+    assert at.slider(key="slice_Axial").min == 1  # slider and caption both count from 1
     captions = [c for img in at.get("image") for c in img.captions]
-    assert any(c.startswith("Axial 6/") for c in captions), captions
+    assert any(c.startswith("Axial 5/") for c in captions), captions
     assert at.get("download_button")
 
 
@@ -144,6 +145,9 @@ def test_upload_nifti_zip_dicom_and_2d(models_dir, tmp_path):
     at.button(key="run").click().run()
     _ok(at)
     assert _volumes(at)["voxels"].sum() > 0
+    # downloads are named after the upload, not "segmentation_mask"
+    assert any(t.value.startswith("Files: brain_seg.nii.gz") for t in at.text), \
+        [t.value for t in at.text]
 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -182,6 +186,7 @@ def test_bad_upload_shows_one_line_error(models_dir, name, content, expected):
     message = at.error[0].value
     assert expected in message and "\n" not in message
     assert "Traceback" not in message and "medseg-app-" not in message  # no server paths
+    assert ".nii.gz.nii" not in message and ".nii.nii" not in message  # the name once
 
 
 def test_evaluate_case_and_cohort(models_dir):
@@ -247,6 +252,10 @@ def test_models_and_plugins_page(models_dir):
     for kind in ("losses", "postprocessors", "readers"):
         frame = tabs[kind].dataframe[0].value
         assert len(frame) > 0 and frame["plugin"].str.len().min() > 0
+    metrics = tabs["metrics"].dataframe[0].value  # built-in metrics listed, not "(0)"
+    assert {"dice", "iou", "hd95", "nsd"} <= set(metrics["name"])
+    assert tabs["metrics"].label.startswith("metrics (")
+    assert "built-in" in tabs["metrics"].label
     labels = _table(at, "validation Dice")
     assert list(labels["class"]) == ["background", "white_matter", "grey_matter", "csf"]
 

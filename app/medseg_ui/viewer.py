@@ -83,14 +83,13 @@ def show(state: Any, image, seg) -> Instances | None:
     for view, col in zip(views, columns, strict=True):
         with col:
             n = disp.n_slices(view)
-            if n > 1:
-                index = st.slider(f"{view} slice", 0, n - 1, n // 2, key=f"slice_{view}")
-            else:
-                index = 0
-            img, msk, pixel = disp.slice(view, index)
+            # slices are counted from 1 in the slider and the caption alike
+            number = (st.slider(f"{view} slice", 1, n, n // 2 + 1, key=f"slice_{view}")
+                      if n > 1 else 1)
+            img, msk, pixel = disp.slice(view, number - 1)
             rgb = render.render_slice(img, msk, pixel, window, opacity=opacity,
                                       visible=visible)
-            caption = f"{view} {index + 1}/{n}" if n > 1 else view
+            caption = f"{view} {number}/{n}" if n > 1 else view
             where = _ORIENTATION.get(view, "")
             st.image(rgb, caption=f"{caption} · {where}" if where else caption,
                      width="stretch")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
-from medseg_ui import engine, viewer
+from medseg.batch import case_name
+from medseg_ui import engine, qc_banner, viewer
 from medseg_ui.session import (
     DEFAULT_MAX_UPLOAD_MB,
     IMAGE_SUFFIXES,
@@ -83,8 +86,10 @@ if source == "Upload a file":
             set_image(volume, shown)
         except Exception as exc:
             state.pop("image", None)
-            state["load_error"] = error_message(
-                exc, {**HIDE, str(folder.path / "input" / "image"): display_name(upload.name)})
+            # the upload is saved as image<suffix>: show the user's own file name instead
+            saved = {str(folder.path / "input" / f"image{sfx}"): display_name(upload.name)
+                     for sfx in IMAGE_SUFFIXES}
+            state["load_error"] = error_message(exc, {**HIDE, **saved})
         else:
             state.pop("load_error", None)
 else:
@@ -151,6 +156,8 @@ if state.get("run_error"):
     st.error(state["run_error"])
 
 seg = state.get("seg")
+if seg is not None:
+    qc_banner.show(getattr(seg, "qc", None), state.get("seg_model", ""))
 
 # ---- viewer ---------------------------------------------------------------------------------
 st.subheader("Viewer")
@@ -163,12 +170,13 @@ if seg is not None:
     st.table(pd.DataFrame(
         [{"class": r["name"], "label": r["label"], "voxels": r["voxels"],
           "volume (mL)": f"{r['volume_ml']:.1f}"} for r in rows]).set_index("class"))
-    base = state["sample"].case if state.get("sample") else "segmentation"
+    base = state["sample"].case if state.get("sample") else case_name(Path(state["image_name"]))
     c1, c2 = st.columns(2)
-    c1.download_button("Download mask (NIfTI)", state["mask_bytes"], f"{base}_mask.nii.gz",
+    c1.download_button("Download mask (NIfTI)", state["mask_bytes"], f"{base}_seg.nii.gz",
                        mime="application/gzip", key="dl_mask")
     c2.download_button("Download volumes (CSV)", engine.volumes_csv(rows),
                        f"{base}_volumes.csv", mime="text/csv", key="dl_csv")
+    st.text(f"Files: {base}_seg.nii.gz (on the input's grid), {base}_volumes.csv")  # no markdown
     st.caption("Open **Evaluate** to score this mask against a reference.")
     if instances is not None:
         st.subheader("Instances")

@@ -6,6 +6,7 @@ import json
 
 import streamlit as st
 
+from medseg.metrics import METRIC_INFO
 from medseg_ui import engine
 from medseg_ui.session import error_message
 
@@ -23,8 +24,18 @@ kinds = ["architecture", "loss", "postprocessor", "reader", "metric", "model_for
 kinds += sorted({r["kind"] for r in rows} - set(kinds))
 PLURAL = {"loss": "losses", "model_format": "model formats"}
 titles = [f"{PLURAL.get(k, k + 's')} ({sum(r['kind'] == k for r in rows)})" for k in kinds]
+# built-in metrics are computed by the engine itself; plugin metrics add columns to them
+BUILTIN_METRICS = [{"name": name, "unit": unit, "definition": text}
+                   for name, (unit, _higher, text) in METRIC_INFO.items()]
+titles = [f"metrics ({len(BUILTIN_METRICS)} built-in, {sum(r['kind'] == 'metric' for r in rows)}"
+          f" from plugins)" if k == "metric" else t for k, t in zip(kinds, titles, strict=True)]
 for tab, kind in zip(st.tabs(titles), kinds, strict=True):
     with tab:
+        if kind == "metric":
+            st.markdown("**Built-in** (every evaluation report computes these)")
+            st.dataframe(BUILTIN_METRICS, hide_index=True, width="stretch",
+                         key="components_builtin_metrics")
+            st.markdown("**From plugins** (medseg_register_metrics hook)")
         if not any(r["kind"] == kind for r in rows):
             plural = PLURAL.get(kind, kind + "s")
             st.info(f"No {plural} registered; plugins add them through "
