@@ -1,8 +1,10 @@
 """``medseg evaluate --pred DIR --ref DIR -o REPORT_DIR``: score a cohort, write a report.
 
-A thin wrapper over :func:`medseg.evaluation.evaluate_folders`. Exit status 0 when every
+A thin wrapper over :func:`medseg.evaluation.evaluate_folders` (and
+:func:`medseg.study.readers.evaluate_readers` for several ``--ref``). Exit status 0 when every
 file was paired and scored, 1 when the report was written but some case failed or some file
-had no partner (both are listed in the output and in the report).
+had no partner (both are listed in the output and in the report), 3 with
+``--fail-on-criteria`` when an acceptance criterion failed (this takes precedence).
 """
 
 from __future__ import annotations
@@ -13,15 +15,8 @@ import sys
 from medseg.errors import MedsegError
 
 
-def register(sub) -> None:
-    p = sub.add_parser(
-        "evaluate", help="score predicted label maps against references (Dice, HD95, NSD, ...)",
-        description="Pairs files by name (without .nii.gz/.nii/.nrrd/.mha) and writes "
-                    "per_case.csv, summary.csv, summary.json and report.html.",
-    )
-    p.add_argument("--pred", required=True, metavar="DIR", help="folder of predicted label maps")
-    p.add_argument("--ref", required=True, metavar="DIR", help="folder of reference label maps")
-    p.add_argument("-o", "--output", required=True, metavar="REPORT_DIR", help="report folder")
+def add_scoring_args(p) -> None:
+    """Options shared by ``evaluate`` and ``compare``: labels, tolerance, empty score, ..."""
     p.add_argument("--labels", nargs="+", default=None, metavar="LABEL",
                    help="class values (1 2 3) or names (liver=1 spleen=2); default: every "
                         "non-zero value found. Any other value in a map fails that case.")
@@ -36,6 +31,37 @@ def register(sub) -> None:
                         "(nearest neighbour) instead of failing that case")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="parallel processes (default min(2, CPUs))")
+    p.add_argument("--pdf", action="store_true",
+                   help="also print the HTML report to PDF (needs Chromium)")
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "evaluate", help="score predicted label maps against references (Dice, HD95, NSD, ...)",
+        description="Pairs files by name (without .nii.gz/.nii/.nrrd/.mha) and writes "
+                    "per_case.csv, summary.csv, summary.json, volume_agreement.csv and "
+                    "report.html (criteria.json, subgroups.csv, report.pdf when asked).",
+    )
+    p.add_argument("--pred", required=True, metavar="DIR", help="folder of predicted label maps")
+    p.add_argument("--ref", required=True, action="append", metavar="DIR",
+                   help="folder of reference label maps; give it twice or more for several "
+                        "readers (the report is then scored against their STAPLE consensus)")
+    p.add_argument("-o", "--output", required=True, metavar="REPORT_DIR", help="report folder")
+    add_scoring_args(p)
+    p.add_argument("--criteria", metavar="FILE",
+                   help="pre-registered acceptance criteria (JSON or YAML), judged PASS/FAIL")
+    p.add_argument("--fail-on-criteria", action="store_true",
+                   help="exit with status 3 when a criterion fails")
+    p.add_argument("--metadata", metavar="CSV",
+                   help="case metadata (a 'case' column and one column per attribute)")
+    p.add_argument("--dicom-metadata", metavar="DIR",
+                   help="folder with one DICOM series (subfolder or file) per case: its "
+                        "Manufacturer, ManufacturerModelName, SliceThickness and PatientSex "
+                        "become metadata (no patient identifiers are read)")
+    p.add_argument("--by", action="append", default=[], metavar="COLUMN",
+                   help="summarise per value of this metadata column (repeatable)")
+    p.add_argument("--min-n", type=int, default=None, metavar="N",
+                   help="smallest subgroup given a CI (default 5)")
     p.set_defaults(func=run)
 
 
@@ -75,18 +101,64 @@ def parse_tolerance(tokens: list[str]) -> float | dict[str, float]:
     return {**per_class, "default": default}
 
 
+def study_options(args, labels: dict[int, str] | None):
+    """Criteria and subgroups from the command line, validated before any scoring."""
+    from medseg.study.criteria import load_criteria
+    from medseg.study.options import StudyOptions
+    from medseg.study.subgroups import DEFAULT_MIN_N, dicom_metadata_table, read_metadata
+
+    criteria = load_criteria(args.criteria, labels) if args.criteria else ()
+    if args.fail_on_criteria and not criteria:
+        raise MedsegError("--fail-on-criteria needs --criteria FILE")
+    metadata = None
+    sources = []
+    if args.metadata:
+        metadata = read_metadata(args.metadata, () if args.dicom_metadata else args.by)
+        sources.append(args.metadata)
+    if args.dicom_metadata:
+        tags = dicom_metadata_table(args.dicom_metadata)
+        metadata = {case: {**(metadata or {}).get(case, {}), **t} for case, t in tags.items()}
+        sources.append(f"DICOM tags of {args.dicom_metadata}")
+        columns = set().union(*(m.keys() for m in metadata.values()))
+        unknown = [b for b in args.by if b not in columns]
+        if unknown:
+            raise MedsegError(f"--by {', '.join(unknown)}: not a metadata column "
+                              f"({', '.join(sorted(columns - {'case'}))})")
+    if args.by and metadata is None:
+        raise MedsegError("--by needs --metadata CSV or --dicom-metadata DIR")
+    min_n = DEFAULT_MIN_N if args.min_n is None else args.min_n
+    if min_n < 2:
+        raise MedsegError("--min-n must be at least 2 (a CI needs two cases)")
+    if not criteria and not args.by:
+        return None
+    return StudyOptions(criteria=criteria, metadata=metadata, by=tuple(args.by), min_n=min_n,
+                        metadata_source="; ".join(sources))
+
+
+def scoring_kwargs(args) -> dict:
+    return {
+        "labels": parse_labels(args.labels),
+        "tolerance": parse_tolerance(args.tolerance),
+        "empty_score": math.nan if args.empty_score is None else args.empty_score,
+        "resample": args.resample,
+        "workers": args.workers,
+        "plugins_dir": args.plugins_dir,
+    }
+
+
 def run(args) -> int:
     from medseg.evaluation import evaluate_folders
 
-    result = evaluate_folders(
-        args.pred, args.ref, args.output,
-        labels=parse_labels(args.labels),
-        tolerance=parse_tolerance(args.tolerance),
-        empty_score=math.nan if args.empty_score is None else args.empty_score,
-        resample=args.resample,
-        workers=args.workers,
-        plugins_dir=args.plugins_dir,
-    )
+    kwargs = scoring_kwargs(args)
+    study = study_options(args, kwargs["labels"])
+    if len(args.ref) > 1:
+        from medseg.study.readers import evaluate_readers
+
+        result = evaluate_readers(args.pred, args.ref, args.output, study=study, pdf=args.pdf,
+                                  **kwargs)
+    else:
+        result = evaluate_folders(args.pred, args.ref[0], args.output, study=study,
+                                  pdf=args.pdf, **kwargs)
     pairing = result.pairing
     errors = result.errors
     n_cases = len({r["case"] for r in result.rows})
@@ -97,10 +169,22 @@ def run(args) -> int:
             print(f"  {name:<16} Dice {stats['mean']:.4f} "
                   f"(95% CI {stats['ci_low']:.4f}-{stats['ci_high']:.4f}, n={stats['n']}, "
                   f"NaN {stats['n_nan']})")
+    readers = result.sections.get("readers")
+    if readers:
+        for name, item in readers["classes"].items():
+            for metric in item.values():
+                print(f"  {name:<16} {metric['verdict']}")
+    crit = result.sections.get("criteria")
+    if crit:
+        for c in crit["criteria"]:
+            print(f"  {c['result']} {c['id']}: {c['text']} (value {c['value']:.4g}, n={c['n']})")
+        print(f"criteria: {'PASS' if crit['passed'] else 'FAIL'}")
     for path in pairing.pred_only:
         print(f"medseg: warning: unpaired prediction (no reference): {path}", file=sys.stderr)
     for path in pairing.ref_only:
         print(f"medseg: warning: unpaired reference (no prediction): {path}", file=sys.stderr)
     for case, message in errors.items():
         print(f"medseg: error: case {case}: {message}", file=sys.stderr)
+    if args.fail_on_criteria and crit and not crit["passed"]:
+        return 3
     return 1 if errors or pairing.pred_only or pairing.ref_only else 0

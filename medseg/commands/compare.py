@@ -1,0 +1,94 @@
+"""``medseg compare --ref REF --pred A --pred B [...] -o OUT``: paired comparison of models.
+
+A thin wrapper over :func:`medseg.study.compare.compare_folders`: every model is evaluated
+(its report in ``OUT/<name>/``), then each later model is compared with the first.
+Exit status 0, or 1 when some case failed or some file had no partner in any model.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+from medseg.commands.evaluate import add_scoring_args, scoring_kwargs
+from medseg.errors import MedsegError
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "compare", help="compare models on the same cases (paired CI, Wilcoxon, win/tie/loss)",
+        description="Scores each --pred folder against --ref and compares every model with "
+                    "the first: comparison.csv, comparison.json, comparison.html.",
+    )
+    p.add_argument("--ref", required=True, metavar="DIR", help="folder of reference label maps")
+    p.add_argument("--pred", required=True, action="append", metavar="DIR",
+                   help="folder of one model's predictions (twice or more; the first is A)")
+    p.add_argument("--name", action="append", default=None, metavar="NAME",
+                   help="model names, one per --pred (default: folder names)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
+    p.add_argument("--margin", nargs="+", default=None, metavar="M",
+                   help="non-inferiority margin: a number for unitless metrics (0.02 Dice), "
+                        "or per metric (hd95=1)")
+    p.add_argument("--metrics", nargs="+", default=None, metavar="METRIC",
+                   help="metrics to compare (default dice iou hd95 assd nsd "
+                        "abs_volume_diff_ml)")
+    add_scoring_args(p)
+    p.set_defaults(func=run)
+
+
+def parse_margin(tokens: list[str] | None) -> float | dict[str, float] | None:
+    """``["0.02"]`` -> 0.02; ``["0.02", "hd95=1"]`` -> ``{"default": 0.02, "hd95": 1.0}``."""
+    if not tokens:
+        return None
+    out: dict[str, float] = {}
+    for token in tokens:
+        key, sep, value = token.rpartition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            raise MedsegError(f"--margin: {token!r} is not M or metric=M") from None
+        if not math.isfinite(number) or number < 0:
+            raise MedsegError(f"--margin: {token!r} must be a non-negative number")
+        out[key if sep else "default"] = number
+    return out["default"] if list(out) == ["default"] else out
+
+
+def run(args) -> int:
+    from medseg.metrics import CLASS_METRICS
+    from medseg.study.compare import COMPARE_METRICS, compare_folders
+
+    if len(args.pred) < 2:
+        raise MedsegError("compare needs at least two --pred folders")
+    if args.name and len(args.name) != len(args.pred):
+        raise MedsegError(f"--name given {len(args.name)} times for {len(args.pred)} --pred")
+    metrics = tuple(args.metrics or COMPARE_METRICS)
+    unknown = [m for m in metrics if m not in CLASS_METRICS]
+    if unknown:
+        raise MedsegError(f"--metrics: unknown {', '.join(unknown)} "
+                          f"(known: {', '.join(CLASS_METRICS)})")
+    margin = parse_margin(args.margin)
+    if isinstance(margin, dict):
+        bad = [k for k in margin if k != "default" and k not in metrics]
+        if bad:
+            raise MedsegError(f"--margin names metrics not compared: {', '.join(bad)}")
+    result = compare_folders(args.ref, args.pred, args.output, metrics=metrics, margin=margin,
+                             names=args.name, pdf=args.pdf, **scoring_kwargs(args))
+    failed = False
+    for name, res in result.models.items():
+        for case, message in res.errors.items():
+            print(f"medseg: error: {name}: case {case}: {message}", file=sys.stderr)
+        unpaired = res.pairing.pred_only + res.pairing.ref_only
+        for path in unpaired:
+            print(f"medseg: warning: {name}: unpaired {path}", file=sys.stderr)
+        failed = failed or bool(res.errors or unpaired)
+    for c in result.rows:
+        if c["metric"] != metrics[0]:
+            continue
+        ni = "" if c["non_inferior"] is None else \
+            f", non-inferior: {'yes' if c['non_inferior'] else 'no'}"
+        print(f"  {c['model_b']} - {c['model_a']} {c['class']:<12} {c['metric']} "
+              f"{c['mean_diff']:+.4f} (95% CI {c['ci_low']:+.4f} to {c['ci_high']:+.4f}, "
+              f"n={c['n_pairs']}; Wilcoxon p={c['p_wilcoxon']:.3g}, n={c['n_wilcoxon']}; "
+              f"W/T/L {c['wins']}/{c['ties']}/{c['losses']}{ni})")
+    print(f"comparison in {args.output}")
+    return 1 if failed else 0
