@@ -189,25 +189,25 @@ class NnunetModel:
     def prepare(self, volume, settings) -> Prepared:
         return prepare_volume(volume, self.definition.plans, self.definition.config)
 
-    def _fold_forwards(self, mirror: bool) -> Iterator:
+    def _fold_forwards(self, mirror: bool, batch_size: int) -> Iterator:
         axes = self.mirroring_axes if mirror else None
         for i, ck in enumerate(self.checkpoints):
             if self._loaded != i:
                 load_weights(self.net, ck.weights, ck.path)
                 self._loaded = i
-            yield mirrored_forward(self.net, axes, self.device)
+            yield mirrored_forward(self.net, axes, self.device, batch_size)
 
     def predict(self, prepared: Prepared, settings) -> torch.Tensor:
         if prepared.image is None:
             raise InputError("input", "this prepared image was already predicted")
         overlap = getattr(settings, "overlap", None)
         step = DEFAULT_STEP if overlap is None else min(max(1.0 - float(overlap), 0.05), 1.0)
+        batch = max(1, int(getattr(settings, "sw_batch_size", 2) or 2))
         with torch.no_grad():
             logits = sliding_window_logits(
                 prepared.image, self.definition.config.patch_size, step,
-                self._fold_forwards(bool(getattr(settings, "mirror", False))),
-                len(self.definition.dataset.labels),
-                batch_size=int(getattr(settings, "sw_batch_size", 1) or 1))
+                self._fold_forwards(bool(getattr(settings, "mirror", False)), batch),
+                len(self.definition.dataset.labels), batch_size=batch)
         prepared.image = None  # the model-grid image is not needed any more
         return softmax_inplace(logits)
 

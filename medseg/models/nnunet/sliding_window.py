@@ -64,11 +64,11 @@ def padding(shape: Sequence[int], patch: Sequence[int]) -> list[tuple[int, int]]
 
 
 def mirror_combinations(axes: Sequence[int] | None) -> list[tuple[int, ...]]:
-    """Every non-empty combination of the mirroring axes (tensor dims, i.e. axis + 2)."""
+    """Every non-empty combination of the spatial mirroring axes."""
     if not axes:
         return []
-    dims = [int(a) + 2 for a in axes]
-    return [c for r in range(1, len(dims) + 1) for c in itertools.combinations(dims, r)]
+    axes = [int(a) for a in axes]
+    return [c for r in range(1, len(axes) + 1) for c in itertools.combinations(axes, r)]
 
 
 def _logits(out: object) -> torch.Tensor:
@@ -78,20 +78,47 @@ def _logits(out: object) -> torch.Tensor:
     return out
 
 
+def _flip(x: torch.Tensor, axes: tuple[int, ...]) -> torch.Tensor:
+    """Flip spatial ``axes`` of one sample ``C, *spatial``."""
+    return torch.flip(x, [a + 1 for a in axes]) if axes else x
+
+
 def mirrored_forward(net: torch.nn.Module, mirror_axes: Sequence[int] | None,
-                     device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``x -> logits`` averaged over the mirror combinations, float32 on the CPU."""
-    combos = mirror_combinations(mirror_axes)
+                     device: torch.device,
+                     batch_size: int = 2) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``x (B, C, *patch) -> logits (B, K, *patch)`` averaged over the mirror combinations,
+    float32 on the CPU.
+
+    The tiles and their mirrored copies go through the network in batches of
+    ``max(2, batch_size)``; on the CPU a lone sample is run twice in one batch, because
+    PyTorch's CPU convolution uses oneDNN only for batches of two or more and is several times
+    slower for a single 3D sample.
+    """
+    combos: list[tuple[int, ...]] = [(), *mirror_combinations(mirror_axes)]
+    chunk = max(2, int(batch_size))
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] == 1 and device.type == "cpu":
+            return _logits(net(torch.cat([x, x])))[:1]
+        return _logits(net(x))
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         x = x.to(device)
+        items = [(axes, i) for axes in combos for i in range(x.shape[0])]
+        total: torch.Tensor | None = None
         with autocast(device):
-            pred = _logits(net(x)).float()
-            for dims in combos:
-                pred += torch.flip(_logits(net(torch.flip(x, dims))).float(), dims)
-        if combos:
-            pred /= len(combos) + 1
-        return pred.cpu()
+            for start in range(0, len(items), chunk):
+                part = items[start:start + chunk]
+                out = run(torch.stack([_flip(x[i], axes) for axes, i in part])).float()
+                if total is None:
+                    total = torch.zeros((x.shape[0], *out.shape[1:]), dtype=torch.float32,
+                                        device=out.device)
+                for (axes, i), pred in zip(part, out, strict=True):
+                    total[i] += _flip(pred, axes)
+        assert total is not None
+        if len(combos) > 1:
+            total /= len(combos)
+        return total.cpu()
 
     return forward
 
