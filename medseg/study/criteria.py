@@ -17,7 +17,8 @@ or ``{"criteria": [...]}``. Each criterion::
 raises a one-line :class:`~medseg.errors.InputError` naming the file and the criterion.
 :func:`judge` computes the statistic over the finite per-case values of that class (the
 empty-mask policy decides which are finite) and says PASS or FAIL with the value and the
-number of cases it was judged on; no finite value is a FAIL.
+number of cases it was judged on; no finite value is a FAIL. The value is compared after
+rounding to 12 decimals (:data:`ROUND_DIGITS`).
 """
 
 from __future__ import annotations
@@ -39,8 +40,12 @@ from medseg.report import bootstrap_ci
 
 OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 STATISTICS = ("mean", "median", "ci_low", "ci_high")
-_PERCENTILE = re.compile(r"^p(\d{1,2}(?:\.\d+)?)$")
+_PERCENTILE = re.compile(r"^p(\d{1,3}(?:\.\d+)?)$")
 _FIELDS = {"class", "metric", "statistic", "op", "threshold", "id", "description"}
+#: the value is rounded to this many decimals before the comparison, so that floating-point
+#: noise (a mean of 0.9, 0.8, 0.7 is 0.8000000000000002) cannot flip a criterion whose
+#: value lies exactly on its threshold
+ROUND_DIGITS = 12
 #: size cap of a criteria file (it is a short list written by hand)
 MAX_BYTES = 1_000_000
 
@@ -173,7 +178,7 @@ def judge(criteria: Sequence[Criterion], rows: Sequence[Mapping[str, Any]]) -> d
         values = [r.get(c.metric) for r in rows
                   if r.get("label") == c.label and r.get("status") != "error"]
         value, n = statistic_of(values, c.statistic)
-        ok = n > 0 and OPS[c.op](value, c.threshold)
+        ok = n > 0 and OPS[c.op](round(value, ROUND_DIGITS), c.threshold)
         results.append({**asdict(c), "class": c.class_name, "text": c.text(), "value": value,
                         "n": n, "result": "PASS" if ok else "FAIL",
                         "note": "" if n else "no finite value: judged FAIL"})
