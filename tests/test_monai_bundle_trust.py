@@ -255,3 +255,34 @@ def test_yaml_inference_config(bundle, registry):
     assert model.info.patch_size == (48, 48, 48)
     labels = Segmenter(model, InferenceSettings(device="cpu"), registry)(read_image(CASE))
     assert len(np.unique(labels.labels.data)) >= 5
+
+
+def test_bundle_without_invertd_lands_on_the_input_grid(bundle, registry):
+    """No Invertd: the bundle's output (on its 6 mm RAS grid) is resampled onto the input's
+    grid from its own affine; it then agrees with monai.bundle run's inverted masks up to the
+    interpolation difference (nearest on labels instead of bilinear on probabilities)."""
+    import nibabel as nib
+
+    config = _config(bundle)
+    config["postprocessing"]["transforms"] = [
+        {"_target_": "Activationsd", "keys": "pred", "softmax": True},
+        {"_target_": "AsDiscreted", "keys": "pred", "argmax": True},
+    ]
+    _write_config(bundle, config)
+    model = load_model(bundle, registry, "cpu", trust=True)
+    case = FIXTURE / "inputs" / "case_oblique.nii.gz"
+    volume = read_image(case)
+    out = Segmenter(model, InferenceSettings(device="cpu"), registry)(volume).labels
+    ref = np.asarray(nib.load(FIXTURE / "expected" / "case_oblique_seg.nii.gz").dataobj)
+    assert out.data.shape == ref.shape
+    np.testing.assert_allclose(out.affine, volume.affine)
+    assert (out.data == ref).mean() >= 0.98
+
+
+def test_multilabel_sigmoid_bundle_is_refused(bundle, registry):
+    config = _config(bundle)
+    config["postprocessing"]["transforms"][0] = {"_target_": "Activationsd", "keys": "pred",
+                                                 "sigmoid": True}
+    _write_config(bundle, config)
+    with pytest.raises(InputError, match=r"inference\.json: multi-label bundle"):
+        load_model(bundle, registry, "cpu", trust=True)

@@ -23,6 +23,7 @@ Overrides as ``monai.bundle run --bundle_root B --output_dir O --dataset_dir D``
 from __future__ import annotations
 
 import contextlib
+import os
 import pickle
 import sys
 import tempfile
@@ -161,11 +162,15 @@ class MonaiBundleModel:
                               f"{' and '.join(asked)} do not apply")
 
         arr = np.asarray(volume.array)
+        if arr.dtype.kind == "b" or (arr.dtype.itemsize > 4 and arr.dtype.kind in "iu"):
+            arr = arr.astype(np.float32)  # types NIfTI lacks; LoadImaged makes float32 anyway
         data = arr[0] if arr.shape[0] == 1 else np.moveaxis(arr, 0, -1)
         image = nib.Nifti1Image(data, np.asarray(volume.affine, dtype=np.float64))
         image.set_qform(volume.affine, code=1)
         image.set_sform(volume.affine, code=1)
-        path = Path(self._tmp.name) / "input.nii"
+        fd, name = tempfile.mkstemp(suffix=".nii", dir=self._tmp.name)  # one per call
+        os.close(fd)
+        path = Path(name)
         nib.save(image, path)
         try:
             with _on_sys_path(self.layout.root):
@@ -183,7 +188,7 @@ class MonaiBundleModel:
                                   f"{len(item)} samples for one image")
             item = item[0]
         return BundlePrepared(dict(item), tuple(volume.spatial_shape),
-                              np.asarray(volume.affine, dtype=np.float64))
+                              np.array(volume.affine, dtype=np.float64))
 
     def predict(self, prepared: BundlePrepared, settings: Any) -> torch.Tensor:
         from monai.data import decollate_batch, list_data_collate
@@ -299,6 +304,19 @@ def _split_postprocessing(post: Any) -> tuple[list[Any], list[Any]]:
     return [], transforms
 
 
+def _refuse_multilabel(layout: BundleLayout, config: dict[str, Any]) -> None:
+    """Sigmoid outputs are overlapping regions (BraTS-style), not one class per voxel."""
+    from medseg.models.monai_bundle.layout import walk
+
+    for where, item in walk(config.get("postprocessing", {}), "postprocessing"):
+        target = item.get("_target_") if isinstance(item, dict) else None
+        if (isinstance(target, str) and target.rsplit(".", 1)[-1] in ("Activationsd",
+                                                                      "Activations")
+                and item.get("sigmoid") not in (None, False)):
+            raise InputError(layout.inference, f"multi-label bundle ({where} applies a sigmoid):"
+                                               f" overlapping regions are not supported")
+
+
 def load_monai_bundle(path: Path, *, registry: Any = None, device: Any = None,
                       trust: bool = False) -> MonaiBundleModel:
     """Open a MONAI bundle. Its configs are checked for code before MONAI parses anything
@@ -312,6 +330,7 @@ def load_monai_bundle(path: Path, *, registry: Any = None, device: Any = None,
     if layout.torchscript and code is None and not is_trusted(layout.root, bool(trust)):
         raise InputError(layout.weights, f"untrusted bundle runs a TorchScript program; pass "
                                          f"--trust-bundle or list it in {TRUST_ENV}")
+    _refuse_multilabel(layout, config)
     trusted = ("trusted" if code is not None or layout.torchscript
                else "no code (runs untrusted)")
     info = bundle_info(layout, meta, config, {"runs_code": code.text if code else None,
