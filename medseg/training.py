@@ -244,7 +244,7 @@ def train(dataset_dir: str | Path, output: str | Path, config: TrainConfig | Non
     # what the training data looked like, for quality flags (medseg.qc); the random contrasts
     # of synthesised images say nothing about real intensities, so those keep classes/extent
     record = training_record(zip(volumes, label_maps, strict=True), ds.label_names,
-                             intensity=not getattr(cfg, "synth", False))
+                             intensity=not cfg.synth)
     del volumes, label_maps
 
     order = np.random.default_rng(cfg.seed).permutation(len(cases))

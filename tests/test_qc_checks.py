@@ -8,6 +8,7 @@ import pytest
 from medseg.models.base import ModelInfo
 from medseg.qc import QC, check_segmentation, training_record
 from medseg.qc.checks import (
+    absolute_channels,
     border_findings,
     extent_findings,
     intensity_findings,
@@ -120,6 +121,26 @@ def test_intensity_check(value, flagged):
         assert found[0].message.startswith("input intensity outside anything seen in training")
 
 
+@pytest.mark.parametrize(("value", "flagged"), [(100.0, False), (5000.0, False), (-300.0, True)])
+def test_intensity_of_mr_channels_is_compared_by_sign_only(value, flagged):
+    """Scanner units differ (a rescaled MR is fine); a negative foreground where training had
+    none (a CT given to an MR model) is not."""
+    img, lab = cube_case(value=value)
+    found = intensity_findings(img, lab.data > 0, INTENSITY, absolute=[False])
+    assert bool(found) is flagged
+    if flagged:
+        assert "partly negative" in found[0].message
+
+
+@pytest.mark.parametrize(("kw", "expected"), [
+    ({"modality": "CT"}, [True]), ({"modality": "MR"}, [False]), ({}, [False]),
+    ({"in_channels": 2, "channel_names": ("CT", "PET")}, [True, False]),
+    ({"in_channels": 2, "modality": "CT"}, [True, True]),
+])
+def test_absolute_channels_from_channel_names_or_modality(kw, expected):
+    assert absolute_channels(info("m", {"background": 0}, None, **kw)) == expected
+
+
 def test_intensity_check_skips_tiny_foreground_and_channel_mismatch():
     img, lab = cube_case(value=5000.0)
     assert intensity_findings(img, lab.data == 2, INTENSITY) == []        # 8 voxels
@@ -154,8 +175,8 @@ def test_border_check_ignores_the_end_slices_of_a_thin_stack():
     assert found == []
 
 
-def info(name, labels, record):
-    return ModelInfo(name=name, format="medseg", labels=labels, training_record=record)
+def info(name, labels, record, **kw):
+    return ModelInfo(name=name, format="medseg", labels=labels, training_record=record, **kw)
 
 
 def test_no_record_runs_the_border_check_only():
@@ -198,7 +219,7 @@ def test_qc_round_trips_through_json_and_lists_reasons_per_class():
     record = {"classes": {"organ": {"min_ml": 100.0, "max_ml": 200.0, "present_fraction": 1}},
               "intensity": INTENSITY, "extent_mm": {"min": [64] * 3, "max": [64] * 3}}
     qc = check_segmentation(lab, NAMES, img, [info("m", {v: k for k, v in NAMES.items()},
-                                                   record)])
+                                                   record, modality="CT")])
     assert qc.status == "warn" and len(qc.reasons) == 2
     assert QC.from_dict(qc.to_dict()) == qc
     assert qc.reasons_for("organ")[0] == "organ 32.6 mL, trained range 100-200 mL"

@@ -13,7 +13,11 @@ not "slightly unusual".
   without a lesion), and their detection is what the model's test Dice measures, not QC.
 * **intensity**: the 0.5 and 99.5 percentiles of the input inside the predicted foreground lie
   outside the training foreground's range widened by :data:`INTENSITY_MARGIN` times its robust
-  width (per channel, in the image's own units).
+  width (per channel). Only channels in absolute units (CT, Hounsfield) are compared so; MR
+  intensities are in arbitrary scanner units (a model normalising per image does not mind a
+  rescaled scan), so for them only the sign is compared: a foreground with a substantial
+  negative part (:data:`NEGATIVE_SHARE` of its robust range) where the training foreground
+  had no negative values, as a CT given to an MR model.
 * **extent**: the field of view along an axis of the RAS-canonical grid is below half the
   smallest or above twice the largest training extent (:data:`EXTENT_MARGIN`).
 * **border** (needs no record): a large share of a class's voxels (:data:`BORDER_FRACTION`)
@@ -40,6 +44,9 @@ VOLUME_MARGIN = 2.0
 #: (sum of the classes' mid-range volumes) are small structures: upper bound only
 SMALL_CLASS_SHARE = 0.02
 INTENSITY_MARGIN = 0.5
+#: non-CT channels: a negative part of the input foreground beyond this share of its 0.5-99.5
+#: percentile range is flagged when the training foreground was never negative
+NEGATIVE_SHARE = 0.05
 EXTENT_MARGIN = 2.0
 #: share of a class's voxels on the image border that is flagged
 BORDER_FRACTION = 0.2
@@ -137,31 +144,47 @@ def volume_findings(volumes_ml: Mapping[str, float],
     return out
 
 
-def intensity_findings(image: Volume, mask: np.ndarray,
-                       intensity: Sequence[Mapping[str, Any]]) -> list[Finding]:
-    """Input foreground (``mask``) intensities far outside the training foreground's."""
+def absolute_channels(info: Any) -> list[bool]:
+    """Per input channel of a model (a ``ModelInfo``): whether its intensities are in absolute
+    units (CT), from its channel names or else its modality."""
+    names = tuple(getattr(info, "channel_names", ()) or ())
+    n = int(getattr(info, "in_channels", 0) or len(names) or 1)
+    if len(names) == n:
+        return [str(name).strip().casefold() == "ct" for name in names]
+    return [str(getattr(info, "modality", "") or "").strip().upper() == "CT"] * n
+
+
+def intensity_findings(image: Volume, mask: np.ndarray, intensity: Sequence[Mapping[str, Any]],
+                       absolute: Sequence[bool] | None = None) -> list[Finding]:
+    """Input foreground (``mask``) intensities far outside the training foreground's; channels
+    not in ``absolute`` units (default: all are) get the sign comparison only."""
     if len(intensity) != image.n_channels or int(mask.sum()) < INTENSITY_MIN_VOXELS:
         return []
+    absolute = [True] * image.n_channels if absolute is None else list(absolute)
     rng = np.random.default_rng(0)
     out = []
     for c, (channel, rec) in enumerate(zip(image.array, intensity, strict=True)):
-        try:
-            r_lo = float(rec.get("p00_5", rec["min"]))
-            r_hi = float(rec.get("p99_5", rec["max"]))
-        except (KeyError, TypeError, ValueError):
-            continue
-        width = max(r_hi - r_lo, 1e-6)
-        lo = min(float(rec.get("min", r_lo)), r_lo - INTENSITY_MARGIN * width)
-        hi = max(float(rec.get("max", r_hi)), r_hi + INTENSITY_MARGIN * width)
+        r_lo = float(rec.get("p00_5", rec["min"]))
+        r_hi = float(rec.get("p99_5", rec["max"]))
+        r_min = float(rec.get("min", r_lo))
         values = channel[mask]
         if values.size > _SAMPLE:
             values = rng.choice(values, size=_SAMPLE, replace=False)
         p_lo, p_hi = (float(v) for v in np.percentile(values.astype(np.float64), [0.5, 99.5]))
+        which = f"channel {c} " if image.n_channels > 1 else ""
+        seen = f"{which}foreground {_num(p_lo)} to {_num(p_hi)}"
+        if not absolute[c]:
+            if r_min >= 0 and p_lo < 0 and -p_lo > NEGATIVE_SHARE * (p_hi - p_lo):
+                out.append(Finding("intensity", "input intensity outside anything seen in "
+                                                f"training ({seen} is partly negative; the "
+                                                "training foreground never was)"))
+            continue
+        width = max(r_hi - r_lo, 1e-6)
+        lo = min(r_min, r_lo - INTENSITY_MARGIN * width)
+        hi = max(float(rec.get("max", r_hi)), r_hi + INTENSITY_MARGIN * width)
         if p_lo < lo or p_hi > hi:
-            which = f"channel {c} " if image.n_channels > 1 else ""
             out.append(Finding("intensity", f"input intensity outside anything seen in training"
-                                            f" ({which}foreground {_num(p_lo)} to {_num(p_hi)};"
-                                            f" trained {_num(r_lo)} to {_num(r_hi)})"))
+                                            f" ({seen}; trained {_num(r_lo)} to {_num(r_hi)})"))
     return out
 
 
@@ -235,7 +258,8 @@ def check_segmentation(labels: LabelMap, label_names: Mapping[int, str], image: 
                                            classes)))
         if isinstance(intensity, Sequence) and intensity:
             mask = np.isin(labels.array[0], [value_of[n] for n in names])
-            runs.append(("intensity", partial(intensity_findings, image, mask, intensity)))
+            runs.append(("intensity", partial(intensity_findings, image, mask, intensity,
+                                              absolute_channels(info))))
         if isinstance(extent, Mapping):
             runs.append(("extent", partial(extent_findings, image, extent)))
         for check, run in runs:
