@@ -313,3 +313,23 @@ def test_cli_errors_are_one_line(tmp_path, capsys, extra, message):
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("medseg: error: ") and message in err
+
+
+# ---- a single slice stored as 3D (X x Y x 1) ----------------------------------------------
+def test_single_slice_volume_is_scored_in_2d_with_a_warning():
+    """In 3D every voxel of an X x Y x 1 mask is border; scored in 2D the surface metrics are
+    the in-plane ones and the volumes keep the slice thickness."""
+    ref2d = np.zeros((30, 28), np.int16)
+    ref2d[5:20, 6:22] = 1
+    pred2d = np.roll(ref2d, 3, axis=0)
+    spacing = (0.8, 1.1, 2.0)
+    affine = affine_from_geometry(spacing, (0.0, 0.0, 0.0))
+    with pytest.warns(UserWarning, match=r"single-slice image \(30x28x1\) is scored as 2D"):
+        (row, _all) = evaluate_pair(LabelMap(pred2d[:, :, None][None], affine),
+                                    LabelMap(ref2d[:, :, None][None], affine), [1])
+    in_plane = class_metrics(pred2d == 1, ref2d == 1, spacing[:2])
+    assert row["hd95"] == pytest.approx(in_plane["hd95"]) and row["hd"] == pytest.approx(2.4)
+    assert row["nsd"] == pytest.approx(in_plane["nsd"])
+    as_3d = class_metrics(pred2d[:, :, None] == 1, ref2d[:, :, None] == 1, spacing)
+    assert row["assd"] != pytest.approx(as_3d["assd"])  # 3D would count every voxel as border
+    assert row["ref_volume_ml"] == pytest.approx(15 * 16 * 0.8 * 1.1 * 2.0 / 1000)
