@@ -138,6 +138,8 @@ def test_code_free_bundle_runs_untrusted_with_the_same_masks(bundle, registry, m
     ({"_target_": "LoadImaged", "keys": "image", "reader": "open"}, "open"),
     ({"net": "%/somewhere/else.json#net"}, "%/somewhere/else.json#net"),
     ({"x": "$1 + 1"}, "$1 + 1"),
+    ({"dtype": "torch.load"}, "torch.load"),
+    ({"dtype": "numpy.load"}, "numpy.load"),
 ])
 def test_what_counts_as_code(item, shown):
     code = first_code({"bundle_root": ".", "preprocessing": {"transforms": [item]}})
@@ -149,7 +151,8 @@ def test_code_free_items_are_not_code():
               "t": {"_target_": "monai.transforms.Spacingd", "keys": "image",
                     "pixdim": [1, 1, 1], "mode": "bilinear"},
               "x": {"_target_": "torch.nn.Identity"}, "ref": "@net", "local": "%#net",
-              "file": "model.pt", "reader": "NibabelReader"}
+              "file": "model.pt", "reader": "NibabelReader", "dtype": "torch.float32",
+              "output_dtype": "numpy.uint8"}
     assert first_code(config) is None
 
 

@@ -95,12 +95,26 @@ def _names_python_object(text: str) -> bool:
         return True
     if not _DOTTED.match(text):
         return False
-    if _safe_module(text.rsplit(".", 1)[0]):
+    if _safe_module(text.rsplit(".", 1)[0]) or _is_dtype_name(text):
         return False
     try:  # find_spec on a top-level name looks for the module without importing it
         return importlib.util.find_spec(text.split(".", 1)[0]) is not None
     except (ImportError, ValueError):
         return False
+
+
+def _is_dtype_name(text: str) -> bool:
+    """``torch.float32``, ``numpy.uint8``: a data type, not a callable to run."""
+    import numpy as np
+    import torch
+
+    module, _, name = text.partition(".")
+    if module == "torch":
+        return isinstance(getattr(torch, name, None), torch.dtype)
+    if module in ("numpy", "np"):
+        obj = getattr(np, name, None)
+        return isinstance(obj, type) and issubclass(obj, np.generic)
+    return False
 
 
 def first_code(config: dict[str, Any]) -> Code | None:
