@@ -128,17 +128,11 @@ def model_info(d: Definition, mirroring_axes: tuple[int, ...] | None = None) -> 
         "trainer": d.folder.trainer or None,
         "plans": d.folder.plans_name or plans.plans_name,
         "normalization": list(c.normalization_schemes),
-        "architecture": c.architecture.short_name,
-        "plans_layout": c.plans_layout,
+        "architecture": c.architecture.short_name
+        + (" (old plans layout)" if c.plans_layout == "old" else ""),
         "checkpoint": d.checkpoint,
+        #: nnU-Net's own axis order (ModelInfo.spacing is in the input's x, y, z order)
         "plans_spacing": list(c.spacing),
-        "plans_patch_size": list(c.patch_size),
-        "transpose_forward": list(plans.transpose_forward),
-        "image_reader_writer": plans.image_reader_writer,
-        "resampling": c.resampling_data.function,
-        "axis_order": "spacing and patch size in the input's x, y, z order (nnU-Net lists them "
-                      "reversed, see plans_spacing)" if len(c.patch_size) == 3 else
-                      "2D configuration: spacing and patch size of the slices, as in the plans",
     }
     if mirroring_axes is not None:
         details["mirroring_axes"] = list(mirroring_axes)
