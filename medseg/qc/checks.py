@@ -168,8 +168,8 @@ def intensity_findings(image: Volume, mask: np.ndarray, intensity: Sequence[Mapp
         r_hi = float(rec.get("p99_5", rec["max"]))
         r_min = float(rec.get("min", r_lo))
         values = channel[mask]
-        if values.size > _SAMPLE:
-            values = rng.choice(values, size=_SAMPLE, replace=False)
+        if values.size > _SAMPLE:  # percentiles of a random sample (with replacement)
+            values = values[rng.integers(0, values.size, _SAMPLE)]
         p_lo, p_hi = (float(v) for v in np.percentile(values.astype(np.float64), [0.5, 99.5]))
         which = f"channel {c} " if image.n_channels > 1 else ""
         seen = f"{which}foreground {_num(p_lo)} to {_num(p_hi)}"
@@ -205,20 +205,21 @@ def extent_findings(image: Volume, extent: Mapping[str, Sequence[float]]) -> lis
 
 def border_fractions(labels: np.ndarray) -> dict[int, tuple[int, int]]:
     """Per label value: (voxels on the image border, all voxels), counting the outermost
-    layer of every axis with at least :data:`BORDER_MIN_AXIS_VOXELS` voxels."""
-    border = np.zeros(labels.shape, dtype=bool)
-    for axis, n in enumerate(labels.shape):
-        if n < BORDER_MIN_AXIS_VOXELS:
-            continue
-        first = [slice(None)] * labels.ndim
-        last = [slice(None)] * labels.ndim
-        first[axis], last[axis] = 0, n - 1
-        border[tuple(first)] = True
-        border[tuple(last)] = True
-    flat = labels.ravel().astype(np.int64)
-    total = np.bincount(flat)
-    on_border = np.bincount(labels[border].ravel().astype(np.int64), minlength=total.size)
-    return {v: (int(on_border[v]), int(total[v])) for v in np.nonzero(total)[0] if v != 0}
+    layer of every axis with at least :data:`BORDER_MIN_AXIS_VOXELS` voxels (each border
+    voxel once; only the faces are read)."""
+    counted = [a for a, n in enumerate(labels.shape) if n >= BORDER_MIN_AXIS_VOXELS]
+    faces = []
+    for i, axis in enumerate(counted):
+        for end in (0, labels.shape[axis] - 1):
+            index: list[Any] = [slice(None)] * labels.ndim
+            index[axis] = end
+            for earlier in counted[:i]:  # edges already counted on an earlier axis's face
+                index[earlier] = slice(1, labels.shape[earlier] - 1)
+            faces.append(labels[tuple(index)].ravel())
+    total = np.bincount(labels.ravel().astype(np.int64))
+    edge = np.concatenate(faces).astype(np.int64) if faces else np.zeros(0, np.int64)
+    on_border = np.bincount(edge, minlength=total.size)
+    return {int(v): (int(on_border[v]), int(total[v])) for v in np.nonzero(total)[0] if v}
 
 
 def border_findings(labels: LabelMap, label_names: Mapping[int, str]) -> list[Finding]:
@@ -231,6 +232,15 @@ def border_findings(labels: LabelMap, label_names: Mapping[int, str]) -> list[Fi
                                          f"the field of view, or background labelled as "
                                          f"{name})", name))
     return out
+
+
+def _foreground(labels: np.ndarray, values: list[int], n_classes: int) -> np.ndarray:
+    """Voxels of the given label values (all foreground when they are every class)."""
+    if len(set(values)) == n_classes:
+        return labels > 0
+    lut = np.zeros(int(labels.max(initial=0)) + 1, dtype=bool)
+    lut[[v for v in values if v < lut.size]] = True
+    return lut[labels]
 
 
 def check_segmentation(labels: LabelMap, label_names: Mapping[int, str], image: Volume,
@@ -257,7 +267,8 @@ def check_segmentation(labels: LabelMap, label_names: Mapping[int, str], image: 
             runs.append(("volume", partial(volume_findings, {n: volumes[n] for n in names},
                                            classes)))
         if isinstance(intensity, Sequence) and intensity:
-            mask = np.isin(labels.array[0], [value_of[n] for n in names])
+            mask = _foreground(labels.array[0], [value_of[n] for n in names],
+                               sum(1 for v in label_names if v != 0))
             runs.append(("intensity", partial(intensity_findings, image, mask, intensity,
                                               absolute_channels(info))))
         if isinstance(extent, Mapping):
