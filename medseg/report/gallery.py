@@ -5,7 +5,8 @@ the reference grid by nearest neighbour when the grids differ), the slice along 
 index axis with the most voxels where the two masks disagree is taken, and drawn as a PNG:
 agreement grey, reference only (missed, FN) red, prediction only (extra, FP) blue, background
 black, upscaled by pixel repetition. First index axis runs left to right, second top to
-bottom (array order: no world reorientation is claimed).
+bottom (array order: no world reorientation is claimed); the slice is cropped to both masks
+plus a margin of :data:`MARGIN` voxels.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import numpy as np
 COLOURS = {"both": (170, 170, 170), "ref_only": (230, 40, 40), "pred_only": (40, 120, 255)}
 #: smallest long side of a picture, in pixels
 MIN_SIDE = 240
+#: voxels kept around the masks when a slice is cropped
+MARGIN = 6
 
 
 def pick_worst(rows: Sequence[Mapping[str, Any]], k: int) -> list[Mapping[str, Any]]:
@@ -49,6 +52,19 @@ def disagreement_slice(pred: np.ndarray, ref: np.ndarray) -> tuple[int, np.ndarr
     z = int(np.argmax(counts)) if counts.any() else int(np.argmax(
         np.count_nonzero(ref | pred, axis=tuple(range(pred.ndim - 1)))))
     return z, pred[..., z], ref[..., z]
+
+
+def crop_to_masks(pred2d: np.ndarray, ref2d: np.ndarray, margin: int = MARGIN) -> tuple:
+    """Both slices cropped to the box of their union plus ``margin`` voxels (whole slice
+    when both are empty)."""
+    from medseg.metrics import bounding_box
+
+    box = bounding_box(pred2d | ref2d)
+    if box is None:
+        return pred2d, ref2d
+    box = tuple(slice(max(0, b.start - margin), min(n, b.stop + margin))
+                for b, n in zip(box, pred2d.shape, strict=True))
+    return pred2d[box], ref2d[box]
 
 
 def slice_png(pred2d: np.ndarray, ref2d: np.ndarray) -> bytes:
@@ -91,7 +107,7 @@ def write_gallery(rows: Sequence[Mapping[str, Any]], folder: str | Path,
         value = int(row["label"])
         p, r = pred.data == value, ref.data == value
         z, p2, r2 = disagreement_slice(p, r)
-        png = slice_png(p2, r2)
+        png = slice_png(*crop_to_masks(p2, r2))
         folder.mkdir(parents=True, exist_ok=True)
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{row['case']}_{row['class']}")
         path = folder / f"{safe}.png"

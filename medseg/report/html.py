@@ -24,7 +24,7 @@ th{background:#f3f3f3}td.l,th.l{text-align:left}
 .plots{display:flex;flex-wrap:wrap;gap:8px}.gallery figure{display:inline-block;margin:4px}
 figcaption{font-size:11px;color:#444;max-width:260px}th.sort{cursor:pointer}
 .methods{background:#f7f7f7;padding:.6em;border-left:3px solid #888}
-@media print{body{margin:0;max-width:none}h2{break-after:avoid}table,svg,figure{break-inside:avoid}}
+@media print{body{margin:0;max-width:none}h2,h3{break-after:avoid}svg,figure,tr{break-inside:avoid}}
 """
 #: sorts a table by the clicked column (numbers numerically); the page works without it
 SORT_JS = """
@@ -323,7 +323,8 @@ def comparison_html(document: Mapping[str, Any], plot_metric: str = "dice") -> s
             ci = "-" if c["n_pairs"] <= 1 else f"{_fmt(c['ci_low'])} to {_fmt(c['ci_high'])}"
             ni = ("-" if c["non_inferior"] is None else
                   f"{'yes' if c['non_inferior'] else 'no'} (margin {c['margin']:g})")
-            out.append(f"<tr><td class='l'>{esc(_metric_label(c['metric']))}</td>"
+            label = _metric_label(c["metric"], _tol(document["settings"], c["class"]))
+            out.append(f"<tr><td class='l'>{esc(label)}</td>"
                        f"<td class='l'>{esc(str(c['class']))}</td><td>{c['n_pairs']}</td>"
                        f"<td>{_fmt(c['mean_a'])}</td><td>{_fmt(c['mean_b'])}</td>"
                        f"<td>{_fmt(c['mean_diff'])}</td><td>{ci}</td>"

@@ -120,14 +120,14 @@ def paired_svg(a: Sequence[float], b: Sequence[float], names: tuple[str, str], t
 
 
 def bland_altman_svg(mean: Sequence[float], diff: Sequence[float], bias: float, loa: tuple,
-                     title: str, unit: str, width: int = 360, height: int = 250) -> str:
+                     title: str, unit: str, width: int = 380, height: int = 250) -> str:
     """Bland-Altman plot: difference against mean of the two volumes, bias and 95% limits."""
     m = np.asarray(mean, float)
     d = np.asarray(diff, float)
     xlo, xhi = _range(m)
     refs = [v for v in (bias, *loa) if math.isfinite(v)]
     ylo, yhi = _range(np.concatenate([d, np.asarray(refs, float), [0.0]]))
-    top, bottom, left, right = 24, 34, 52, 70
+    top, bottom, left, right = 24, 34, 52, 96
     pw, ph = width - left - right, height - top - bottom
 
     def px(v: float) -> float:
@@ -144,7 +144,7 @@ def bland_altman_svg(mean: Sequence[float], diff: Sequence[float], bias: float, 
                      f'text-anchor="end">{t:.3g}</text>')
     for t in np.linspace(xlo, xhi, 5):
         parts.append(f'<text x="{px(t):.1f}" y="{top + ph + 12}" font-size="10" '
-                     f'text-anchor="middle">{t:.3g}</text>')
+                     f'text-anchor="middle">{t:.4g}</text>')
     parts.append(f'<text x="{left + pw / 2:.0f}" y="{height - 6}" font-size="10" '
                  f'text-anchor="middle">mean of both ({html.escape(unit)})</text>')
     for v, label, dash in ((0.0, "0", "2,2"), (bias, "bias", ""), (loa[0], "-1.96 SD", "5,3"),

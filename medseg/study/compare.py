@@ -63,7 +63,7 @@ def compare_rows(
         a_rows = _by_key(models[base])
         b_rows = _by_key(models[other])
         keys = sorted(set(a_rows) & set(b_rows))
-        classes = list(dict.fromkeys(k[1] for k in keys))
+        classes = list(dict.fromkeys(k[1] for k in a_rows if k in b_rows))  # label order
         for metric in metrics:
             block = []
             for name in classes:
