@@ -59,7 +59,8 @@ class Checkpoint:
     mirroring_axes: tuple[int, ...] | None
 
 
-_UNSAFE = re.compile(r"GLOBAL ([\w.]+(?: [\w.]+)?)")
+_UNSAFE = re.compile(r"GLOBAL (\S+) was not an allowed global")
+_UNPICKLER = re.compile(r"WeightsUnpickler error: ([^\n]+)")
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
@@ -79,11 +80,14 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
 def _load_error(path: Path, exc: BaseException) -> InputError:
     text = str(exc)
     found = _UNSAFE.search(text)
-    if found or "weights_only" in text.lower() or "Unsupported" in text:
-        what = found.group(1).replace(" ", ".") if found else "an object that is not weights"
-        return InputError(path, f"checkpoint refused: it pickles {what}, which a weights file "
-                                "must not hold (only tensors, numbers and numpy scalars are "
-                                "loaded)")
+    if found:
+        return InputError(path, f"checkpoint refused: it pickles {found.group(1)}, which a "
+                                "weights file must not hold (only tensors, numbers and numpy "
+                                "scalars are loaded)")
+    other = _UNPICKLER.search(text)
+    if other:
+        return InputError(path, f"checkpoint refused by the weights-only loader "
+                                f"({other.group(1).strip()[:160]})")
     first = text.strip().splitlines()[0][:160] if text.strip() else type(exc).__name__
     return InputError(path, f"checkpoint is truncated or corrupt ({first})")
 

@@ -30,9 +30,11 @@ def _fold_dirs(path: Path) -> list[Path]:
 
 
 def is_trainer_folder(path: Path) -> bool:
+    """``fold_N/`` folders next to ``plans.json`` or ``dataset.json`` (one of them may be
+    missing: loading then says which)."""
     path = Path(path)
-    return ((path / DATASET_FILE).is_file() and (path / PLANS_FILE).is_file()
-            and bool(_fold_dirs(path)))
+    return ((path / DATASET_FILE).is_file() or (path / PLANS_FILE).is_file()) and bool(
+        _fold_dirs(path))
 
 
 def _trainer_children(path: Path) -> list[Path]:
