@@ -81,3 +81,16 @@ def test_escape_markdown_escapes_every_ascii_punctuation():
     text = "a*b_c:d[e](f)$g$ <h> `i` #j\nk"
     out = escape_markdown(text)
     assert out == "a\\*b\\_c\\:d\\[e\\]\\(f\\)\\$g\\$ \\<h\\> \\`i\\` \\#j k"
+
+
+def test_the_page_csv_download_carries_the_flag():
+    from medseg.qc import QC, Finding
+    from medseg_ui import engine
+
+    qc = QC("warn", (Finding("volume", "organ 1.0 mL, trained range 10-20 mL", "organ"),))
+    rows = [{"label": 1, "name": "organ", "voxels": 10, "volume_ml": 1.0},
+            {"label": 2, "name": "other", "voxels": 5, "volume_ml": 0.5}]
+    assert engine.volumes_csv(rows, qc).decode().splitlines() == [
+        "label,name,voxels,volume_ml,qc,qc_reasons",
+        '1,organ,10,1.0,warn,"organ 1.0 mL, trained range 10-20 mL"',
+        "2,other,5,0.5,warn,"]

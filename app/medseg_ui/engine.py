@@ -7,8 +7,6 @@ everything a user loads or produces is returned to the page, which keeps it in
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ from medseg.io import read_image, read_label_map, write_image
 from medseg.io.archive import safe_extract_zip
 from medseg.models import ModelInfo, describe_model, load_model, resolve_model
 from medseg.models.catalog import list_models
+from medseg.outputs import volumes_csv as volumes_table
 from medseg.registry import Registry, load_registry
 from medseg.volume import LabelMap, Volume
 
@@ -163,10 +162,7 @@ def write_mask(seg: Segmentation, image: Volume, path: Path) -> bytes:
     return path.read_bytes()
 
 
-def volumes_csv(rows: list[dict]) -> bytes:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["label", "name", "voxels", "volume_ml"],
-                            lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue().encode()
+def volumes_csv(rows: list[dict], qc=None) -> bytes:
+    """The volumes table as the CLI writes it, with the quality flag's ``qc`` and
+    ``qc_reasons`` columns."""
+    return volumes_table(rows, qc).encode()

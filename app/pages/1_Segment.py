@@ -174,7 +174,7 @@ if seg is not None:
     c1, c2 = st.columns(2)
     c1.download_button("Download mask (NIfTI)", state["mask_bytes"], f"{base}_seg.nii.gz",
                        mime="application/gzip", key="dl_mask")
-    c2.download_button("Download volumes (CSV)", engine.volumes_csv(rows),
+    c2.download_button("Download volumes (CSV)", engine.volumes_csv(rows, seg.qc),
                        f"{base}_volumes.csv", mime="text/csv", key="dl_csv")
     st.text(f"Files: {base}_seg.nii.gz (on the input's grid), {base}_volumes.csv")  # no markdown
     st.caption("Open **Evaluate** to score this mask against a reference.")
