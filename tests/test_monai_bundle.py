@@ -1,9 +1,11 @@
 """MONAI bundles run by medseg reproduce ``monai.bundle run`` on the committed fixture
 (tests/fixtures/monai_bundle: a bundle trained with plain MONAI, four inputs with different
-geometry, and the masks MONAI's own CLI wrote for them), on the input's exact grid."""
+geometry, a second inference config for the same weights, and the masks MONAI's own CLI wrote
+for them), on the input's exact grid."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -34,8 +36,19 @@ def segmenter(registry):
     return Segmenter(model, InferenceSettings(device="cpu"), registry)
 
 
-def expected(case: str) -> nib.Nifti1Image:
-    return nib.load(FIXTURE / "expected" / f"{case}_seg.nii.gz")
+@pytest.fixture(scope="module")
+def variant_segmenter(registry, tmp_path_factory):
+    """The same weights under ``variant/inference.json``: another spacing, a foreground crop,
+    another window/overlap/blending, argmax before Invertd with nearest interpolation."""
+    bundle = tmp_path_factory.mktemp("variant") / "bundle"
+    shutil.copytree(BUNDLE, bundle)
+    shutil.copy(FIXTURE / "variant" / "inference.json", bundle / "configs" / "inference.json")
+    model = load_model(bundle, registry, "cpu", trust=True)
+    return Segmenter(model, InferenceSettings(device="cpu"), registry)
+
+
+def expected(case: str, folder: str = "expected") -> nib.Nifti1Image:
+    return nib.load(FIXTURE / folder / f"{case}_seg.nii.gz")
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -55,12 +68,15 @@ def test_describe_reads_metadata_and_stated_geometry(registry):
     assert info.details["runs_code"] == "$import glob"
 
 
+@pytest.mark.parametrize("config", ["bundle", "variant"])
 @pytest.mark.parametrize("case", CASES)
-def test_reproduces_monai_bundle_run_on_the_input_grid(segmenter, case):
+def test_reproduces_monai_bundle_run_on_the_input_grid(request, case, config):
+    segmenter = request.getfixturevalue("segmenter" if config == "bundle"
+                                        else "variant_segmenter")
     path = FIXTURE / "inputs" / f"{case}.nii.gz"
     volume = read_image(path)
     seg = segmenter(volume, str(path))
-    ref_img = expected(case)
+    ref_img = expected(case, "expected" if config == "bundle" else "expected_variant")
     ref = np.asarray(ref_img.dataobj).astype(np.int64)
     ours = seg.labels.data.astype(np.int64)
     # the grid of the input, which is also the grid monai.bundle run saved on

@@ -290,16 +290,17 @@ class MonaiBundleModel:
 
 
 def _split_postprocessing(post: Any) -> tuple[list[Any], list[Any]]:
-    """The bundle's postprocessing as (model-grid part, input-grid part), savers dropped:
-    everything before the first ``Invertd`` acts on the model grid."""
-    from monai.transforms import Compose, Invertd, SaveImage, SaveImaged
+    """The bundle's postprocessing as (class probabilities on the model grid, the rest),
+    savers dropped: the first part ends before the first ``Invertd`` or ``AsDiscreted``
+    (bundles take the argmax before or after inverting)."""
+    from monai.transforms import AsDiscrete, AsDiscreted, Compose, Invertd, SaveImage, SaveImaged
 
     if post is None:
         return [], []
     transforms = list(post.flatten().transforms) if isinstance(post, Compose) else [post]
     transforms = [t for t in transforms if not isinstance(t, (SaveImaged, SaveImage))]
     for i, t in enumerate(transforms):
-        if isinstance(t, Invertd):
+        if isinstance(t, (Invertd, AsDiscreted, AsDiscrete)):
             return transforms[:i], transforms[i:]
     return [], transforms
 
