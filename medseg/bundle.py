@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from medseg.bundle_schema import validate_config
 from medseg.errors import InputError, MedsegError
 from medseg.io.atomic import atomic_path, write_text_atomic
 from medseg.preprocess import Preprocessing
@@ -160,6 +161,7 @@ def load_bundle(name_or_path: str | Path, registry: Registry | None = None) -> B
     missing = [k for k in _REQUIRED if k not in config]
     if missing:
         raise InputError(cfg_path, f"bundle config lacks {', '.join(missing)}")
+    validate_config(config, cfg_path)
     bundle = Bundle(path, config)
     reg = registry or load_registry()
     try:

@@ -13,6 +13,7 @@ import gzip
 import io
 import json
 import os
+import shutil
 import stat
 import struct
 import subprocess
@@ -416,17 +417,22 @@ def test_unknown_architecture_and_missing_checksum(tiny_bundle):
         load_bundle(tiny_bundle)
     _rewrite(tiny_bundle, architecture={"name": "unet", "params": {
         "channels": [4, 8], "strides": [2], "num_res_units": 0}}, weights={"file": "weights.pt"})
-    with pytest.raises(InputError, match="no weights checksum"):
-        load_bundle(tiny_bundle).load_weights()
+    with pytest.raises(InputError, match="weights: 'sha256' is a required property"):
+        load_bundle(tiny_bundle)  # refused by the config schema, before any weights are read
 
 
 def test_weights_file_outside_the_bundle_is_checked_like_any_other(tiny_bundle, tmp_path):
-    """A config naming another file still needs that file's checksum to match."""
+    """A config naming a file outside the bundle is refused by the schema; one naming another
+    file inside it still needs that file's checksum to match."""
     from medseg.bundle import load_bundle
 
     other = tmp_path / "other.pt"
     torch.save({"weight": torch.zeros(1)}, other)
     _rewrite(tiny_bundle, weights={"file": str(other), "sha256": "0" * 64})
+    with pytest.raises(InputError, match=r"weights\.file: .* does not match"):
+        load_bundle(tiny_bundle)
+    shutil.copy(other, tiny_bundle / "other.pt")
+    _rewrite(tiny_bundle, weights={"file": "other.pt", "sha256": "0" * 64})
     with pytest.raises(InputError, match="checksum does not match"):
         load_bundle(tiny_bundle).load_weights()
 
