@@ -447,7 +447,9 @@ def evaluate_folders(
         empty_score=empty_score, resample=resample, workers=scored.workers,
         extra_metrics=extras, pred_dir=str(pred_dir), ref_dir=str(ref_dir),
     )
-    extra = dict(sections or {})
+    from medseg.study.agreement import volume_agreement
+
+    extra = {"volume_agreement": volume_agreement(rows), **(sections or {})}
     if study is not None:
         extra.update(study.sections(rows, [*CLASS_METRICS, *(s.name for s in extras)]))
     summary, written = report.write_report(rows, out_dir, settings=settings,

@@ -1,19 +1,28 @@
-"""Evaluate page: score the current case against a reference, or a whole cohort."""
+"""Evaluate page: score the current case against a reference, or a whole cohort; a study adds
+acceptance criteria (PASS/FAIL), subgroups from a metadata CSV, volume agreement and a
+paired comparison with a second model. File and case names are shown as plain text (never
+as markdown)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import streamlit as st
 
 from medseg.evaluation import evaluate_folders, evaluate_pair
 from medseg.io.archive import safe_extract_zip
-from medseg.report import summary_rows
+from medseg.report import paired_svg, summary_rows
+from medseg.study.compare import compare_folders
+from medseg.study.criteria import load_criteria
+from medseg.study.options import StudyOptions
+from medseg.study.subgroups import read_metadata
 from medseg_ui import engine
 from medseg_ui.session import (
     DEFAULT_MAX_UPLOAD_MB,
     LABEL_SUFFIXES,
     ZIP_SUFFIXES,
+    UploadError,
     display_name,
     error_message,
     save_upload,
@@ -30,6 +39,11 @@ HIDE = {str(folder.path): "session"}
 max_mb = float(st.get_option("server.maxUploadSize") or DEFAULT_MAX_UPLOAD_MB)
 COLUMNS = ("class", "label", "status", "dice", "iou", "hd95", "nsd", "ref_volume_ml",
            "pred_volume_ml")
+
+
+def plain(text: object) -> str:
+    """Text safe inside a markdown element: every markdown/HTML character escaped."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", str(text))
 
 
 def class_labels() -> dict[int, str] | None:
@@ -51,7 +65,8 @@ seg = state.get("seg")
 if seg is None:
     st.info("Run a segmentation on the **Segment** page first.")
 else:
-    st.markdown(f"Mask of **{state['image_name']}** by model **{state['seg_model']}**.")
+    st.markdown(f"Mask of **{plain(state['image_name'])}** by model "
+                f"**{plain(state['seg_model'])}**.")
     resample = st.checkbox("Resample the mask onto the reference grid when the grids differ",
                            value=True, key="pair_resample")
     sample = state.get("sample")
@@ -88,7 +103,7 @@ else:
     if state.get("pair_rows"):
         result = state["pair_rows"]
         class_rows = [r for r in result["rows"] if r["class"] != "all"]
-        st.markdown(f"Scores against **{result['reference']}**")
+        st.markdown(f"Scores against **{plain(result['reference'])}**")
         st.dataframe([{c: r.get(c) for c in COLUMNS} for r in class_rows], hide_index=True,
                      key="dice_table")
         overall = next(r for r in result["rows"] if r["class"] == "all")
@@ -104,10 +119,12 @@ mode = st.radio("Cases", ["Masks predicted in this session (bundled test referen
                           "Upload zips of predictions and references"], key="cohort_mode")
 cohort = folder.path / "cohort"
 ready = False
+second_zip = None
 if mode.startswith("Masks predicted"):
     preds = state.get("predictions", {})
     if preds:
-        st.markdown("Cases: " + ", ".join(f"**{c}** ({p['model']})" for c, p in preds.items()))
+        st.markdown("Cases: " + ", ".join(f"**{plain(c)}** ({plain(p['model'])})"
+                                          for c, p in preds.items()))
         ready = st.button("Evaluate cohort", key="cohort_run")
         if ready:
             shutil.rmtree(cohort, ignore_errors=True)
@@ -124,12 +141,18 @@ else:
                                 **uploader_limit(max_mb))
     ref_zip = c2.file_uploader("References (.zip of masks, same case names)", key="ref_zip",
                                **uploader_limit(max_mb))
+    second_zip = st.file_uploader("Compare with a second model: its predictions (.zip, "
+                                  "optional; the first zip is model A)", key="pred2_zip",
+                                  **uploader_limit(max_mb))
     if pred_zip is not None and ref_zip is not None and st.button("Evaluate cohort",
                                                                    key="cohort_run"):
         try:
             shutil.rmtree(cohort, ignore_errors=True)
             zips = folder.subdir("cohort_zips")
-            for upload, role in ((pred_zip, "pred"), (ref_zip, "ref")):
+            uploads = [(pred_zip, "pred"), (ref_zip, "ref")]
+            if second_zip is not None:
+                uploads.append((second_zip, "pred2"))
+            for upload, role in uploads:
                 archive = save_upload(upload.getvalue(), upload.name, zips, role, ZIP_SUFFIXES,
                                       max_mb)
                 safe_extract_zip(archive, folder.subdir(f"cohort/{role}"))
@@ -138,14 +161,61 @@ else:
             state["cohort_error"] = error_message(exc, HIDE)
             state.pop("cohort", None)
 
+with st.expander("Study: acceptance criteria and subgroups (optional)"):
+    crit_upload = st.file_uploader("Acceptance criteria (JSON or YAML, written before the "
+                                   "study)", key="criteria_file", type=["json", "yaml", "yml"])
+    meta_upload = st.file_uploader("Case metadata (CSV with a 'case' column)",
+                                   key="metadata_file", type=["csv"])
+    by_text = st.text_input("Group by (metadata columns, comma separated)", key="group_by")
+    min_n = st.number_input("Smallest subgroup given a CI", min_value=2, value=5, step=1,
+                            key="min_n")
+    st.caption("Criteria: a list of {class, metric, statistic (mean, median, ci_low, "
+               "ci_high, pNN), op (>=, >, <=, <), threshold}; checked before any scoring.")
+
+
+def study_options(labels: dict[int, str] | None) -> StudyOptions | None:
+    """Criteria and metadata from the uploads, validated before scoring (one-line errors)."""
+    study_dir = folder.subdir("study")
+    criteria = ()
+    if crit_upload is not None:
+        suffix = ".yaml" if crit_upload.name.lower().endswith((".yaml", ".yml")) else ".json"
+        path = save_upload(crit_upload.getvalue(), f"c{suffix}", study_dir, "criteria",
+                           (suffix,), max_mb)
+        criteria = load_criteria(path, labels)
+    by = tuple(b.strip() for b in by_text.split(",") if b.strip())
+    metadata = None
+    if meta_upload is not None:
+        path = save_upload(meta_upload.getvalue(), "m.csv", study_dir, "metadata", (".csv",),
+                           max_mb)
+        metadata = read_metadata(path, by)
+    elif by:
+        raise UploadError("grouping needs a metadata CSV")
+    if not criteria and not by:
+        return None
+    return StudyOptions(criteria=criteria, metadata=metadata, by=by, min_n=int(min_n),
+                        metadata_source="uploaded metadata")
+
+
 if ready:
     try:
+        labels = class_labels()
+        study = study_options(labels)
         with st.spinner("Scoring cases…"):
-            result = evaluate_folders(cohort / "pred", cohort / "ref", cohort / "report",
-                                      labels=class_labels(), resample=True, workers=1,
-                                      progress=False)
+            kwargs = {"labels": labels, "resample": True, "workers": 1, "progress": False,
+                      "study": study}
+            comparison = None
+            if (cohort / "pred2").is_dir():
+                compared = compare_folders(cohort / "ref", [cohort / "pred", cohort / "pred2"],
+                                           cohort / "report", names=["A", "B"], **kwargs)
+                result = compared.models["A"]
+                comparison = {"rows": compared.rows,
+                              "html": compared.files["html"].read_bytes()}
+            else:
+                result = evaluate_folders(cohort / "pred", cohort / "ref", cohort / "report",
+                                          **kwargs)
     except Exception as exc:
-        state["cohort_error"] = error_message(exc, HIDE)
+        state["cohort_error"] = error_message(exc, {**HIDE, str(cohort / "ref"): "references",
+                                                    str(cohort / "pred"): "predictions"})
         state.pop("cohort", None)
     else:
         state.pop("cohort_error", None)
@@ -155,15 +225,26 @@ if ready:
             "errors": result.errors,
             "unpaired": result.pairing.pred_only + result.pairing.ref_only,
             "files": {k: p.read_bytes() for k, p in result.files.items()},
+            "sections": dict(result.sections),
+            "agreement": result.sections.get("volume_agreement", {}),
+            "comparison": comparison,
         }
 if state.get("cohort_error"):
     st.error(state["cohort_error"])
 if state.get("cohort"):
     res = state["cohort"]
     for case, err in res["errors"].items():
-        st.warning(f"{case}: {err.replace(str(folder.path), 'session')}")
+        st.warning(plain(f"{case}: {err.replace(str(folder.path), 'session')}"))
     if res["unpaired"]:
-        st.warning(f"Unpaired cases (left out): {', '.join(res['unpaired'])}")
+        st.warning(plain(f"Unpaired cases (left out): {', '.join(res['unpaired'])}"))
+    crit = res["sections"].get("criteria")
+    if crit:
+        n_pass = sum(c["result"] == "PASS" for c in crit["criteria"])
+        verdict = (f"Acceptance criteria: {'PASS' if crit['passed'] else 'FAIL'} "
+                   f"({n_pass} of {len(crit['criteria'])} passed)")
+        (st.success if crit["passed"] else st.error)(verdict)
+        st.dataframe([{k: c[k] for k in ("id", "text", "value", "n", "result", "note")}
+                      for c in crit["criteria"]], hide_index=True, key="criteria_table")
     dice = [r for r in res["summary"] if r["metric"] == "dice"]
     st.subheader("Dice per class")
     st.dataframe([{k: r.get(k) for k in ("class", "n", "mean", "std", "median", "min", "max",
@@ -171,14 +252,45 @@ if state.get("cohort"):
                  hide_index=True, key="cohort_table")
     st.bar_chart({"class": [r["class"] for r in dice], "mean Dice": [r["mean"] for r in dice]},
                  x="class", y="mean Dice", height=260)
+    comparison = res.get("comparison")
+    if comparison:
+        st.subheader("Model B versus model A (paired, same cases)")
+        st.dataframe([{k: c[k] for k in ("class", "metric", "n_pairs", "mean_a", "mean_b",
+                                         "mean_diff", "ci_low", "ci_high", "p_wilcoxon",
+                                         "n_wilcoxon", "p_holm", "wins", "ties", "losses")}
+                      for c in comparison["rows"]], hide_index=True, key="comparison_table")
+        plots = [paired_svg(c["a"], c["b"], ("A", "B"), f"dice: {c['class']}")
+                 for c in comparison["rows"] if c["metric"] == "dice"]
+        st.html("<div style='display:flex;flex-wrap:wrap;gap:8px'>" + "".join(plots)
+                + "</div>")
+    sub = res["sections"].get("subgroups")
+    if sub:
+        st.subheader("Subgroups")
+        st.dataframe([{k: r[k] for k in ("by", "group", "class", "metric", "n", "mean",
+                                         "ci_low", "ci_high", "ci_note")}
+                      for r in sub["rows"] if r["metric"] == "dice"], hide_index=True,
+                     key="subgroup_table")
+    if res["agreement"]:
+        st.subheader("Volume agreement (Bland-Altman, Lin's CCC)")
+        st.dataframe([{"class": name, "n": a["n"], "bias_ml": a["ml"]["bias"],
+                       "loa_low_ml": a["ml"]["loa_low"], "loa_high_ml": a["ml"]["loa_high"],
+                       "bias_pct": a["pct"]["bias"], "ccc": a["ccc"]}
+                      for name, a in res["agreement"].items()], hide_index=True,
+                     key="agreement_table")
     with st.expander("Per case"):
         st.dataframe([{c: r.get(c) for c in ("case", *COLUMNS)} for r in res["per_case"]],
                      hide_index=True)
     files = res["files"]
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3, c4 = st.columns(4)
     c1.download_button("Report (HTML)", files["html"], "report.html", mime="text/html",
                        key="dl_report")
     c2.download_button("Per case (CSV)", files["per_case"], "per_case.csv", mime="text/csv",
                        key="dl_per_case")
     c3.download_button("Summary (JSON)", files["summary_json"], "summary.json",
                        mime="application/json", key="dl_summary")
+    if comparison:
+        c4.download_button("Comparison (HTML)", comparison["html"], "comparison.html",
+                           mime="text/html", key="dl_comparison")
+    elif "criteria" in files:
+        c4.download_button("Criteria (JSON)", files["criteria"], "criteria.json",
+                           mime="application/json", key="dl_criteria")

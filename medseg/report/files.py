@@ -125,7 +125,8 @@ def write_report(
         "html": out / "report.html",
     }
     sections = dict(sections or {})
-    sections["volume_agreement"] = volume_agreement(rows)
+    if "volume_agreement" not in sections:
+        sections["volume_agreement"] = volume_agreement(rows)
     write_csv(files["per_case"], rows, per_case_columns(extra_metrics))
     write_csv(files["summary_csv"], summary_rows(summary),
               ["class", "label", "metric", *STATS, "n_errors"])
