@@ -8,6 +8,7 @@ from typing import Any
 
 from medseg.batch import expand_inputs, segment_cases
 from medseg.bundle import Bundle, load_bundle
+from medseg.commands.pacs import add_segment_options, segment_from_args
 from medseg.errors import MedsegError
 from medseg.inference import InferenceSettings, Segmenter
 from medseg.instances import PANOPTIC_OFFSET, find_instances
@@ -27,8 +28,9 @@ def _postprocessor(text: str) -> tuple[str, dict]:
 
 def register(sub) -> None:
     p = sub.add_parser("segment", help="segment images with a model bundle")
-    p.add_argument("inputs", nargs="+",
-                   help="NIfTI, DICOM folder/zip, NRRD/MHA, 2D image, folder or glob")
+    p.add_argument("inputs", nargs="*",
+                   help="NIfTI, DICOM folder/zip, NRRD/MHA, 2D image, folder or glob "
+                        "(or none with --dicomweb)")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("-m", "--model", required=True, help="bundle folder or bundled model name")
     p.add_argument("--overlap", type=float, default=None, help="sliding-window overlap")
@@ -54,6 +56,7 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="redo cases already segmented")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1")
     p.add_argument("--quiet", action="store_true")
+    add_segment_options(p)
     p.set_defaults(func=run)
 
 
@@ -68,11 +71,15 @@ def run(args) -> int:
         postprocessors=args.postprocess, probabilities=args.probabilities, device=args.device,
     )
     classes = instance_classes(args.instances, bundle) if args.instances else None
-    cases = expand_inputs(args.inputs)
     segmenter = Segmenter(bundle, settings, registry)
-    rows = segment_cases(cases, args.output, segmenter, overwrite=args.overwrite,
-                         progress=not args.quiet, dicom_seg=args.dicom_seg,
-                         keep_patient_data=args.keep_patient_data)
+    if args.dicomweb:
+        rows = segment_from_args(args, segmenter)
+    elif not args.inputs:
+        raise MedsegError("give INPUT files or folders, or --dicomweb URL --study UID")
+    else:
+        rows = segment_cases(expand_inputs(args.inputs), args.output, segmenter,
+                             overwrite=args.overwrite, progress=not args.quiet,
+                             dicom_seg=args.dicom_seg, keep_patient_data=args.keep_patient_data)
     if classes:
         add_instances(rows, args.output, bundle, classes, overwrite=args.overwrite,
                       offset=args.panoptic_offset, min_voxels=args.min_instance_voxels)

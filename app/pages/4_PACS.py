@@ -1,0 +1,202 @@
+"""PACS page: browse a DICOMweb server, segment one series, view it, push the SEG back.
+
+Everything the server sends (descriptions, UIDs, names) is shown through ``st.dataframe`` /
+``st.text`` / plain widget options, never as markdown. Credentials come from the server's
+environment (``MEDSEG_DICOMWEB_USER``/``_PASSWORD`` or ``_TOKEN``, or the JSON file named by
+``MEDSEG_DICOMWEB_AUTH_FILE``), the URL from ``MEDSEG_DICOMWEB_URL`` unless typed in.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import streamlit as st
+
+from medseg.io import read_image
+from medseg.io.dicom_seg import write_dicom_seg
+from medseg.pacs.auth import resolve_credentials
+from medseg.pacs.client import Server, open_client
+from medseg.pacs.query import NON_IMAGE_MODALITIES, list_series, list_studies
+from medseg.pacs.retrieve import download_series
+from medseg.pacs.store import push_seg, same_study_seg
+from medseg_ui import engine, qc_banner, viewer
+from medseg_ui.session import error_message, session_folder
+
+st.set_page_config(page_title="medseg · PACS", page_icon=":material/dns:", layout="wide")
+st.title("PACS")
+
+state = st.session_state
+folder = session_folder(state)
+HIDE = {str(folder.path): "session"}
+STEPS = ("preprocessing", "sliding-window inference", "resampling to the input grid",
+         "postprocessing")
+
+
+def connect(url: str):
+    """The server and a client for it (credentials and CA bundle from the environment)."""
+    server = Server(url.strip(),
+                    credentials=resolve_credentials(os.environ.get("MEDSEG_DICOMWEB_AUTH_FILE")),
+                    ca_bundle=os.environ.get("MEDSEG_DICOMWEB_CA_BUNDLE") or None)
+    return server, open_client(server)
+
+
+def forget(*keys: str) -> None:
+    for key in keys:
+        state.pop(key, None)
+
+
+# ---- model (sidebar) ------------------------------------------------------------------------
+models = engine.models()
+with st.sidebar:
+    st.header("Model")
+    model = st.selectbox("Model", models, key="pacs_model")
+    modality = None
+    trust = False
+    if model is not None:
+        try:
+            info = engine.model_info(model)
+            modality = info.modality
+            st.caption(f"{info.format} · {len(info.labels) - 1} classes"
+                       + (f" · {info.modality}" if info.modality else ""))
+        except Exception as exc:
+            st.error(error_message(exc, HIDE))
+        if engine.takes_trust(model):
+            trust = st.checkbox("Trust this bundle's code", key="pacs_trust")
+
+# ---- server and studies ---------------------------------------------------------------------
+url = st.text_input("DICOMweb URL", value=os.environ.get("MEDSEG_DICOMWEB_URL", ""),
+                    key="pacs_url", placeholder="https://pacs.example.org/dicom-web",
+                    help="The DICOMweb root. Credentials and CA bundle come from the server's "
+                         "environment (docs/pacs.md), never from this page.")
+if st.button("List studies", key="pacs_list") and url.strip():
+    forget("pacs_studies", "pacs_series", "pacs_error", "pacs_image", "pacs_seg",
+           "pacs_pushed")
+    try:
+        server, client = connect(url)
+        state["pacs_studies"] = list_studies(client, server)
+        state["pacs_server_url"] = server.url
+    except Exception as exc:
+        state["pacs_error"] = error_message(exc, HIDE)
+
+if state.get("pacs_error"):
+    st.error(state["pacs_error"])
+studies = state.get("pacs_studies")
+if studies is None:
+    st.info("Enter the server's DICOMweb URL and list its studies.")
+    st.stop()
+if not studies:
+    st.warning("The server holds no study.")
+    st.stop()
+
+st.subheader("Studies")
+st.dataframe(pd.DataFrame(studies), hide_index=True, key="pacs_studies_table")
+uids = [r["StudyInstanceUID"] for r in studies]
+label = {r["StudyInstanceUID"]: f"{r['StudyDate'] or 'no date'} · {r['ModalitiesInStudy']} · "
+                                f"{r['StudyDescription'] or 'no description'} · "
+                                f"{r['StudyInstanceUID']}" for r in studies}
+study = st.selectbox("Study", uids, format_func=label.get, key="pacs_study")
+
+if state.get("pacs_series_of") != (state.get("pacs_server_url"), study):
+    forget("pacs_series", "pacs_image", "pacs_seg", "pacs_pushed")
+    try:
+        server, client = connect(state["pacs_server_url"])
+        state["pacs_series"] = list_series(client, server, study)
+        state["pacs_series_of"] = (server.url, study)
+    except Exception as exc:
+        st.error(error_message(exc, HIDE))
+        st.stop()
+series_rows = state["pacs_series"]
+st.subheader("Series")
+st.dataframe(pd.DataFrame(series_rows), hide_index=True, key="pacs_series_table")
+images = [r for r in series_rows if str(r["Modality"]).upper() not in NON_IMAGE_MODALITIES]
+if not images:
+    st.warning("This study holds no image series.")
+    st.stop()
+# the model's modality first
+images.sort(key=lambda r: (str(r["Modality"]).upper() != (modality or "").upper()))
+slabel = {r["SeriesInstanceUID"]: f"{r['Modality']} · #{r['SeriesNumber']} · "
+                                  f"{r['SeriesDescription'] or 'no description'} · "
+                                  f"{r['NumberOfSeriesRelatedInstances']} instances"
+          for r in images}
+series = st.selectbox("Series", list(slabel), format_func=slabel.get, key="pacs_pick")
+chosen = next(r for r in images if r["SeriesInstanceUID"] == series)
+
+# ---- download + segment ---------------------------------------------------------------------
+if not models:
+    st.warning("No model is available, so nothing can be segmented.")
+    st.stop()
+if st.button("Segment series", type="primary", key="pacs_run"):
+    forget("pacs_image", "pacs_seg", "pacs_pushed", "pacs_run_error")
+    viewer.reset(state)
+    with st.status(f"Segmenting series with {model}…", expanded=True) as status:
+        expected = chosen["NumberOfSeriesRelatedInstances"]
+        expected = int(expected) if str(expected).isdigit() else None
+        down = st.progress(0.0, text="downloading")
+        bar = st.progress(0.0, text="segmentation: waiting for the download")
+
+        def downloaded(n: int, total: int | None) -> None:
+            down.progress(min(1.0, n / total) if total else 0.5,
+                          text=f"downloading: {n}/{total or '?'} instances")
+
+        def progress(message: str) -> None:
+            step = next((i for i, s in enumerate(STEPS) if message.startswith(s)), 0)
+            bar.progress((step + 1) / (len(STEPS) + 1), text=f"segmentation: {message}")
+
+        try:
+            server, client = connect(state["pacs_server_url"])
+            target = folder.subdir("pacs_series")
+            download_series(client, server, study, series, target, expected=expected,
+                            progress=downloaded)
+            down.progress(1.0, text="download done")
+            image = read_image(target)
+            seg = engine.segmenter(model, trust=trust)(image, where=series, progress=progress)
+            bar.progress(1.0, text="segmentation done")
+            status.update(label=f"Segmented with {model}", state="complete", expanded=False)
+        except Exception as exc:
+            status.update(label="Segmentation failed", state="error", expanded=False)
+            state["pacs_run_error"] = error_message(exc, {**HIDE, str(folder.path / "pacs_series"):
+                                                          f"{url.strip()} series {series}"})
+        else:
+            state.update(pacs_image=image, pacs_seg=seg, pacs_seg_model=model,
+                         pacs_source=(study, series))
+            state["seg_serial"] = state.get("seg_serial", 0) + 1
+if state.get("pacs_run_error"):
+    st.error(state["pacs_run_error"])
+
+image, seg = state.get("pacs_image"), state.get("pacs_seg")
+if image is None or seg is None or state.get("pacs_source") != (study, series):
+    st.stop()
+qc_banner.show(getattr(seg, "qc", None), state.get("pacs_seg_model", ""))
+st.subheader("Viewer")
+viewer.show(state, image, seg)
+st.subheader(f"Volumes ({state['pacs_seg_model']})")
+st.table(pd.DataFrame([{"class": r["name"], "label": r["label"], "voxels": r["voxels"],
+                        "volume (mL)": f"{r['volume_ml']:.1f}"} for r in seg.volumes()]
+                      ).set_index("class"))
+
+# ---- push -----------------------------------------------------------------------------------
+st.subheader("Send back")
+st.caption("Stores a DICOM SEG into this study on the server. It references the source "
+           "series and carries the study's patient and study attributes (docs/pacs.md).")
+if st.button("Push SEG to the server", key="pacs_push"):
+    up = st.progress(0.0, text="upload: writing the SEG")
+    try:
+        server, client = connect(state["pacs_server_url"])
+        source = folder.path / "pacs_series"
+        seg_file = write_dicom_seg(seg, source, folder.subdir("pacs_out") / "seg.dcm",
+                                   segment_codes=getattr(engine.segmenter(model, trust=trust),
+                                                         "segment_codes", None))
+        up.progress(0.4, text="upload: sending")
+        state["pacs_pushed"] = push_seg(client, server, same_study_seg(seg_file, source))
+        up.progress(1.0, text="upload: done")
+        forget("pacs_push_error")
+        state["pacs_series"] = list_series(client, server, study)  # now with the SEG series
+        st.rerun()
+    except Exception as exc:
+        state["pacs_push_error"] = error_message(exc, HIDE)
+if state.get("pacs_push_error"):
+    st.error(state["pacs_push_error"])
+if state.get("pacs_pushed"):
+    st.success("SEG stored on the server")
+    st.text(f"SEG SOPInstanceUID {state['pacs_pushed']} in study {study}")
