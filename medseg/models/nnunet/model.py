@@ -225,7 +225,8 @@ class NnunetModel:
                 continue
             better = resampled > best_value
             best[better] = c
-            best_value = torch.where(better, resampled, best_value)
+            del better
+            torch.maximum(best_value, resampled, out=best_value)
         del best_value
         region = tuple(slice(a, b) for a, b in prepared.bbox)
         channels = np.zeros(prepared.shape_before_crop, dtype=np.uint8)
