@@ -116,6 +116,7 @@ class MonaiBundleModel:
                             else SimpleInferer())
             post = (self._component(parser, "postprocessing") if "postprocessing" in parser
                     else None)
+            self.amp = self._evaluator_amp(parser)
         self.model_grid_post, self.input_grid_post = _split_postprocessing(post)
 
     # -- building -------------------------------------------------------------------------
@@ -129,6 +130,16 @@ class MonaiBundleModel:
         except Exception as exc:
             raise InputError(self.layout.inference, f"cannot build {key!r}: "
                                                     f"{_short(exc)}") from None
+
+    def _evaluator_amp(self, parser: Any) -> bool:
+        """The zoo evaluator's ``amp`` flag: float16 autocast on CUDA, as MONAI's
+        ``SupervisedEvaluator`` runs the inferer (nothing on the CPU)."""
+        if self.device.type != "cuda" or "evaluator#amp" not in parser:
+            return False
+        try:
+            return bool(parser.get_parsed_content("evaluator#amp"))
+        except Exception:
+            return False
 
     def _network(self, parser: Any) -> torch.nn.Module:
         weights = self.layout.weights
@@ -196,7 +207,9 @@ class MonaiBundleModel:
         batch = list_data_collate([prepared.item])
         x = batch[self.image_key].to(self.device)
         try:
-            with torch.no_grad(), _on_sys_path(self.layout.root):
+            amp = (torch.autocast("cuda") if self.amp and self.device.type == "cuda"
+                   else contextlib.nullcontext())
+            with torch.no_grad(), amp, _on_sys_path(self.layout.root):
                 pred = self.inferer(x, self.net)
         except Exception as exc:
             raise PluginError(f"MONAI bundle {self.layout.root} network failed on input of "
@@ -223,7 +236,7 @@ class MonaiBundleModel:
         if not isinstance(probabilities, MetaTensor) and isinstance(held, MetaTensor):
             probabilities = MetaTensor(probabilities, meta=held.meta,
                                        applied_operations=held.applied_operations)
-        item[self.pred_key] = probabilities.to(held.device)
+        item[self.pred_key] = probabilities.to(device=held.device, dtype=held.dtype)
         soft = None
         for t in self.input_grid_post:
             if soft is None and isinstance(t, (AsDiscreted, AsDiscrete)):
