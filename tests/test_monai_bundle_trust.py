@@ -16,7 +16,7 @@ from medseg.cli import main as cli_main
 from medseg.errors import InputError
 from medseg.inference import InferenceSettings, Segmenter
 from medseg.io import read_image
-from medseg.models import load_model
+from medseg.models import describe_model, load_model
 from medseg.models.monai_bundle.trust import TRUST_ENV, first_code
 from medseg.registry import load_registry
 
@@ -71,6 +71,16 @@ def test_untrusted_bundle_refused_naming_the_first_expression(bundle, registry, 
     # the same bundle, trusted, does run the expression: the refusal is what kept it from running
     load_model(bundle, registry, "cpu", trust=True)
     assert marker.exists()
+
+
+def test_describe_never_runs_the_config(bundle, registry, tmp_path, monkeypatch):
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    marker = tmp_path / "marker"
+    _with_marker(bundle, marker)
+    info = describe_model(bundle, registry)
+    assert info.details["runs_code"].startswith("$__import__('pathlib')")
+    assert info.labels["liver"] == 1 and info.patch_size == (48, 48, 48)
+    assert not marker.exists()
 
 
 def test_cli_refuses_untrusted_bundle_with_exit_2_and_no_output(bundle, tmp_path, capsys,
