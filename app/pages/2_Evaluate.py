@@ -170,7 +170,9 @@ with st.expander("Study: acceptance criteria and subgroups (optional)"):
     min_n = st.number_input("Smallest subgroup given a CI", min_value=2, value=5, step=1,
                             key="min_n")
     st.caption("Criteria: a list of {class, metric, statistic (mean, median, ci_low, "
-               "ci_high, pNN), op (>=, >, <=, <), threshold}; checked before any scoring.")
+               "ci_high, pNN), op (>=, >, <=, <), threshold}; checked before any scoring. "
+               "Classes are the model's class names after a segmentation in this session, "
+               "label values (1, 2, ...) otherwise.")
 
 
 def study_options(labels: dict[int, str] | None) -> StudyOptions | None:

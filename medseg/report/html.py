@@ -314,6 +314,12 @@ def comparison_html(document: Mapping[str, Any], plot_metric: str = "dice") -> s
            "upper bound below +margin (lower-is-better).</p>"]
     comps = document["comparisons"]
     pairs = list(dict.fromkeys((c["model_a"], c["model_b"]) for c in comps))
+    k = len({c["class"] for c in comps})
+    if k > 1:
+        out.append(f"<p class='note'><b>Multiple comparisons:</b> {k} classes are tested per "
+                   f"metric; at the 5% level about {0.05 * k:.2g} of them would come out "
+                   "significant by chance alone. Read the Holm-adjusted p (family-wise error "
+                   "over the classes of one metric), not the raw Wilcoxon p.</p>")
     for a, b in pairs:
         out.append(f"<h3>{esc(b)} vs {esc(a)}</h3><table><tr><th class='l'>metric</th>"
                    "<th class='l'>class</th><th>n</th><th>mean A</th><th>mean B</th>"
