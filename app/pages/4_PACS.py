@@ -96,6 +96,7 @@ label = {r["StudyInstanceUID"]: f"{r['StudyDate'] or 'no date'} · {r['Modalitie
                                 f"{r['StudyDescription'] or 'no description'} · "
                                 f"{r['StudyInstanceUID']}" for r in studies}
 study = st.selectbox("Study", uids, format_func=label.get, key="pacs_study")
+st.text(f"Study {study}")
 
 if state.get("pacs_series_of") != (state.get("pacs_server_url"), study):
     forget("pacs_series", "pacs_image", "pacs_seg", "pacs_pushed")
@@ -121,6 +122,7 @@ slabel = {r["SeriesInstanceUID"]: f"{r['Modality']} · #{r['SeriesNumber']} · "
           for r in images}
 series = st.selectbox("Series", list(slabel), format_func=slabel.get, key="pacs_pick")
 chosen = next(r for r in images if r["SeriesInstanceUID"] == series)
+st.text(f"Series {series}")
 
 # ---- download + segment ---------------------------------------------------------------------
 if not models:
