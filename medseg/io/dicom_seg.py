@@ -1,7 +1,8 @@
 """DICOM SEG output (highdicom) referencing the source series of a segmented DICOM input.
 
-By default the SEG carries no patient-identifying attributes (name, ID, birth date, sex,
-accession number, institution); ``keep_patient_data=True`` keeps what highdicom copies from
+By default the SEG is de-identified by DICOM PS3.15 Annex E's Basic Application Level
+Confidentiality Profile, recursively through sequences, keeping UIDs so it still references
+its source (:mod:`medseg.io.deid`); ``keep_patient_data=True`` keeps what highdicom copies from
 the source.
 """
 
@@ -16,13 +17,9 @@ from medseg import __version__
 from medseg.colours import label_colour
 from medseg.errors import GeometryError, InputError
 from medseg.io.atomic import atomic_path
+from medseg.io.deid import deidentify
 from medseg.io.dicom import series_datasets
 from medseg.io.seg_codes import SegmentCodes, codes_for_name
-
-IDENTIFYING = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber",
-               "InstitutionName", "ReferringPhysicianName", "OtherPatientIDs",
-               "PatientAddress")
-
 
 #: type-2 attributes highdicom copies from the source; empty when the source lacks them
 _TYPE2 = ("AccessionNumber", "PatientBirthDate", "PatientSex", "ReferringPhysicianName",
@@ -63,11 +60,14 @@ def segment_description(number: int, value: int, name: str, codes: SegmentCodes)
 
 def write_dicom_seg(result, source: str | Path, target: str | Path, *,
                     series: str | None = None, keep_patient_data: bool = False,
-                    segment_codes: Mapping[str, SegmentCodes] | None = None) -> Path:
+                    segment_codes: Mapping[str, SegmentCodes] | None = None,
+                    keep_dates: bool = False, keep_institution: bool = False) -> Path:
     """Write ``result.labels`` (on the source series' grid) as a binary DICOM SEG.
 
     Each segment is coded from its class name (:mod:`medseg.io.seg_codes`) unless
-    ``segment_codes`` gives the model's own codes, and carries the UI's display colour."""
+    ``segment_codes`` gives the model's own codes, and carries the UI's display colour.
+    Unless ``keep_patient_data``, the SEG is de-identified by the Basic Application Level
+    Confidentiality Profile with the Retain UIDs option (:mod:`medseg.io.deid`)."""
     import highdicom as hd
 
     source = Path(source)
@@ -104,9 +104,7 @@ def write_dicom_seg(result, source: str | Path, target: str | Path, *,
         series_description="medseg segmentation",
     )
     if not keep_patient_data:
-        for keyword in IDENTIFYING:
-            if keyword in seg:
-                setattr(seg, keyword, "")
+        deidentify(seg, keep_dates=keep_dates, keep_institution=keep_institution)
     with atomic_path(target) as tmp:
         seg.save_as(tmp)
     return Path(target)
