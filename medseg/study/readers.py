@@ -13,8 +13,9 @@ With reference folders R1..Rk (k >= 2) holding the same case names:
   readers minus the readers' mean Dice against each other (over all reader pairs); its mean
   and 95% bootstrap CI. The model is *within* the inter-reader disagreement for that class
   when the mean difference is >= 0 (it agrees with the readers at least as well as they
-  agree with each other); likewise for HD95 (model's mean HD95 <= readers'). A CI that
-  covers 0 is reported as "indistinguishable from the readers".
+  agree with each other); likewise for HD95 (model's mean HD95 <= readers'). When the CI
+  of the difference covers 0 the verdict says "indistinguishable from the readers'
+  disagreement" and gives the point estimate's side.
 
 Readers must be on one grid per case (the first reader's); with ``resample`` the others and
 the prediction are mapped onto it by nearest neighbour.
@@ -127,13 +128,12 @@ def readers_section(
 
 def _verdict(within: bool | None, lo: float, hi: float, metric: str) -> str:
     if within is None:
-        return "not assessable (no case with finite values)"
-    covers = math.isfinite(lo) and lo <= 0 <= hi and lo != hi
-    side = ("within the readers' disagreement" if within
-            else "outside the readers' disagreement")
-    extra = "; CI of the difference covers 0: indistinguishable from the readers" if covers \
-        else ""
-    return f"{metric}: {side}{extra}"
+        return f"{metric}: not assessable (no case with finite values)"
+    side = "within" if within else "outside"
+    if math.isfinite(lo) and lo <= 0 <= hi and lo != hi:
+        return (f"{metric}: indistinguishable from the readers' disagreement (CI of the "
+                f"difference covers 0; point estimate {side})")
+    return f"{metric}: {side} the readers' disagreement"
 
 
 def evaluate_readers(
