@@ -32,7 +32,8 @@ from medseg.volume import LabelMap, Volume
 
 @dataclass
 class InferenceSettings:
-    overlap: float = 0.25
+    #: sliding-window overlap; None = the model's own default (bundle config, nnU-Net 0.5)
+    overlap: float | None = None
     sw_batch_size: int = 2
     mirror: bool = False
     fast: bool = False
@@ -48,9 +49,9 @@ class Segmentation:
     labels: LabelMap
     label_names: dict[int, str]
     probabilities: Volume | None = None
-
     #: quality flag against each model's training record (see :mod:`medseg.qc`)
     qc: QC | None = None
+
     def volumes(self) -> list[dict[str, Any]]:
         """Per-class voxel counts and volumes in mL (background excluded)."""
         voxel_ml = float(np.prod(self.labels.spacing)) / 1000.0
@@ -181,7 +182,8 @@ def predict_probabilities(net: torch.nn.Module, image: torch.Tensor, bundle: Bun
             predictor=_predictor(net, settings.mirror, bundle.spatial_dims,
                                  None if check_label is None
                                  else (len(bundle.labels), check_label)),
-            overlap=settings.overlap, mode="gaussian", sigma_scale=0.125,
+            overlap=settings.overlap if settings.overlap is not None
+            else float(bundle.inference.get("overlap", 0.25)), mode="gaussian", sigma_scale=0.125,
             padding_mode="constant", cval=0.0, sw_device=device,
             device=torch.device("cpu") if stitch_on_cpu else device,
         )
@@ -248,6 +250,18 @@ class Segmenter:
     @property
     def labels(self) -> dict[str, int]:
         return {n: v for v, n in self.label_names.items()}
+
+    @property
+    def segment_codes(self) -> dict[str, Any]:
+        """Class name -> the models' own DICOM segment codes, where a model gives them
+        (``details["segment_codes"]``); other classes are coded from their names."""
+        from medseg.io.seg_codes import codes_from_config
+
+        out = {}
+        for m in self.models:
+            for name, entry in dict(m.info.details.get("segment_codes") or {}).items():
+                out[str(name)] = codes_from_config(entry, f"model {m.info.name!r}")
+        return out
 
     def __call__(self, volume: Volume, where: str = "input",
                  progress: Callable[[str], None] | None = None) -> Segmentation:

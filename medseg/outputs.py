@@ -95,5 +95,6 @@ def write_segmentation(result: Segmentation, image: Volume, out_dir: str | Path,
     if result.probabilities is not None:
         written["probabilities"] = write_image(result.probabilities, paths["probabilities"],
                                                reference=image)
-    written["mask"] = write_image(result.labels, paths["mask"], reference=image)
+    written["mask"] = write_image(result.labels, paths["mask"], reference=image,
+                                  label_names=result.label_names)
     return written

@@ -7,13 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from medseg.batch import expand_inputs, segment_cases
-from medseg.bundle import Bundle, load_bundle
 from medseg.commands.pacs import add_segment_options, segment_from_args
+from medseg.device import resolve_device
 from medseg.errors import MedsegError
 from medseg.inference import InferenceSettings, Segmenter
 from medseg.instances import PANOPTIC_OFFSET, find_instances
 from medseg.io import read_label_map
+from medseg.models import load_model, resolve_model
 from medseg.outputs import output_paths, write_instances
+from medseg.qc import QC
 from medseg.registry import load_registry
 
 
@@ -32,7 +34,19 @@ def register(sub) -> None:
                    help="NIfTI, DICOM folder/zip, NRRD/MHA, 2D image, folder or glob "
                         "(or none with --dicomweb)")
     p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument("-m", "--model", required=True, help="bundle folder or bundled model name")
+    p.add_argument("-m", "--model", required=True, action="append",
+                   help="model folder (medseg bundle, nnU-Net v2 result folder, MONAI bundle, "
+                        "or a plugin's format) or a name from `medseg models`; repeat to merge "
+                        "models with disjoint classes into one label map")
+    p.add_argument("--configuration", default=None,
+                   help="nnU-Net: configuration when -m is a dataset folder (default 3d_fullres)")
+    p.add_argument("--folds", nargs="+", default=None,
+                   help="nnU-Net: folds to ensemble (default: every fold_* present)")
+    p.add_argument("--checkpoint", choices=("final", "best"), default=None,
+                   help="nnU-Net: checkpoint_final.pth (default) or checkpoint_best.pth")
+    p.add_argument("--trust-bundle", action="store_true",
+                   help="MONAI bundle: allow its config's Python expressions to run "
+                        "(or list trusted paths in MEDSEG_TRUSTED_BUNDLES)")
     p.add_argument("--overlap", type=float, default=None, help="sliding-window overlap")
     p.add_argument("--roi-size", type=int, nargs="+", default=None)
     p.add_argument("--sw-batch-size", type=int, default=2)
@@ -60,18 +74,38 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def model_options(args) -> dict[str, Any]:
+    """Format options given on the command line (None when not given)."""
+    return {"configuration": args.configuration, "folds": args.folds,
+            "checkpoint": args.checkpoint, "trust": True if args.trust_bundle else None}
+
+
+def open_models(names: list[str], options: dict[str, Any], registry, device) -> list:
+    """Load every ``-m`` model. An option goes to the models whose format takes it; one that
+    no given model takes is an error."""
+    given = {k: v for k, v in options.items() if v is not None}
+    specs = [resolve_model(name, registry) for name in names]
+    unused = [k for k in given if not any(k in spec.options for _, spec in specs)]
+    if unused:
+        formats = ", ".join(sorted({spec.name for _, spec in specs}))
+        flags = ", ".join("--" + ("trust-bundle" if k == "trust" else k) for k in unused)
+        raise MedsegError(f"{flags} does not apply to the given model format(s): {formats}")
+    return [load_model(path, registry, device,
+                       **{k: v for k, v in given.items() if k in spec.options})
+            for path, spec in specs]
+
+
 def run(args) -> int:
     registry = load_registry(args.plugins_dir, fresh=True)
-    bundle = load_bundle(args.model, registry)
+    device = resolve_device(args.device)
     settings = InferenceSettings(
-        overlap=args.overlap if args.overlap is not None
-        else float(bundle.inference.get("overlap", 0.25)),
-        sw_batch_size=args.sw_batch_size, mirror=args.mirror, fast=args.fast,
-        roi_size=tuple(args.roi_size) if args.roi_size else None,
-        postprocessors=args.postprocess, probabilities=args.probabilities, device=args.device,
+        overlap=args.overlap, sw_batch_size=args.sw_batch_size, mirror=args.mirror,
+        fast=args.fast, roi_size=tuple(args.roi_size) if args.roi_size else None,
+        postprocessors=args.postprocess, probabilities=args.probabilities, device=str(device),
     )
-    classes = instance_classes(args.instances, bundle) if args.instances else None
-    segmenter = Segmenter(bundle, settings, registry)
+    models = open_models(args.model, model_options(args), registry, device)
+    segmenter = Segmenter(models, settings, registry)
+    classes = instance_classes(args.instances, segmenter) if args.instances else None
     if args.dicomweb:
         rows = segment_from_args(args, segmenter)
     elif not args.inputs:
@@ -81,7 +115,7 @@ def run(args) -> int:
                              overwrite=args.overwrite, progress=not args.quiet,
                              dicom_seg=args.dicom_seg, keep_patient_data=args.keep_patient_data)
     if classes:
-        add_instances(rows, args.output, bundle, classes, overwrite=args.overwrite,
+        add_instances(rows, args.output, segmenter, classes, overwrite=args.overwrite,
                       offset=args.panoptic_offset, min_voxels=args.min_instance_voxels)
     failed = [r for r in rows if r["status"] == "error"]
     for r in rows:
@@ -101,17 +135,14 @@ def qc_text(row: dict[str, Any]) -> str:
     """`` qc=ok`` or `` qc=warn: reason; reason`` for a summary row (empty without QC)."""
     if "qc" not in row:
         return ""
-    reasons = row.get("qc_reasons") or []
-    if reasons:
-        return f" qc={row['qc']}: " + "; ".join(reasons)
-    if set(row.get("qc_checked") or []) <= {"border"}:
-        return f" qc={row['qc']} (border only: the model records no training data)"
-    return f" qc={row['qc']}"
+    return " qc=" + QC.from_dict({"status": row["qc"], "reasons": row.get("qc_reasons") or [],
+                                  "checked": row.get("qc_checked") or []}).summary()
 
 
-def instance_classes(items: list[str], bundle: Bundle) -> list[int]:
-    """Label values from values or names given to ``--instances``."""
-    names = bundle.labels
+def instance_classes(items: list[str], model) -> list[int]:
+    """Label values from values or names given to ``--instances`` (``model``: anything with
+    ``labels`` name -> value and ``name``, e.g. a Segmenter or a Bundle)."""
+    names = model.labels
     values = set(names.values()) - {0}
     out = []
     for item in items:
@@ -119,13 +150,13 @@ def instance_classes(items: list[str], bundle: Bundle) -> list[int]:
         if value is None or value not in values:
             available = ", ".join(f"{n} ({v})" for n, v in sorted(names.items(),
                                                                  key=lambda kv: kv[1]) if v)
-            raise MedsegError(f"--instances {item!r} is not a class of model {bundle.name!r}; "
+            raise MedsegError(f"--instances {item!r} is not a class of model {model.name!r}; "
                               f"available: {available}")
         out.append(int(value))
     return out
 
 
-def add_instances(rows: list[dict[str, Any]], out_dir: str | Path, bundle: Bundle,
+def add_instances(rows: list[dict[str, Any]], out_dir: str | Path, model,
                   classes: list[int], *, overwrite: bool = False,
                   offset: int = PANOPTIC_OFFSET, min_voxels: int = 1) -> None:
     """Split the written masks of finished cases into instances (per case; one failure is
@@ -138,11 +169,11 @@ def add_instances(rows: list[dict[str, Any]], out_dir: str | Path, bundle: Bundl
             continue
         try:
             labels = read_label_map(paths["mask"])
-            found = find_instances(labels, classes, label_names=bundle.label_names,
+            found = find_instances(labels, classes, label_names=model.label_names,
                                    offset=offset, min_voxels=min_voxels)
-            write_instances(found, labels, out_dir, row["case"], model=bundle.name)
+            write_instances(found, labels, out_dir, row["case"], model=model.name)
         except MedsegError as exc:
             row.update(status="error", message=f"instances: {exc}")
             continue
-        row["instances"] = {bundle.label_names.get(c, str(c)): n
+        row["instances"] = {model.label_names.get(c, str(c)): n
                             for c, n in found.counts().items()}
