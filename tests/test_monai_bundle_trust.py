@@ -258,7 +258,7 @@ def test_torchscript_model_needs_trust_and_gives_the_same_masks(bundle, registry
 
 
 def test_yaml_inference_config(bundle, registry):
-    import yaml
+    yaml = pytest.importorskip("yaml")
 
     config = _config(bundle)
     (bundle / "configs" / "inference.json").unlink()

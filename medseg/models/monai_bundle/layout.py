@@ -91,13 +91,18 @@ def read_config(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
         if path.suffix in (".yaml", ".yml"):
-            import yaml
-
+            try:
+                import yaml
+            except ImportError:
+                raise InputError(path, "a YAML bundle config needs PyYAML "
+                                       "(pip install pyyaml)") from None
             data = yaml.safe_load(text)
         else:
             data = json.loads(text)
     except RecursionError:
         raise InputError(path, "corrupt config (nested too deeply)") from None
+    except InputError:
+        raise
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(path, f"corrupt config ({first[:200]})") from None
@@ -152,14 +157,17 @@ def stated_patch_size(config: dict[str, Any]) -> tuple[int, ...] | None:
     return None
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _network_format(meta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    fmt = meta.get("network_data_format")
-    fmt = fmt if isinstance(fmt, dict) else {}
-    inputs = fmt.get("inputs") if isinstance(fmt.get("inputs"), dict) else {}
-    outputs = fmt.get("outputs") if isinstance(fmt.get("outputs"), dict) else {}
-    image = inputs.get("image") or (next(iter(inputs.values()), {}) if inputs else {})
-    pred = outputs.get("pred") or (next(iter(outputs.values()), {}) if outputs else {})
-    return (image if isinstance(image, dict) else {}), (pred if isinstance(pred, dict) else {})
+    """``network_data_format`` ``inputs.image`` and ``outputs.pred`` (or the first entry)."""
+    fmt = _mapping(meta.get("network_data_format"))
+    inputs, outputs = _mapping(fmt.get("inputs")), _mapping(fmt.get("outputs"))
+    image: Any = inputs.get("image") or next(iter(inputs.values()), {})
+    pred: Any = outputs.get("pred") or next(iter(outputs.values()), {})
+    return _mapping(image), _mapping(pred)
 
 
 def labels_from_metadata(meta: dict[str, Any], where: Path) -> dict[str, int]:
@@ -202,7 +210,7 @@ def bundle_info(layout: BundleLayout, meta: dict[str, Any], config: dict[str, An
     if spacing is not None and len(spacing) == 1:
         spacing = spacing * spatial_dims
     version = meta.get("version")
-    channel_def = image.get("channel_def") if isinstance(image.get("channel_def"), dict) else {}
+    channel_def = _mapping(image.get("channel_def"))
     return ModelInfo(
         name=str(meta.get("name") or layout.root.name), format=FORMAT, labels=labels,
         spatial_dims=spatial_dims, in_channels=int(channels) if isinstance(channels, int) else 1,

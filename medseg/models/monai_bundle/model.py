@@ -275,10 +275,15 @@ class MonaiBundleModel:
         for t in transforms:
             try:
                 with _on_sys_path(self.layout.root):
-                    item = apply_transform(t, item)
+                    out = apply_transform(t, item)
             except Exception as exc:
                 raise PluginError(f"MONAI bundle {self.layout.root} postprocessing "
                                   f"{type(t).__name__} failed: {_short(exc)}") from None
+            if not isinstance(out, dict):
+                raise PluginError(f"MONAI bundle {self.layout.root} postprocessing "
+                                  f"{type(t).__name__} returned a {type(out).__name__}, "
+                                  f"not one data dict")
+            item = out
         return item
 
     def _on_input_grid(self, tensor: torch.Tensor, prepared: BundlePrepared,
@@ -296,7 +301,7 @@ class MonaiBundleModel:
             raise PluginError(f"MONAI bundle {self.layout.root} returned a "
                               f"{tuple(tensor.shape[1:])} grid without geometry, the input is "
                               f"{prepared.shape}")
-        resample = SpatialResample(mode=mode, padding_mode="zeros", dtype=torch.float32)
+        resample = SpatialResample(mode=mode, padding_mode="zeros", dtype=np.float32)
         out = resample(tensor.float(), dst_affine=torch.as_tensor(prepared.affine),
                        spatial_size=prepared.shape)
         return out.round() if mode == "nearest" else out
