@@ -280,8 +280,8 @@ def check_segmentation(labels: LabelMap, label_names: Mapping[int, str], image: 
             except (TypeError, ValueError, KeyError, AttributeError):
                 found = [Finding("record", f"training record of {info.name} is malformed: "
                                            f"{check} not checked")]
-            findings += [Finding(f.check, (tag if f.class_name is None else "") + f.message,
-                                 f.class_name) for f in found]
+            findings += [Finding(f.check, (tag if f.class_name is None and f.check != "record"
+                                           else "") + f.message, f.class_name) for f in found]
     checked.append("border")
     findings += border_findings(labels, label_names)
     unique = tuple(dict.fromkeys(findings))
