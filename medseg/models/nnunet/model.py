@@ -36,6 +36,7 @@ from medseg.models.nnunet.plans import (
 from medseg.models.nnunet.preprocessing import Prepared, check_normalizations, prepare_volume
 from medseg.models.nnunet.resampling import check_supported, resample_channel
 from medseg.models.nnunet.sliding_window import (
+    every_channel,
     mirrored_forward,
     sliding_window_logits,
     softmax_inplace,
@@ -238,7 +239,7 @@ class NnunetModel:
         probs[0] = 1.0  # background outside the crop, as nnU-Net
         stacked = softmax_inplace(torch.stack(maps))
         del maps
-        probs[(slice(None), *region)] = stacked.numpy()
+        probs[every_channel(region)] = stacked.numpy()
         del stacked
         return Prediction(np.ascontiguousarray(channels),
                           np.ascontiguousarray(prepared.axis_map.backward(probs)))

@@ -31,6 +31,7 @@ from scipy import ndimage
 from medseg.errors import InputError
 from medseg.models.nnunet.plans import ChannelIntensity, Configuration, Plans
 from medseg.models.nnunet.resampling import new_shape, resample_image
+from medseg.models.nnunet.sliding_window import every_channel
 from medseg.preprocess import canonical_transform, inverse_transform, reorient_array
 from medseg.volume import Volume
 
@@ -158,7 +159,7 @@ def prepare_volume(volume: Volume, plans: Plans, config: Configuration,
     spacing = axis_map.spacing(tuple(float(s) for s in volume.spacing))
     shape_before = tuple(int(s) for s in data.shape[1:])
     bbox = nonzero_bbox(data)
-    crop = np.array(data[(slice(None), *[slice(a, b) for a, b in bbox])], dtype=np.float32)
+    crop = np.array(data[every_channel(slice(a, b) for a, b in bbox)], dtype=np.float32)
     del data
     target = config.spacing if len(config.spacing) == 3 else (spacing[0], *config.spacing)
     shape = new_shape(crop.shape[1:], spacing, target)

@@ -20,12 +20,18 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
 from medseg.device import autocast
+
+
+def every_channel(spatial: Iterable[Any]) -> tuple[Any, ...]:
+    """An index selecting every channel and ``spatial`` (slices or ints) after it."""
+    return (slice(None), *spatial)
 
 
 def tile_starts(image_size: Sequence[int], tile_size: Sequence[int],
@@ -156,10 +162,10 @@ def sliding_window_logits(image: torch.Tensor, patch: Sequence[int], step: float
         rounds += 1
         for start in range(0, len(tiles), size):
             batch = tiles[start:start + size]
-            out = forward(torch.stack([image[(slice(None), *sl)] for sl in batch]))
+            out = forward(torch.stack([image[every_channel(sl)] for sl in batch]))
             for sl, pred in zip(batch, out, strict=True):
                 pred *= gauss
-                logits[(slice(None), *sl)] += pred
+                logits[every_channel(sl)] += pred
                 if rounds == 1:
                     weights[sl] += gauss
     weights *= max(rounds, 1)
@@ -168,7 +174,7 @@ def sliding_window_logits(image: torch.Tensor, patch: Sequence[int], step: float
         offset = len(spatial) - len(patch)
         crop = [slice(None)] * offset + [slice(a, s - b) for (a, b), s in
                                          zip(pads, spatial[offset:], strict=True)]
-        logits = logits[(slice(None), *crop)].contiguous()
+        logits = logits[every_channel(crop)].contiguous()
     return logits
 
 
