@@ -212,7 +212,9 @@ class NnunetModel:
         crop_shape = prepared.shape_after_crop
         keep_all = bool(getattr(settings, "probabilities", False))
         best_value: torch.Tensor | None = None
-        best = torch.zeros(crop_shape, dtype=torch.uint8)
+        index_type = (torch.uint8, np.uint8) if probabilities.shape[0] <= 256 else (
+            torch.int16, np.int16)
+        best = torch.zeros(crop_shape, dtype=index_type[0])
         maps: list[torch.Tensor] = []
         for c in range(probabilities.shape[0]):
             logp = torch.log(probabilities[c].clamp_min(_TINY))
@@ -230,7 +232,7 @@ class NnunetModel:
             torch.maximum(best_value, resampled, out=best_value)
         del best_value
         region = tuple(slice(a, b) for a, b in prepared.bbox)
-        channels = np.zeros(prepared.shape_before_crop, dtype=np.uint8)
+        channels = np.zeros(prepared.shape_before_crop, dtype=index_type[1])
         channels[region] = best.numpy()
         channels = prepared.axis_map.backward(channels[None])[0]
         if not keep_all:
