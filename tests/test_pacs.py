@@ -335,3 +335,32 @@ def test_uids_and_worklists_are_validated(tmp_path, orthanc):
     csv.write_text("study,series\n1.2.3,1.2.3.9\n1.2.x\n")
     with pytest.raises(InputError, match=r"line 3: study '1\.2\.x' is not a DICOM UID"):
         read_worklist(csv)
+
+
+def test_the_pushed_copy_keeps_only_the_same_study_attributes(tmp_path):
+    from medseg.pacs.store import SAME_STUDY, same_study_seg
+
+    source = tmp_path / "source"
+    source.mkdir()
+    for i, ds in enumerate(series_datasets(SERIES)[:2]):
+        ds.IssuerOfPatientID = "HOSPITAL-X"
+        ds.save_as(source / f"{i}.dcm")
+    seg = series_datasets(SERIES)[0]  # stands for a SEG of that study: same checks apply
+    seg.PatientName, seg.PatientID = "", ""
+    extra = {"PatientComments": "private note", "PatientAge": "042Y",
+             "OtherPatientNames": "ALIAS^X", "StudyDescription": "CT for J. Doe",
+             "ClinicalTrialSubjectID": "S-7"}
+    for keyword, value in extra.items():
+        setattr(seg, keyword, value)
+    seg.save_as(tmp_path / "seg.dcm")
+    pushed = same_study_seg(tmp_path / "seg.dcm", source)
+    first = series_datasets(SERIES)[0]
+    for keyword in SAME_STUDY:
+        assert pushed.get(keyword, "") == first.get(keyword, ""), keyword
+    assert not set(extra) & set(pushed.dir()) and "IssuerOfPatientID" not in pushed
+    assert pushed.SOPInstanceUID == seg.SOPInstanceUID and pushed.Rows == seg.Rows
+    other = tmp_path / "other"
+    other.mkdir()
+    _ = _mixed_size_series(other / "x")
+    with pytest.raises(ServerError, match="another study"):
+        same_study_seg(tmp_path / "seg.dcm", other / "x")

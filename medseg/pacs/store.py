@@ -5,7 +5,9 @@ source instance and carries the source's StudyInstanceUID and FrameOfReferenceUI
 it blanks the patient's identity. A derived object stored into the same study must agree with
 that study's Patient and General Study modules (PS3.3 C.7.1.1, C.7.2.1: the same patient,
 the same study), so the copy sent to the server takes exactly :data:`SAME_STUDY` from the
-source series, and nothing else. The local file is left as written.
+source series; every other attribute of the Patient and Study information entities (patient
+study, clinical trial, other names and IDs, comments, descriptions...) is removed from it. The
+local file is left as written.
 """
 
 from __future__ import annotations
@@ -26,12 +28,40 @@ SAME_STUDY: tuple[str, ...] = (
 )
 
 
+#: the modules of the Patient and Study information entities (as highdicom copies them)
+_IE_MODULES = ("patient", "general-study", "patient-study", "clinical-trial-subject",
+               "clinical-trial-study")
+#: used when highdicom's module table cannot be read
+_FALLBACK_IE = ("IssuerOfPatientID", "OtherPatientIDsSequence", "OtherPatientNames",
+                "PatientBirthTime", "PatientComments", "EthnicGroupCodeSequence",
+                "StudyDescription", "PatientAge", "PatientSize", "PatientWeight",
+                "AdditionalPatientHistory", "AdmittingDiagnosesDescription", "Occupation",
+                "PhysiciansOfRecord", "NameOfPhysiciansReadingStudy", "ClinicalTrialSubjectID",
+                "ClinicalTrialSponsorName", "ClinicalTrialProtocolID", "ClinicalTrialSiteID")
+
+
+def patient_study_keywords() -> frozenset[str]:
+    """Top-level keywords of the Patient and Study information entities."""
+    try:
+        from highdicom._standard_utils import get_module_attribute_map
+
+        table = get_module_attribute_map()
+        return frozenset(str(item["keyword"]) for module in _IE_MODULES
+                         for item in table[module] if not item["path"])
+    except (ImportError, KeyError, TypeError):
+        return frozenset(_FALLBACK_IE + SAME_STUDY)
+
+
 def same_study_seg(seg_file: str | Path, source_series: str | Path) -> pydicom.Dataset:
-    """The SEG of ``seg_file`` with :data:`SAME_STUDY` taken from the source series folder."""
+    """The SEG of ``seg_file`` with :data:`SAME_STUDY` taken from the source series folder and
+    no other Patient/Study attribute."""
     seg = pydicom.dcmread(seg_file)
     source = series_datasets(source_series)[0]
     if str(seg.StudyInstanceUID) != str(source.StudyInstanceUID):
         raise ServerError(str(seg_file), "the SEG belongs to another study than its source")
+    for keyword in patient_study_keywords() - set(SAME_STUDY):
+        if keyword in seg:
+            delattr(seg, keyword)
     for keyword in SAME_STUDY:
         value = source.get(keyword)
         setattr(seg, keyword, "" if value is None else value)
