@@ -132,3 +132,18 @@ def test_settings_the_bundle_inferer_decides_are_refused(segmenter, registry):
     model = segmenter.models[0]
     with pytest.raises(MedsegError, match="runs its own inferer: --mirror do not apply"):
         Segmenter(model, InferenceSettings(device="cpu", mirror=True), registry)(volume)
+
+
+def test_cli_channel_mismatch_names_the_input_and_writes_no_mask(tmp_path, capsys):
+    img = nib.load(FIXTURE / "inputs" / "case_ras.nii.gz")
+    two = np.stack([np.asarray(img.dataobj)] * 2, axis=-1)
+    case = tmp_path / "two.nii.gz"
+    nib.save(nib.Nifti1Image(two, img.affine), case)
+    out = tmp_path / "out"
+    code = cli_main(["segment", str(case), "-o", str(out), "-m", str(BUNDLE),
+                     "--trust-bundle", "--device", "cpu", "--quiet"])
+    printed = capsys.readouterr()
+    assert code != 0
+    line = [x for x in (printed.out + printed.err).splitlines() if "expects 1 channel" in x]
+    assert len(line) == 1 and str(case) in line[0] and "the image has 2" in line[0]
+    assert not list(out.rglob("*.nii*"))
