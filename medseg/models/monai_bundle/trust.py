@@ -85,8 +85,8 @@ def _safe_target(target: Any) -> bool:
         return _safe_module(target.rsplit(".", 1)[0])
     module = _locator().get_component_module_name(target)
     modules = module if isinstance(module, list) else [module] if module else []
-    # MONAI takes the first module when a name is found in several
-    return bool(modules) and _safe_module(modules[0])
+    # MONAI takes the first module when a name is found in several: all must be safe
+    return bool(modules) and all(_safe_module(m) for m in modules)
 
 
 def _names_python_object(text: str) -> bool:
