@@ -150,6 +150,8 @@ def test_code_free_bundle_runs_untrusted_with_the_same_masks(bundle, registry, m
     ({"x": "$1 + 1"}, "$1 + 1"),
     ({"dtype": "torch.load"}, "torch.load"),
     ({"dtype": "numpy.load"}, "numpy.load"),
+    ({"_target_": "DenseNet121", "spatial_dims": 3, "in_channels": 1, "out_channels": 2,
+      "pretrained": True}, "pretrained: True (downloads weights)"),
 ])
 def test_what_counts_as_code(item, shown):
     code = first_code({"bundle_root": ".", "preprocessing": {"transforms": [item]}})

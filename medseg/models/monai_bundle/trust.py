@@ -11,7 +11,8 @@ folder listed in ``MEDSEG_TRUSTED_BUNDLES`` (``os.pathsep``-separated).
 An untrusted bundle may still run when its configs hold no code at all by these rules
 (:func:`first_code` finds none): no ``$`` expression, no ``%`` macro reading another file, no
 ``_mode_`` other than ``default``, every ``_target_`` a component of :data:`SAFE_NAMESPACES`,
-and no string naming a Python object outside them. The check reads the files as data and runs
+no string naming a Python object outside them, and no ``pretrained`` network (MONAI downloads
+those weights when the network is built). The check reads the files as data and runs
 before anything is parsed by MONAI.
 """
 
@@ -139,6 +140,8 @@ def first_code(config: dict[str, Any]) -> Code | None:
                 return Code(where, text)
         elif key == "_target_":
             return Code(where, f"_target_: {value!r}")
+        if key == "pretrained" and value not in (None, False, "false", "False"):
+            return Code(where, f"pretrained: {value!r} (downloads weights)")
     return None
 
 
