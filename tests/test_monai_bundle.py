@@ -130,7 +130,7 @@ def test_channels_that_do_not_match_the_image(segmenter):
 def test_settings_the_bundle_inferer_decides_are_refused(segmenter, registry):
     volume = read_image(FIXTURE / "inputs" / "case_ras.nii.gz")
     model = segmenter.models[0]
-    with pytest.raises(MedsegError, match="runs its own inferer: --mirror do not apply"):
+    with pytest.raises(MedsegError, match="runs its own inferer: --mirror does not apply"):
         Segmenter(model, InferenceSettings(device="cpu", mirror=True), registry)(volume)
 
 

@@ -170,7 +170,8 @@ class MonaiBundleModel:
                  if on]
         if asked:
             raise MedsegError(f"MONAI bundle {self.layout.root} runs its own inferer: "
-                              f"{' and '.join(asked)} do not apply")
+                              f"{' and '.join(asked)} "
+                              f"{'does' if len(asked) == 1 else 'do'} not apply")
 
         arr = np.asarray(volume.array)
         if arr.dtype.kind == "b" or (arr.dtype.itemsize > 4 and arr.dtype.kind in "iu"):
