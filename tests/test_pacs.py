@@ -184,7 +184,7 @@ def test_a_response_past_the_size_limit_is_refused_and_nothing_kept(orthanc, tmp
     assert str(exc.value).startswith(orthanc.dicomweb) and not list(dest.iterdir())
     # through the CLI: one error row, no outputs
     out = tmp_path / "out"
-    assert run_cli(["--dicomweb", orthanc.dicomweb, "--study", study, "-o", str(out)]) == 1
+    assert run_cli(["--dicomweb", orthanc.dicomweb, "--study", study, "-o", str(out)]) != 0
     rows = json.loads((out / "summary.json").read_text())
     assert rows[0]["status"] == "error" and "larger than the limit" in rows[0]["message"]
     assert sorted(p.name for p in out.iterdir()) == ["summary.json"]
@@ -364,3 +364,44 @@ def test_the_pushed_copy_keeps_only_the_same_study_attributes(tmp_path):
     _ = _mixed_size_series(other / "x")
     with pytest.raises(ServerError, match="another study"):
         same_study_seg(tmp_path / "seg.dcm", other / "x")
+
+
+@pytest.mark.slow  # a second segmentation (~20 s on a busy CPU)
+def test_a_refused_push_leaves_the_case_unfinished_and_nothing_stored(orthanc, tmp_path):
+    """A proxy in front of Orthanc that forwards reads and answers every STOW-RS with 500."""
+    import urllib.error
+    import urllib.request
+
+    study, series = _source_uids()
+    before = len(_seg_instances(orthanc, study))
+
+    def handle(req):
+        if req.command == "POST":
+            req.rfile.read(int(req.headers.get("Content-Length", 0)))
+            req.send_response(500)
+            req.send_header("Content-Length", "0")
+            req.end_headers()
+            return
+        upstream = urllib.request.Request(orthanc.dicomweb + req.path.removeprefix("/dw"),
+                                          headers={"Accept": req.headers.get("Accept", "*/*")})
+        try:
+            with urllib.request.urlopen(upstream, timeout=30) as r:
+                status, body, ctype = r.status, r.read(), r.headers.get("Content-Type", "")
+        except urllib.error.HTTPError as exc:
+            status, body, ctype = exc.code, b"", "text/plain"
+        req.send_response(status)
+        req.send_header("Content-Type", ctype)
+        req.send_header("Content-Length", str(len(body)))
+        req.end_headers()
+        req.wfile.write(body)
+
+    out = tmp_path / "out"
+    with tiny_server(handle) as url:
+        rc = run_cli(["--dicomweb", f"{url}/dw", "--study", study, "-o", str(out), "--push"])
+    row = json.loads((out / "summary.json").read_text())[0]
+    assert rc != 0 and row["status"] == "error" and "pushed" not in row
+    assert row["message"].startswith(f"push failed: {url}/dw: storing the SEG into study")
+    assert "HTTP 500" in row["message"]
+    # not left looking finished: no mask, no SEG, so the next run redoes and pushes the case
+    assert not (out / f"{series}.nii.gz").exists() and not (out / f"{series}_seg.dcm").exists()
+    assert len(_seg_instances(orthanc, study)) == before

@@ -42,9 +42,14 @@ def _segment_one(client, server: Server, case: PacsCase, out_dir: Path, segmente
                  report: Report) -> dict[str, Any]:
     shown = series_url(server, case)
     paths = output_paths(out_dir, case.name)
-    if paths["mask"].exists() and not overwrite:  # skipped without a download
-        return segment_cases([CaseInput(case.name, Path(shown))], out_dir, segmenter,
-                             progress=False)[0]
+    if paths["mask"].exists() and not overwrite:
+        # finished earlier? asked of segment_cases with no input to read: a finished case is
+        # skipped without a download, anything else is (re)done below with the series
+        probe = segment_cases([CaseInput(case.name, Path(tempfile.gettempdir(), "medseg-none",
+                                                         case.name))],
+                              out_dir, segmenter, progress=False)[0]
+        if probe["status"] == "skipped":
+            return {**probe, "input": shown}
     with tempfile.TemporaryDirectory(prefix="medseg-pacs-") as tmp:
         folder = Path(tmp) / "series"
         try:
