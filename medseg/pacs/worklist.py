@@ -10,9 +10,10 @@ failed entry and the others go on.
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from medseg.errors import InputError, MedsegError
 from medseg.pacs.client import Server, ServerError
@@ -111,7 +112,8 @@ def plan(client, server: Server, requests: Sequence[Request], modality: str | No
         try:
             rows = list_series(client, server, req.study)
             if req.series is not None:
-                chosen = [r for r in rows if r["SeriesInstanceUID"] == req.series]
+                chosen: list[Mapping[str, Any]] = [
+                    r for r in rows if r["SeriesInstanceUID"] == req.series]
                 if not chosen:
                     raise ServerError(server.url, f"series {req.series} not found in study "
                                                   f"{req.study}")
