@@ -405,3 +405,14 @@ def test_a_refused_push_leaves_the_case_unfinished_and_nothing_stored(orthanc, t
     # not left looking finished: no mask, no SEG, so the next run redoes and pushes the case
     assert not (out / f"{series}.nii.gz").exists() and not (out / f"{series}_seg.dcm").exists()
     assert len(_seg_instances(orthanc, study)) == before
+
+
+def test_pacs_options_without_a_server_are_refused(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["segment", str(SERIES), "-o", str(out), "-m", str(MODEL), "--push",
+                 "--study", "1.2.3"]) == 2
+    assert "--study, --push need(s) --dicomweb URL" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["segment", "-o", str(out), "-m", str(MODEL), "--dicomweb",
+                 "http://127.0.0.1:1/dicom-web"]) == 2
+    assert "needs --study UID (repeatable) or --worklist CSV" in capsys.readouterr().err

@@ -41,6 +41,19 @@ def add_segment_options(p) -> None:
     add_server_options(g)
 
 
+def uses_dicomweb(args) -> bool:
+    """Whether ``medseg segment`` reads from a server; PACS options without ``--dicomweb``
+    are an error rather than silently ignored."""
+    if args.dicomweb:
+        return True
+    given = [flag for flag, value in (("--study", args.study), ("--series", args.series),
+                                      ("--worklist", args.worklist), ("--push", args.push))
+             if value]
+    if given:
+        raise MedsegError(f"{', '.join(given)} need(s) --dicomweb URL")
+    return False
+
+
 def server_from_args(url: str, args) -> Server:
     return Server(url, credentials=resolve_credentials(args.auth_file),
                   ca_bundle=args.ca_bundle, insecure=args.insecure, timeout=args.timeout)

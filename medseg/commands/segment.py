@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from medseg.batch import expand_inputs, segment_cases
-from medseg.commands.pacs import add_segment_options, segment_from_args
+from medseg.commands.pacs import add_segment_options, segment_from_args, uses_dicomweb
 from medseg.device import resolve_device
 from medseg.errors import MedsegError
 from medseg.inference import InferenceSettings, Segmenter
@@ -106,7 +106,7 @@ def run(args) -> int:
     models = open_models(args.model, model_options(args), registry, device)
     segmenter = Segmenter(models, settings, registry)
     classes = instance_classes(args.instances, segmenter) if args.instances else None
-    if args.dicomweb:
+    if uses_dicomweb(args):
         rows = segment_from_args(args, segmenter)
     elif not args.inputs:
         raise MedsegError("give INPUT files or folders, or --dicomweb URL --study UID")
