@@ -1,12 +1,14 @@
 """Batch segmentation: expand inputs into cases, run each, report per case, resume.
 
-One failing case is reported and the others still run. A case whose mask already exists is
-skipped unless ``overwrite``; under ``torchrun`` each rank takes every WORLD_SIZE-th case.
+One failing case (a missing file included) is reported and the others still run. A case is
+done when its manifest (written last) lists every output now requested; it is then skipped
+unless ``overwrite``, and its row reports the recorded results. Under ``torchrun`` each rank
+takes every WORLD_SIZE-th case.
 
-Outputs are written atomically (a hidden ``.<name>.*.part*`` temporary renamed into place) and
-the mask last, so a run killed at any moment leaves complete files only; the temporaries a
-killed run left behind are removed when a later run reaches that case (only those older than
-the later run's start: a concurrent run's temporaries are newer and left alone).
+Outputs are written atomically (a hidden ``.<name>.<host>-<pid>.*.part*`` temporary renamed
+into place), so a run killed at any moment leaves complete files only; temporaries whose
+writer process has ended are removed when a later run reaches that case (a live or paused
+writer's are left alone).
 """
 
 from __future__ import annotations
@@ -21,10 +23,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medseg.debughooks import pause_point
 from medseg.errors import InputError, MedsegError
-from medseg.io import NIFTI_SUFFIXES, read_image
-from medseg.io.atomic import write_text_atomic
+from medseg.io import NIFTI_SUFFIXES, read_image, read_label_map
+from medseg.io.atomic import part_writer_gone, write_text_atomic
 from medseg.io.dicom import sniff_dicom_file
+from medseg.manifest import (
+    BASE_OUTPUTS,
+    manifest_path,
+    missing_outputs,
+    read_manifest,
+    write_manifest,
+)
 from medseg.outputs import output_paths, write_segmentation
 
 IMAGE_SUFFIXES = (*NIFTI_SUFFIXES, ".nrrd", ".nhdr", ".mha", ".mhd", ".png", ".jpg", ".jpeg",
@@ -35,6 +45,9 @@ IMAGE_SUFFIXES = (*NIFTI_SUFFIXES, ".nrrd", ".nhdr", ".mha", ".mhd", ".png", ".j
 class CaseInput:
     name: str
     path: Path
+    #: why this input cannot be segmented (missing file, empty folder...): reported as the
+    #: case's error while the other cases run
+    error: str | None = None
 
 
 def case_name(path: Path) -> str:
@@ -59,17 +72,21 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[CaseInput]:
         text = str(item)
         matches = sorted(glob.glob(text)) if any(ch in text for ch in "*?[") else [text]
         if not matches:
-            raise InputError(text, "no file matches this pattern")
+            cases.append(CaseInput(case_name(Path(text)), Path(text),
+                                   "no file matches this pattern"))
+            continue
         for m in matches:
             p = Path(m)
             if not p.exists():
-                raise InputError(p, "file not found")
+                cases.append(CaseInput(case_name(p), p, "file not found"))
+                continue
             if p.is_dir() and not _is_dicom_folder(p):
                 files = sorted(f for f in p.iterdir() if f.is_file()
                                and f.name.lower().endswith(IMAGE_SUFFIXES))
                 subdirs = sorted(d for d in p.iterdir() if d.is_dir() and _is_dicom_folder(d))
                 if not files and not subdirs:
-                    raise InputError(p, "folder holds no images or DICOM series")
+                    cases.append(CaseInput(p.name, p, "folder holds no images or DICOM series"))
+                    continue
                 cases += [CaseInput(case_name(f), f) for f in files]
                 cases += [CaseInput(d.name, d) for d in subdirs]
             else:
@@ -82,14 +99,14 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[CaseInput]:
     return list({c.name: c for c in cases}.values())
 
 
-def remove_stale_parts(out_dir: Path, names: Iterable[str], before: float) -> list[Path]:
-    """Delete the atomic-write temporaries of ``names`` (files in ``out_dir``) last modified
-    before ``before`` (a time stamp): leftovers of a killed run, never a live writer's."""
+def remove_stale_parts(out_dir: Path, names: Iterable[str]) -> list[Path]:
+    """Delete the atomic-write temporaries of ``names`` (files in ``out_dir``) whose writer
+    process has ended (leftovers of a killed run), never a live or paused writer's."""
     removed = []
     for name in names:
         for part in out_dir.glob(f".{glob.escape(name)}.*.part*"):
             try:
-                if part.stat().st_mtime < before:
+                if part_writer_gone(part):
                     part.unlink()
                     removed.append(part)
             except FileNotFoundError:  # its writer finished or another run removed it
@@ -97,30 +114,92 @@ def remove_stale_parts(out_dir: Path, names: Iterable[str], before: float) -> li
     return removed
 
 
-def recorded_qc(volumes_json: Path) -> dict[str, Any]:
-    """``qc`` and ``qc_reasons`` of a finished case, from its volumes JSON (empty when that
-    file holds none or cannot be read)."""
-    try:
-        qc = json.loads(volumes_json.read_text()).get("qc")
-    except (OSError, ValueError, AttributeError):
-        return {}
-    if not isinstance(qc, dict) or qc.get("status") not in ("ok", "warn"):
-        return {}
-    reasons, checked = qc.get("reasons"), qc.get("checked")
-    return {"qc": qc["status"],
-            "qc_reasons": [str(r) for r in reasons] if isinstance(reasons, list) else [],
-            "qc_checked": [str(c) for c in checked] if isinstance(checked, list) else []}
+def requested_outputs(case: CaseInput, segmenter, dicom_seg: bool) -> set[str]:
+    """The outputs a case must have to count as done with these settings."""
+    kinds = set(BASE_OUTPUTS)
+    if getattr(getattr(segmenter, "settings", None), "probabilities", False):
+        kinds.add("probabilities")
+    if dicom_seg and is_dicom_input(case.path):
+        kinds.add("dicom_seg")
+    return kinds
+
+
+def is_dicom_input(path: Path) -> bool:
+    return path.is_dir() or path.suffix.lower() == ".zip"
+
+
+def _settings(segmenter, dicom_seg: bool, keep_patient_data: bool) -> dict[str, Any]:
+    s = getattr(segmenter, "settings", None)
+    return {"model": getattr(segmenter, "name", ""),
+            "overlap": getattr(s, "overlap", None), "mirror": getattr(s, "mirror", False),
+            "fast": getattr(s, "fast", False),
+            "postprocessors": [list(p) for p in getattr(s, "postprocessors", [])],
+            "dicom_seg": dicom_seg, "keep_patient_data": keep_patient_data}
+
+
+def _write_seg(result, case: CaseInput, target: Path, segmenter, keep_patient_data: bool):
+    from medseg.io.dicom_seg import write_dicom_seg
+
+    return write_dicom_seg(result, case.path, target, keep_patient_data=keep_patient_data,
+                           segment_codes=getattr(segmenter, "segment_codes", None))
+
+
+def _segment_case(case: CaseInput, out_dir: Path, segmenter, requested: set[str], *,
+                  keep_patient_data: bool, settings: dict[str, Any]) -> dict[str, Any]:
+    """Read, segment and write every requested output; the manifest last."""
+    paths = output_paths(out_dir, case.name)
+    t0 = time.time()
+    image = read_image(case.path)
+    result = segmenter(image, where=str(case.path))
+    written = write_segmentation(result, image, out_dir, case.name, model=segmenter.name)
+    pause_point("after-mask")
+    if "dicom_seg" in requested:
+        written["dicom_seg"] = _write_seg(result, case, paths["dicom_seg"], segmenter,
+                                          keep_patient_data)
+    done: dict[str, Any] = {
+        "seconds": round(time.time() - t0, 2), "mask": str(written["mask"]),
+        "volumes_ml": {r["name"]: r["volume_ml"] for r in result.volumes()},
+        "labels": {str(v): n for v, n in sorted(result.label_names.items())}}
+    if result.qc is not None:
+        done.update(qc=result.qc.status, qc_reasons=result.qc.reasons,
+                    qc_checked=list(result.qc.checked))
+    write_manifest(out_dir, case.name, written, done, settings)
+    return {"status": "ok", **done}
+
+
+def _complete_case(case: CaseInput, out_dir: Path, segmenter, doc: dict[str, Any],
+                   missing: set[str], *, keep_patient_data: bool,
+                   settings: dict[str, Any]) -> dict[str, Any]:
+    """Add a missing DICOM SEG from the case's existing mask (no new segmentation)."""
+    from medseg.inference import Segmentation
+
+    paths = output_paths(out_dir, case.name)
+    done = dict(doc.get("result") or {})
+    labels = read_label_map(paths["mask"])
+    names = {int(k): str(v) for k, v in (done.get("labels") or {}).items()} or \
+        dict(segmenter.label_names)
+    written = {kind: out_dir / entry["file"] for kind, entry in doc["outputs"].items()}
+    written["dicom_seg"] = _write_seg(Segmentation(labels, names), case, paths["dicom_seg"],
+                                      segmenter, keep_patient_data)
+    write_manifest(out_dir, case.name, written, done, {**doc.get("settings", {}), **settings})
+    return {"status": "ok", **done,
+            "message": f"added {', '.join(sorted(missing))} from the existing mask"}
 
 
 def segment_cases(cases: list[CaseInput], out_dir: str | Path, segmenter, *,
                   overwrite: bool = False, progress: bool = True, dicom_seg: bool = False,
                   keep_patient_data: bool = False) -> list[dict[str, Any]]:
-    """Segment every case; return one summary row per case (status ok/skipped/error)."""
+    """Segment every case; return one summary row per case (status ok/skipped/error).
+
+    A case is skipped only when its manifest lists every output now requested (see
+    :mod:`medseg.manifest`); skipped rows carry the results recorded then. A case whose only
+    missing output is its DICOM SEG gets it from the existing mask; any other gap redoes it.
+    """
     out_dir = Path(out_dir)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     mine = cases[rank::world]
-    started = time.time()
     rows: list[dict[str, Any]] = []
+    settings = _settings(segmenter, dicom_seg, keep_patient_data)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -130,35 +209,33 @@ def segment_cases(cases: list[CaseInput], out_dir: str | Path, segmenter, *,
     for case in mine:
         paths = output_paths(out_dir, case.name)
         if out_dir.is_dir():
-            remove_stale_parts(out_dir, [p.name for p in paths.values()], started)
+            remove_stale_parts(out_dir, [p.name for p in paths.values()]
+                               + [manifest_path(out_dir, case.name).name])
         row: dict[str, Any] = {"case": case.name, "input": str(case.path)}
-        if paths["mask"].exists() and not overwrite:
-            row.update(status="skipped", message="output exists (use --overwrite)")
-            row.update(recorded_qc(paths["volumes_json"]))
-        else:
-            t0 = time.time()
-            try:
-                image = read_image(case.path)
-                result = segmenter(image, where=str(case.path))
-                written = write_segmentation(result, image, out_dir, case.name,
-                                             model=segmenter.name)
-                if dicom_seg and (case.path.is_dir() or case.path.suffix.lower() == ".zip"):
-                    from medseg.io.dicom_seg import write_dicom_seg
-
-                    written["dicom_seg"] = write_dicom_seg(
-                        result, case.path, paths["dicom_seg"],
-                        keep_patient_data=keep_patient_data,
-                        segment_codes=getattr(segmenter, "segment_codes", None))
-                row.update(status="ok", seconds=round(time.time() - t0, 2),
-                           mask=str(written["mask"]),
-                           volumes_ml={r["name"]: r["volume_ml"] for r in result.volumes()})
-                if result.qc is not None:
-                    row.update(qc=result.qc.status, qc_reasons=result.qc.reasons,
-                               qc_checked=list(result.qc.checked))
-            except MedsegError as exc:
-                row.update(status="error", message=str(exc))
-            except Exception as exc:  # one broken case must not stop the batch
-                row.update(status="error", message=f"{case.path}: {type(exc).__name__}: {exc}")
+        try:
+            if case.error:
+                raise InputError(case.path, case.error)
+            requested = requested_outputs(case, segmenter, dicom_seg)
+            doc = None if overwrite else read_manifest(out_dir, case.name)
+            if doc is not None and doc.get("settings", {}).get("model") != settings["model"]:
+                doc = None  # another model: redo
+            missing = missing_outputs(doc, out_dir, requested)
+            if doc is not None and not missing:
+                row.update({**(doc.get("result") or {}), "status": "skipped",
+                            "message": "done earlier (use --overwrite to redo)"})
+            elif doc is not None and missing == {"dicom_seg"}:
+                row.update(_complete_case(case, out_dir, segmenter, doc, missing,
+                                          keep_patient_data=keep_patient_data,
+                                          settings=settings))
+            else:
+                row.update(_segment_case(case, out_dir, segmenter, requested,
+                                         keep_patient_data=keep_patient_data,
+                                         settings=settings))
+        except MedsegError as exc:
+            row.update(status="error", message=str(exc))
+        except Exception as exc:  # one broken case must not stop the batch
+            row.update(status="error", message=f"{case.path}: {type(exc).__name__}: {exc}")
+        row.pop("labels", None)
         rows.append(row)
         if bar is not None:
             bar.update(1)
@@ -167,6 +244,6 @@ def segment_cases(cases: list[CaseInput], out_dir: str | Path, segmenter, *,
         bar.close()
     summary_name = "summary.json" if world == 1 else f"summary_rank{rank}.json"
     if out_dir.is_dir():
-        remove_stale_parts(out_dir, [summary_name], started)
+        remove_stale_parts(out_dir, [summary_name])
     write_text_atomic(out_dir / summary_name, json.dumps(rows, indent=2) + "\n")
     return rows

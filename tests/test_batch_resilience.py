@@ -123,6 +123,10 @@ def check_outputs_complete(out: Path, inputs: list[Path]) -> set[str]:
         elif f.name.endswith("_volumes.csv"):
             lines = f.read_text().splitlines()
             assert lines[0] == "label,name,voxels,volume_ml,qc,qc_reasons" and len(lines) >= 2
+        elif f.name.endswith("_manifest.json"):  # written last: every output it lists exists
+            data = json.loads(f.read_text())
+            assert all((out / e["file"]).stat().st_size == e["bytes"]
+                       for e in data["outputs"].values())
         elif f.name.endswith(".nii.gz"):
             case = f.name[: -len(".nii.gz")]
             mask = LabelMap.from_volume(read_image(f))  # a truncated gzip would be refused
@@ -203,18 +207,34 @@ def test_rerun_skips_finished_cases_and_overwrite_redoes_them(setup, tmp_path):
     check_outputs_complete(out, setup["inputs"])
 
 
-def test_stale_parts_of_a_concurrent_writer_are_left_alone(tmp_path):
-    """Only temporaries older than the run's start are removed (a live writer's are newer)."""
+def test_a_paused_writers_part_is_left_alone_and_a_dead_ones_removed(tmp_path):
+    """Cleanup goes by the writer's process, not by file age: a writer paused for longer than
+    any age threshold keeps its temporary; once it is SIGKILLed the temporary is removed."""
     from medseg.batch import remove_stale_parts
 
-    started = time.time()
-    old = tmp_path / ".a.nii.gz.x1.part.nii.gz"
-    old.write_bytes(b"")
-    os.utime(old, (started - 10, started - 10))
-    live = tmp_path / ".a.nii.gz.x2.part.nii.gz"
-    live.write_bytes(b"")
-    other = tmp_path / ".b.nii.gz.x3.part.nii.gz"
-    other.write_bytes(b"")
-    os.utime(other, (started - 10, started - 10))
-    assert remove_stale_parts(tmp_path, ["a.nii.gz"], started) == [old]
-    assert live.exists() and other.exists()
+    ready = tmp_path / "ready"
+    writer = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from medseg.io.atomic import atomic_path\n"
+        "with atomic_path(Path(sys.argv[1]) / 'a.nii.gz') as tmp:\n"
+        "    tmp.write_bytes(b'partial')\n"
+        "    Path(sys.argv[2]).write_text(str(tmp))\n"
+        "    time.sleep(600)\n"), str(tmp_path), str(ready)])
+    try:
+        deadline = time.time() + 60
+        while not ready.exists():
+            assert time.time() < deadline and writer.poll() is None
+            time.sleep(0.1)
+        part = Path(ready.read_text())
+        os.utime(part, (time.time() - 86400, time.time() - 86400))  # looks a day old
+        unowned = tmp_path / ".a.nii.gz.x1.part.nii.gz"  # a leftover from before owners
+        unowned.write_bytes(b"")
+        assert remove_stale_parts(tmp_path, ["a.nii.gz"]) == [unowned]
+        assert part.exists()
+        writer.kill()
+        writer.wait()
+        assert remove_stale_parts(tmp_path, ["a.nii.gz"]) == [part]
+        assert not (tmp_path / "a.nii.gz").exists()
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -117,18 +118,35 @@ def run(args) -> int:
     if classes:
         add_instances(rows, args.output, segmenter, classes, overwrite=args.overwrite,
                       offset=args.panoptic_offset, min_voxels=args.min_instance_voxels)
+    return report_rows(rows)
+
+
+#: exit statuses of ``medseg segment`` (README "Command line")
+EXIT_OK, EXIT_SOME_FAILED, EXIT_NOTHING_RAN = 0, 1, 2
+
+
+def report_rows(rows: list[dict[str, Any]]) -> int:
+    """One line per case (errors as ``medseg: error: PATH: problem`` on stderr) and a total;
+    returns 0 when every case is done (ok or skipped), 1 when some failed, 2 when none could
+    be segmented."""
     failed = [r for r in rows if r["status"] == "error"]
     for r in rows:
-        if r["status"] == "ok":
+        if r["status"] in ("ok", "skipped") and "volumes_ml" in r:
             vols = ", ".join(f"{k} {v:.1f} mL" for k, v in r["volumes_ml"].items())
             found = r.get("instances")
             extra = "; instances " + ", ".join(f"{k} {v}" for k, v in found.items()) \
                 if found is not None else ""
-            print(f"{r['case']}: ok ({r['seconds']} s) {vols}{extra}{qc_text(r)}")
+            when = f"{r['seconds']} s" if r["status"] == "ok" else "done earlier"
+            note = f" ({r['message']})" if r["status"] == "ok" and r.get("message") else ""
+            print(f"{r['case']}: {r['status']} ({when}) {vols}{extra}{qc_text(r)}{note}")
+        elif r["status"] == "error":
+            print(f"medseg: error: {r.get('message', '')}", file=sys.stderr)
         else:
             print(f"{r['case']}: {r['status']}: {r.get('message', '')}{qc_text(r)}")
     print(f"{len(rows) - len(failed)} of {len(rows)} cases done, {len(failed)} failed")
-    return 1 if failed else 0
+    if not failed:
+        return EXIT_OK
+    return EXIT_NOTHING_RAN if len(failed) == len(rows) else EXIT_SOME_FAILED
 
 
 def qc_text(row: dict[str, Any]) -> str:

@@ -1,9 +1,16 @@
-"""Atomic file output: write to a temporary sibling, then rename over the target."""
+"""Atomic file output: write to a temporary sibling, then rename over the target.
+
+A temporary is named ``.<target>.<host>-<pid>.<random>.part<ext>``: it carries its writer's
+host and process id, so cleanup (:func:`part_writer_gone`) removes only the temporaries of a
+writer that no longer runs, never a live (even paused) writer's.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +22,39 @@ def _suffixes(path: Path) -> str:
         if name.lower().endswith(double):
             return name[-len(double) :]
     return path.suffix
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:64] or "host"
+
+
+def _owner() -> str:
+    return f"{_host()}-{os.getpid()}"
+
+
+_OWNER = re.compile(r"\.(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)\.[^.]+\.part")
+
+
+def part_writer_gone(part: Path) -> bool:
+    """Whether the process that writes temporary ``part`` has ended: True only for a part of
+    this host whose process id no longer runs (or a part with no owner, from before owners
+    were recorded). Parts of other hosts (a shared folder) are never judged gone."""
+    matches = list(_OWNER.finditer(part.name))
+    if not matches:
+        return True
+    owner = matches[-1]
+    if owner.group("host") != _host():
+        return False
+    pid = int(owner.group("pid"))
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
 
 
 def _umask() -> int:
@@ -33,7 +73,8 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".part" + _suffixes(target), dir=target.parent
+        prefix=f".{target.name}.{_owner()}.", suffix=".part" + _suffixes(target),
+        dir=target.parent,
     )
     os.close(fd)
     tmp_path = Path(tmp)
