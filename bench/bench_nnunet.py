@@ -2,7 +2,7 @@
 
 Same model folder (the committed fixture A by default), same CT-sized input file, same tile
 step (0.5), folds and mirroring; each side runs in a fresh subprocess so the peak resident set
-sizes (``ru_maxrss``) are separate:
+sizes (``VmHWM``) are separate:
 
 * nnU-Net: ``nnUNetPredictor(device=cpu).initialize_from_trained_model_folder`` then
   ``predict_from_files_sequential`` (nnU-Net's own reading, preprocessing, prediction and
@@ -98,9 +98,19 @@ def run_medseg(args: argparse.Namespace) -> dict:
     return {"load_s": loaded - start, "predict_s": time.perf_counter() - loaded}
 
 
+def peak_rss_mb() -> float:
+    """This process's resident high-water mark (``VmHWM``; ``ru_maxrss`` would also count the
+    parent's size at the fork that started it)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def worker(args: argparse.Namespace) -> None:
     result = run_nnunet(args) if args.worker == "nnunet" else run_medseg(args)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
     print("RESULT " + json.dumps(result), flush=True)
 
 

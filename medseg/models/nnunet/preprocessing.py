@@ -159,7 +159,9 @@ def prepare_volume(volume: Volume, plans: Plans, config: Configuration,
     spacing = axis_map.spacing(tuple(float(s) for s in volume.spacing))
     shape_before = tuple(int(s) for s in data.shape[1:])
     bbox = nonzero_bbox(data)
-    crop = np.array(data[every_channel(slice(a, b) for a, b in bbox)], dtype=np.float32)
+    # C order in nnU-Net's axes (np.array would keep the file's memory order: slow slices)
+    crop = np.array(data[every_channel(slice(a, b) for a, b in bbox)], dtype=np.float32,
+                    order="C")
     del data
     target = config.spacing if len(config.spacing) == 3 else (spacing[0], *config.spacing)
     shape = new_shape(crop.shape[1:], spacing, target)

@@ -123,11 +123,10 @@ def _scipy_resample(channel: np.ndarray, shape: tuple[int, ...], axis: int | Non
     inter_shape[axis] = channel.shape[axis]
     inter = np.empty(inter_shape, dtype=np.float32)
     for k in range(channel.shape[axis]):
-        src = np.take(channel, k, axis=axis).astype(np.float64)
-        dst = src if src.shape == plane else _zoom(src, plane, order)
         index: list[slice | int] = [slice(None)] * channel.ndim
         index[axis] = k
-        inter[tuple(index)] = dst
+        src = channel[tuple(index)].astype(np.float64)
+        inter[tuple(index)] = src if src.shape == plane else _zoom(src, plane, order)
     return _along_axis(inter, axis, shape[axis], order_z).astype(np.float32, copy=False)
 
 
