@@ -145,6 +145,7 @@ def evaluate_pair(
     :data:`medseg.metrics.CLASS_METRICS`; the ``"all"`` row holds the semantic metrics.
     """
     label_names = normalize_labels(labels)
+    grid_note = grid_note_for(pred, ref)
     if not ref.same_grid(pred):
         if not resample:
             raise GeometryError(
@@ -161,6 +162,7 @@ def evaluate_pair(
         r_boxes = _present_labels(r_arr)
     except GeometryError as exc:
         raise GeometryError(f"reference {exc}") from None
+    notes = [n for n in (grid_note, labels_note(set(p_boxes), set(r_boxes))) if n]
     if label_names is None:
         label_names = {v: str(v) for v in sorted(set(p_boxes) | set(r_boxes))}
     else:
@@ -206,8 +208,33 @@ def evaluate_pair(
         rows.append(row)
     counts["mismatch"] = int(np.count_nonzero(p_arr != r_arr))
     rows.append({"class": ALL_CLASSES, "label": None, "status": "ok",
+                 **({"note": "; ".join(notes)} if notes else {}),
                  **semantic_from_counts(counts, n_voxels)})
     return rows
+
+
+def _grid_short(vol: LabelMap) -> str:
+    sp = "x".join(f"{s:.3g}" for s in vol.spacing)
+    return f"{'x'.join(map(str, vol.spatial_shape))} at {sp} mm"
+
+
+def grid_note_for(pred: LabelMap, ref: LabelMap) -> str | None:
+    """Said before a score: the reference grid differs beyond the grid tolerance (the
+    prediction is then resampled onto it)."""
+    if ref.same_grid(pred):
+        return None
+    return (f"reference grid differs: {_grid_short(ref)} vs {_grid_short(pred)} (prediction);"
+            " resampled")
+
+
+def labels_note(pred_values: set[int], ref_values: set[int]) -> str | None:
+    """Said before a score: the two maps share no label value (a reference of another task
+    or model); None when they do or when either map is empty."""
+    pred_values, ref_values = pred_values - {0}, ref_values - {0}
+    if not pred_values or not ref_values or pred_values & ref_values:
+        return None
+    return (f"no label in common (prediction {', '.join(map(str, sorted(pred_values)))}; "
+            f"reference {', '.join(map(str, sorted(ref_values)))})")
 
 
 # ---- pairing folders ------------------------------------------------------------------------

@@ -196,16 +196,35 @@ def test_evaluate_case_and_cohort(models_dir):
     _ok(at)
     at.button(key="score_bundled").click().run()
     _ok(at)
-    dice = _table(at, "dice", "hd95")
-    assert list(dice["class"]) == ["white_matter", "grey_matter", "csf"]
+    dice = _table(at, "dice", "hd95 (mm)")  # units and the NSD tolerance in the titles
+    assert list(dice["class"]) == ["white_matter", "grey_matter", "csf"]  # label order
+    assert "nsd @ 1 mm" in dice.columns
     assert dice["dice"].between(0, 1).all()
+    assert not at.warning  # same grid, labels in common: nothing to warn about
+    assert at.file_uploader(key="ref_upload").label.startswith("…or upload")
     # the same through an uploaded reference
     ref = (BRAIN / "labelsTs" / "brain_100.nii.gz").read_bytes()
     at.file_uploader(key="ref_upload").set_value(("ref.nii.gz", ref, "application/gzip"))
     at.run()
     at.button(key="score_upload").click().run()
     _ok(at)
-    np.testing.assert_allclose(_table(at, "dice", "hd95")["dice"], dice["dice"])
+    np.testing.assert_allclose(_table(at, "dice", "hd95 (mm)")["dice"], dice["dice"])
+    # a reference on another grid (half resolution): said plainly before the scores
+    import nibabel as nib
+
+    full = nib.load(BRAIN / "labelsTs" / "brain_100.nii.gz")
+    half = nib.Nifti1Image(np.asarray(full.dataobj)[::2, ::2, ::2].astype(np.uint8),
+                           full.affine @ np.diag([2.0, 2.0, 2.0, 1.0]))
+    coarse = io.BytesIO(half.to_bytes())
+    at.file_uploader(key="ref_upload").set_value(("coarse.nii", coarse.getvalue(),
+                                                  "application/octet-stream"))
+    at.run()
+    at.button(key="score_upload").click().run()
+    warning = " ".join(w.value for w in at.warning)
+    assert "reference grid differs" in warning and "resampled" in warning, warning
+    at.file_uploader(key="ref_upload").set_value(("ref.nii.gz", ref, "application/gzip"))
+    at.run()
+    at.button(key="score_upload").click().run()
     # cohort: the masks predicted in this session against the bundled test labels
     at.button(key="cohort_run").click().run()
     _ok(at)

@@ -333,3 +333,35 @@ def test_single_slice_volume_is_scored_in_2d_with_a_warning():
     as_3d = class_metrics(pred2d[:, :, None] == 1, ref2d[:, :, None] == 1, spacing)
     assert row["assd"] != pytest.approx(as_3d["assd"])  # 3D would count every voxel as border
     assert row["ref_volume_ml"] == pytest.approx(15 * 16 * 0.8 * 1.1 * 2.0 / 1000)
+
+
+def test_mismatched_reference_is_said_before_scores(tmp_path, capsys):
+    """A reference on another grid, or with no label in common, is scored with a plain note in
+    the case's row and a warning from ``medseg evaluate`` (no silent Dice 0.03)."""
+    from medseg.cli import main
+    from medseg.evaluation import evaluate_pair
+    from medseg.io import write_image
+    from medseg.volume import LabelMap
+
+    pred = np.zeros((20, 20, 10), dtype=np.uint8)
+    pred[5:15, 5:15, 2:8] = 1
+    ref_same = LabelMap(pred[None].copy(), np.diag([2.0, 2.0, 3.0, 1.0]))
+    rows = evaluate_pair(LabelMap(pred[None], ref_same.affine), ref_same)
+    assert "note" not in rows[-1]
+    other_labels = LabelMap((pred * 3)[None], ref_same.affine)
+    rows = evaluate_pair(LabelMap(pred[None], ref_same.affine), other_labels)
+    assert rows[-1]["status"] == "ok"  # scored, with the note beside it
+    assert rows[-1]["note"] == "no label in common (prediction 1; reference 3)"
+    coarse = LabelMap(pred[::2, ::2, ::2][None].copy(), np.diag([4.0, 4.0, 6.0, 1.0]))
+    rows = evaluate_pair(LabelMap(pred[None], ref_same.affine), coarse, resample=True)
+    assert rows[-1]["note"].startswith(
+        "reference grid differs: 10x10x5 at 4x4x6 mm vs 20x20x10 at 2x2x3 mm (prediction)")
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "ref").mkdir()
+    write_image(LabelMap(pred[None], ref_same.affine), tmp_path / "pred" / "c1.nii.gz")
+    write_image(other_labels, tmp_path / "ref" / "c1.nii.gz")
+    main(["evaluate", "--pred", str(tmp_path / "pred"), "--ref", str(tmp_path / "ref"),
+          "-o", str(tmp_path / "report")])
+    assert "medseg: warning: case c1: no label in common" in capsys.readouterr().err
+    per_case = (tmp_path / "report" / "per_case.csv").read_text()
+    assert "no label in common (prediction 1; reference 3)" in per_case

@@ -54,9 +54,20 @@ def class_labels() -> dict[int, str] | None:
     return {v: n for v, n in seg.label_names.items() if v != 0}
 
 
+#: column titles with units; NSD with its tolerance (evaluate_pair's default, 1 mm)
+COLUMN_TITLES = {"hd95": "hd95 (mm)", "nsd": "nsd @ 1 mm", "ref_volume_ml": "ref volume (mL)",
+                 "pred_volume_ml": "pred volume (mL)"}
+
+
 def dice_chart(rows: list[dict]) -> None:
-    data = {"class": [r["class"] for r in rows], "Dice": [r["dice"] for r in rows]}
-    st.bar_chart(data, x="class", y="Dice", height=260)
+    """Dice per class, bars in the table's order (label order), not alphabetical."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"class": pd.Categorical([r["class"] for r in rows],
+                                                  categories=[r["class"] for r in rows],
+                                                  ordered=True),
+                          "Dice": [r["dice"] for r in rows]})
+    st.bar_chart(frame, x="class", y="Dice", height=260, sort=False)
 
 
 # ---- this case ------------------------------------------------------------------------------
@@ -75,7 +86,8 @@ else:
     has_bundled = sample is not None and sample.reference is not None
     if has_bundled and st.button("Score against the bundled reference", key="score_bundled"):
         reference, shown = sample.reference, f"{sample.case} reference"
-    upload = st.file_uploader("…or upload a reference mask (NIfTI, NRRD, MHA, PNG)",
+    upload = st.file_uploader(("…or upload" if has_bundled else "Upload")
+                              + " a reference mask (NIfTI, NRRD, MHA, PNG)",
                               key="ref_upload", **uploader_limit(max_mb))
     if upload is not None and st.button("Score against the uploaded reference",
                                         key="score_upload"):
@@ -102,11 +114,14 @@ else:
         st.error(state["pair_error"])
     if state.get("pair_rows"):
         result = state["pair_rows"]
-        class_rows = [r for r in result["rows"] if r["class"] != "all"]
-        st.markdown(f"Scores against **{plain(result['reference'])}**")
-        st.dataframe([{c: r.get(c) for c in COLUMNS} for r in class_rows], hide_index=True,
-                     key="dice_table")
+        class_rows = sorted((r for r in result["rows"] if r["class"] != "all"),
+                            key=lambda r: r["label"])  # table and chart in label order
         overall = next(r for r in result["rows"] if r["class"] == "all")
+        if overall.get("note"):  # before any score: say why it may mean nothing
+            st.warning(plain(f"Check the reference: {overall['note']}"))
+        st.markdown(f"Scores against **{plain(result['reference'])}**")
+        st.dataframe([{COLUMN_TITLES.get(c, c): r.get(c) for c in COLUMNS} for r in class_rows],
+                     hide_index=True, key="dice_table")
         c1, c2 = st.columns(2)
         c1.metric("Mean Dice", f"{sum(r['dice'] for r in class_rows) / len(class_rows):.3f}"
                   if class_rows else "–")

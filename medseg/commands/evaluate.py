@@ -183,6 +183,9 @@ def run(args) -> int:
         print(f"medseg: warning: unpaired prediction (no reference): {path}", file=sys.stderr)
     for path in pairing.ref_only:
         print(f"medseg: warning: unpaired reference (no prediction): {path}", file=sys.stderr)
+    for row in result.rows:
+        if row.get("class") == "all" and row.get("note"):
+            print(f"medseg: warning: case {row['case']}: {row['note']}", file=sys.stderr)
     for case, message in errors.items():
         print(f"medseg: error: case {case}: {message}", file=sys.stderr)
     if args.fail_on_criteria and crit and not crit["passed"]:

@@ -42,7 +42,7 @@ def json_safe(obj: Any) -> Any:
 
 def per_case_columns(extra_metrics: Sequence[str] = ()) -> list[str]:
     return ["case", "class", "label", "status", *CLASS_METRICS, *extra_metrics,
-            *SEMANTIC_METRICS, "error", "pred_file", "ref_file"]
+            *SEMANTIC_METRICS, "note", "error", "pred_file", "ref_file"]
 
 
 def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
