@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,5 +246,8 @@ def segment_cases(cases: list[CaseInput], out_dir: str | Path, segmenter, *,
     summary_name = "summary.json" if world == 1 else f"summary_rank{rank}.json"
     if out_dir.is_dir():
         remove_stale_parts(out_dir, [summary_name])
-    write_text_atomic(out_dir / summary_name, json.dumps(rows, indent=2) + "\n")
+    try:
+        write_text_atomic(out_dir / summary_name, json.dumps(rows, indent=2) + "\n")
+    except MedsegError as exc:  # the per-case rows still reach the caller (and the screen)
+        warnings.warn(f"{exc}; the summary was not written", stacklevel=2)
     return rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 
@@ -42,3 +43,31 @@ class MultipleSeriesError(InputError):
             path,
             f"holds {len(series)} DICOM series, pick one with --series UID: {listing}",
         )
+
+
+_OS_PROBLEMS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EROFS: "read-only file system",
+    errno.EISDIR: "is a folder, not a file",
+    errno.ENOTDIR: "a file is in the way (a folder was expected)",
+    errno.EEXIST: "already exists and is not a folder",
+    errno.ENAMETOOLONG: "name too long",
+    errno.EFBIG: "file too large for the file system",
+}
+
+
+def os_problem(exc: OSError) -> str:
+    """A short, path-free description of an operating-system error."""
+    if exc.errno in _OS_PROBLEMS:
+        return _OS_PROBLEMS[exc.errno]
+    return (exc.strerror or type(exc).__name__).lower()
+
+
+def input_error_from_os(path: str | Path, exc: OSError) -> InputError:
+    """``InputError(path, problem)`` for an OSError met while reading or writing ``path``;
+    the path the OS names, when it is more precise, is kept."""
+    named = exc.filename if isinstance(exc.filename, str) and exc.filename else None
+    return InputError(named or path, os_problem(exc))

@@ -10,7 +10,7 @@ from typing import Any
 from medseg.batch import expand_inputs, segment_cases
 from medseg.commands.pacs import add_segment_options, segment_from_args, uses_dicomweb
 from medseg.device import resolve_device
-from medseg.errors import MedsegError
+from medseg.errors import InputError, MedsegError
 from medseg.inference import InferenceSettings, Segmenter
 from medseg.instances import PANOPTIC_OFFSET, find_instances
 from medseg.io import read_label_map
@@ -97,6 +97,9 @@ def open_models(names: list[str], options: dict[str, Any], registry, device) -> 
 
 
 def run(args) -> int:
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "already exists and is not a folder")
     registry = load_registry(args.plugins_dir, fresh=True)
     device = resolve_device(args.device)
     settings = InferenceSettings(

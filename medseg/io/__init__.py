@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medseg.errors import GeometryError, InputError, MedsegError
+from medseg.errors import GeometryError, InputError, MedsegError, input_error_from_os
 from medseg.io.guards import reason
 from medseg.volume import LabelMap, Volume
 
@@ -43,8 +43,15 @@ def read_image(
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file not found")
-    if path.is_dir() and not any(path.iterdir()):
-        raise InputError(path, "folder is empty")
+    try:
+        if path.is_dir():
+            if not any(path.iterdir()):
+                raise InputError(path, "folder is empty")
+        else:
+            with open(path, "rb"):  # unreadable: say so, not "not valid nifti"
+                pass
+    except OSError as exc:
+        raise input_error_from_os(path, exc) from None
     reg = _registry(registry)
     for reader in reg.readers_by_priority():
         try:

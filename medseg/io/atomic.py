@@ -8,12 +8,15 @@ writer that no longer runs, never a live (even paused) writer's.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from medseg.errors import InputError, os_problem
 
 
 def _suffixes(path: Path) -> str:
@@ -68,20 +71,31 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target`` with the same extension.
 
     On normal exit the temporary file replaces ``target`` in one ``os.replace``; on any
-    exception it is removed, so ``target`` is either complete or untouched.
+    exception it is removed, so ``target`` is either complete or untouched. An OS error while
+    writing (full disk, read-only or missing permission, a folder in the way) becomes a
+    one-line :class:`InputError` naming ``target``.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{target.name}.{_owner()}.", suffix=".part" + _suffixes(target),
-        dir=target.parent,
-    )
+    try:
+        if target.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "is a directory", str(target))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{target.name}.{_owner()}.", suffix=".part" + _suffixes(target),
+            dir=target.parent,
+        )
+    except OSError as exc:  # name a parent folder in the way, else the target
+        named = Path(exc.filename) if isinstance(exc.filename, str) else None
+        where = named if named is not None and named in target.parents else target
+        raise InputError(where, os_problem(exc)) from None
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp creates 0600; use the usual file mode
     try:
         yield tmp_path
         os.replace(tmp_path, target)
+    except OSError as exc:  # full disk, quota, a folder in the way...: the caller's one line
+        raise InputError(target, os_problem(exc)) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
