@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from medseg.csvsafe import safe_dict
 from medseg.inference import Segmentation
 from medseg.instances import Instances
 from medseg.io import write_image
@@ -25,8 +26,8 @@ def volumes_csv(rows: list[dict[str, Any]], qc: QC | None = None) -> str:
     writer = csv.DictWriter(buf, fieldnames=["label", "name", "voxels", "volume_ml", "qc",
                                              "qc_reasons"], lineterminator="\n")
     writer.writeheader()
-    writer.writerows({**r, "qc": qc.status if qc else "",
-                      "qc_reasons": "; ".join(qc.reasons_for(r["name"])) if qc else ""}
+    writer.writerows(safe_dict({**r, "qc": qc.status if qc else "",
+                                "qc_reasons": "; ".join(qc.reasons_for(r["name"])) if qc else ""})
                      for r in rows)
     return buf.getvalue()
 
@@ -52,7 +53,7 @@ def instances_csv(instances: Instances) -> str:
                                          "voxels", "volume_ml"]
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows(safe_dict(r) for r in rows)
     return buf.getvalue()
 
 

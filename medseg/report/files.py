@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from medseg.csvsafe import safe_row
 from medseg.io.atomic import write_text_atomic
 from medseg.metrics import CLASS_METRICS, SEMANTIC_METRICS
 from medseg.report.stats import STATS, summarize, worst_cases
@@ -46,12 +47,13 @@ def per_case_columns(extra_metrics: Sequence[str] = ()) -> list[str]:
 
 
 def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
-    """CSV with fixed columns: NaN as ``nan``, not applicable (None) as an empty cell."""
+    """CSV with fixed columns: NaN as ``nan``, not applicable (None) as an empty cell; text
+    that a spreadsheet would run as a formula starts with ``'`` (:mod:`medseg.csvsafe`)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in columns])
+        writer.writerow(safe_row(_cell(row.get(c)) for c in columns))
     write_text_atomic(path, buf.getvalue())
 
 
