@@ -13,7 +13,8 @@ Both get the same number of torch threads (``--threads``; nnU-Net's ``nnUNet_def
 set to it as well). The input is a medseg CT phantom on a 512 x 512 x 200 grid at
 0.8 x 0.8 x 2.5 mm (stored with the voxel axes the fixture was trained with), written once to
 ``--work``. Prints time, peak memory, their ratios, and the voxel agreement and per-class Dice
-between the two masks.
+between the two masks. With ``--repeats N`` the two alternate N times and the fastest time
+and the highest peak of each are reported (the CPU here is shared).
 
 Run inside the environment that has nnunetv2 (medseg installed there with ``--no-deps``)::
 
@@ -161,6 +162,7 @@ def main() -> None:
     p.add_argument("--folds", nargs="*", default=None)
     p.add_argument("--mirror", action="store_true")
     p.add_argument("--batch", type=int, default=2, help="medseg's sw_batch_size")
+    p.add_argument("--repeats", type=int, default=2, help="runs of each, alternating")
     p.add_argument("--worker", choices=("nnunet", "medseg"), help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -182,13 +184,17 @@ def main() -> None:
             make_input(args.input, tuple(args.shape), tuple(args.spacing), args.storage)
     print(f"model {args.model}\ninput {args.input}  threads {args.threads}  mirror "
           f"{args.mirror}  folds {args.folds or 'all'}", flush=True)
-    results = {}
-    for kind in ("nnunet", "medseg"):
-        out = args.work / f"mask_{kind}.nii.gz"
-        results[kind] = spawn(kind, args, out)
-        r = results[kind]
-        print(f"{kind:7s} load {r['load_s']:6.1f} s  predict {r['predict_s']:7.1f} s  "
-              f"peak RSS {r['peak_rss_mb']:8.0f} MB", flush=True)
+    results: dict[str, dict] = {}
+    for repeat in range(args.repeats):  # alternate the two so load changes hit both alike
+        for kind in ("nnunet", "medseg"):
+            r = spawn(kind, args, args.work / f"mask_{kind}.nii.gz")
+            print(f"{kind:7s} run {repeat + 1}: load {r['load_s']:6.1f} s  predict "
+                  f"{r['predict_s']:7.1f} s  peak RSS {r['peak_rss_mb']:8.0f} MB", flush=True)
+            best = results.setdefault(kind, r)
+            best["load_s"] = min(best["load_s"], r["load_s"])
+            best["predict_s"] = min(best["predict_s"], r["predict_s"])
+            best["peak_rss_mb"] = max(best["peak_rss_mb"], r["peak_rss_mb"])
+    print(f"(fastest of {args.repeats} run(s) each, highest peak)")
     agreement, dices = compare(args.work / "mask_nnunet.nii.gz", args.work / "mask_medseg.nii.gz")
     n, m = results["nnunet"], results["medseg"]
     total = (n["load_s"] + n["predict_s"]) / (m["load_s"] + m["predict_s"])
