@@ -21,8 +21,8 @@ def _u(gen: torch.Generator, lo: float, hi: float) -> float:
 def _ordered_means(n_brain: int, family: str, gen: torch.Generator) -> dict[str, float]:
     wm = _u(gen, 0.55, 0.9)
     if family == "t1":
-        return {"background": _u(gen, 0.0, 0.06), "wm": wm, "gm": wm * _u(gen, 0.55, 0.82),
-                "csf": wm * _u(gen, 0.05, 0.35), "skull": _u(gen, 0.0, 0.15),
+        return {"background": _u(gen, 0.0, 0.06), "wm": wm, "gm": wm * _u(gen, 0.55, 0.9),
+                "csf": wm * _u(gen, 0.05, 0.55), "skull": _u(gen, 0.0, 0.15),
                 "muscle": wm * _u(gen, 0.35, 0.7), "fat": _u(gen, 0.75, 1.0),
                 "soft": wm * _u(gen, 0.3, 0.8)}
     # t2-like: CSF brightest, GM above WM, fat bright-ish, bone dark

@@ -6,8 +6,9 @@ that came with it). :func:`synthesize` draws, in this order (SynthSeg's order):
 1. a field of view inside the source padded by :attr:`SynthSettings.pad_mm`, and a random
    affine + elastic deformation (:mod:`medseg.synth.deform`);
 2. the head around the brain (:mod:`medseg.synth.head`), or none (a brain on dark air);
-3. per-class Gaussian-mixture intensities (:mod:`medseg.synth.contrast`); optionally the real
-   source image inside the brain, with a synthetic head around it;
+3. per-class Gaussian-mixture intensities (:mod:`medseg.synth.contrast`); with probability
+   ``p_real_brain`` the real source image inside the brain instead (rescaled to the drawn WM
+   mean), with the synthetic head or air around it;
 4. acquisition voxel size (blur, down- and up-sampling), bias field, gamma, Rician noise
    (:mod:`medseg.synth.artefacts`);
 5. skull stripping: everything outside the (randomly dilated) brain set to exactly 0.
@@ -50,10 +51,10 @@ class SynthSettings:
     fov_fraction: tuple[float, float] = (0.7, 1.0)
     p_head: float = 0.5
     p_skull_strip: float = 0.35
-    #: without stripping: probability to put the real source image (when given) inside the brain
-    p_real_brain: float = 0.3
-    p_random_contrast: float = 0.35
-    p_t1_contrast: float = 0.45
+    #: probability to put the real source image (when given) inside the brain
+    p_real_brain: float = 0.5
+    p_random_contrast: float = 0.25
+    p_t1_contrast: float = 0.5
     p_thick_slices: float = 0.5
     max_thickness_mm: float = 7.0
     max_inplane_mm: float = 3.0
@@ -156,8 +157,7 @@ def synthesize(src: SynthSource, gen: torch.Generator,
     means, family = draw_means(src.n_brain, gen, s.p_random_contrast, s.p_t1_contrast)
     image = paint(head, means, gen)
     brain = labels > 0
-    real = (src.image is not None and not strip
-            and float(torch.rand((), generator=gen)) < s.p_real_brain)
+    real = src.image is not None and float(torch.rand((), generator=gen)) < s.p_real_brain
     if real:
         real_img = warp(src.image, grid, labels=False)
         wm = real_img[labels == 1]
