@@ -15,6 +15,7 @@ The empty-mask policy is the one of :mod:`medseg.metrics`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import warnings
@@ -450,6 +451,8 @@ def evaluate_folders(
     study: Any = None,
     sections: Mapping[str, Any] | None = None,
     pdf: bool = False,
+    atomic: bool = True,
+    ref_label: str | None = None,
 ) -> EvaluationResult:
     """Score every case of ``pred_dir`` against ``ref_dir`` and write the report to ``out_dir``.
 
@@ -460,10 +463,16 @@ def evaluate_folders(
     (default: those of the plugin registry; they must be picklable when ``workers > 1``).
     ``progress``: tqdm bar (None = on a terminal). ``study``: a
     :class:`medseg.study.StudyOptions` (criteria, subgroups); ``sections``: report sections
-    computed elsewhere (the readers of :mod:`medseg.study.readers`).
+    computed elsewhere (the readers of :mod:`medseg.study.readers`). ``atomic``: build the
+    report beside ``out_dir`` and swap it in as a whole (:mod:`medseg.report.folder`); False
+    when ``out_dir`` is itself inside such a build folder. ``ref_label``: the reference
+    folder as the report names it (default ``ref_dir``).
     """
     from medseg import report
+    from medseg.report.folder import check_target, relocate, report_folder
 
+    if atomic:
+        check_target(out_dir)  # before the scoring, which can take minutes
     scored = score_folders(pred_dir, ref_dir, labels=labels, tolerance=tolerance,
                            empty_score=empty_score, resample=resample, workers=workers,
                            metrics=metrics, plugins_dir=plugins_dir, progress=progress)
@@ -472,17 +481,21 @@ def evaluate_folders(
     settings = report.settings_dict(
         labels=scored.labels, classes=dict(sorted(classes.items())), tolerance=tolerance,
         empty_score=empty_score, resample=resample, workers=scored.workers,
-        extra_metrics=extras, pred_dir=str(pred_dir), ref_dir=str(ref_dir),
+        extra_metrics=extras, pred_dir=str(pred_dir), ref_dir=ref_label or str(ref_dir),
     )
     from medseg.study.agreement import volume_agreement
 
     extra = {"volume_agreement": volume_agreement(rows), **(sections or {})}
     if study is not None:
         extra.update(study.sections(rows, [*CLASS_METRICS, *(s.name for s in extras)]))
-    summary, written = report.write_report(rows, out_dir, settings=settings,
-                                           pairing=scored.pairing,
-                                           extra_metrics=[s.name for s in extras],
-                                           sections=extra, pdf=pdf)
+    folder = report_folder(out_dir) if atomic else contextlib.nullcontext(Path(out_dir))
+    with folder as build:
+        summary, written = report.write_report(rows, build, settings=settings,
+                                               pairing=scored.pairing,
+                                               extra_metrics=[s.name for s in extras],
+                                               sections=extra, pdf=pdf)
+    if atomic:
+        written = relocate(written, build, Path(out_dir))
     return EvaluationResult(rows=rows, pairing=scored.pairing, settings=settings,
                             summary=summary, files=written, sections=extra)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import sys
 
-from medseg.commands.evaluate import add_scoring_args, scoring_kwargs
+from medseg.commands.evaluate import add_scoring_args, scoring_kwargs, sweep_interrupted_reports
 from medseg.errors import MedsegError
 
 
@@ -67,6 +67,7 @@ def run(args) -> int:
         raise MedsegError(f"--metrics: unknown {', '.join(unknown)} "
                           f"(known: {', '.join(CLASS_METRICS)})")
     margin = parse_margin(args.margin)
+    sweep_interrupted_reports(args.output)
     if isinstance(margin, dict):
         bad = [k for k in margin if k != "default" and k not in metrics]
         if bad:

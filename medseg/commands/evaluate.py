@@ -146,9 +146,19 @@ def scoring_kwargs(args) -> dict:
     }
 
 
+def sweep_interrupted_reports(output: str) -> None:
+    """Say so, and clear up, when an earlier run writing this report folder was killed."""
+    from medseg.report.folder import sweep_interrupted
+
+    for path in sweep_interrupted(output):
+        print(f"medseg: warning: {output}: an earlier run was interrupted before its report "
+              f"was complete; removed its unfinished folder {path}", file=sys.stderr)
+
+
 def run(args) -> int:
     from medseg.evaluation import evaluate_folders
 
+    sweep_interrupted_reports(args.output)
     kwargs = scoring_kwargs(args)
     study = study_options(args, kwargs["labels"])
     if len(args.ref) > 1:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from medseg.csvsafe import safe_row
+from medseg.debughooks import pause_point
 from medseg.io.atomic import write_text_atomic
 from medseg.metrics import CLASS_METRICS, SEMANTIC_METRICS
 from medseg.report.stats import STATS, summarize, worst_cases
@@ -130,6 +131,7 @@ def write_report(
     if "volume_agreement" not in sections:
         sections["volume_agreement"] = volume_agreement(rows)
     write_csv(files["per_case"], rows, per_case_columns(extra_metrics))
+    pause_point("report-per-case-written")
     write_csv(files["summary_csv"], summary_rows(summary),
               ["class", "label", "metric", *STATS, "n_errors"])
     write_csv(out / "volume_agreement.csv", agreement_rows(sections["volume_agreement"]),

@@ -121,39 +121,44 @@ def compare_folders(
     """Evaluate every prediction folder and compare them (see the module docstring)."""
     from medseg import report
     from medseg.evaluation import evaluate_folders
+    from medseg.io.atomic import write_text_atomic
+    from medseg.report.folder import check_target, relocate, report_folder
 
     if len(pred_dirs) < 2:
         raise MedsegError("compare needs at least two --pred folders")
     names = list(names) if names else model_names(pred_dirs)
-    out = Path(out_dir)
-    results = {name: evaluate_folders(pred, ref_dir, out / name, **kwargs)
-               for name, pred in zip(names, pred_dirs, strict=True)}
-    known = set(results[names[0]].rows[0]) if results[names[0]].rows else set()
-    unknown = [m for m in metrics if known and m not in known]
-    if unknown:
-        raise MedsegError(f"unknown metric {', '.join(unknown)} for compare")
-    rows = compare_rows({n: r.rows for n, r in results.items()}, metrics, margin=margin)
-    files = {"csv": out / "comparison.csv", "json": out / "comparison.json",
-             "html": out / "comparison.html"}
-    report.write_csv(files["csv"], rows, COLUMNS)
-    document = {
-        "models": {n: str(p) for n, p in zip(names, pred_dirs, strict=True)},
-        "reference": str(ref_dir),
-        "baseline": names[0],
-        "margin": margin,
-        "metrics": list(metrics),
-        "comparisons": rows,
-        "settings": results[names[0]].settings,
-        "method": "paired percentile bootstrap of the mean difference B - A "
-                  f"({report.BOOTSTRAP_RESAMPLES} resamples, seed {report.BOOTSTRAP_SEED}); "
-                  "two-sided Wilcoxon signed-rank test (scipy, zero differences dropped); "
-                  "Holm adjustment over classes per metric and model pair",
-    }
-    from medseg.io.atomic import write_text_atomic
-
-    write_text_atomic(files["json"], json.dumps(report.json_safe(document), indent=2,
-                                                allow_nan=False) + "\n")
-    write_text_atomic(files["html"], report.render_comparison_page(document))
-    if pdf:
-        files["pdf"] = report.html_to_pdf(files["html"], out / "comparison.pdf")
-    return ComparisonResult(rows=rows, models={n: r for n, r in results.items()}, files=files)
+    check_target(out_dir)
+    kwargs.pop("atomic", None)
+    with report_folder(out_dir) as out:
+        results = {name: evaluate_folders(pred, ref_dir, out / name, atomic=False, **kwargs)
+                   for name, pred in zip(names, pred_dirs, strict=True)}
+        known = set(results[names[0]].rows[0]) if results[names[0]].rows else set()
+        unknown = [m for m in metrics if known and m not in known]
+        if unknown:
+            raise MedsegError(f"unknown metric {', '.join(unknown)} for compare")
+        rows = compare_rows({n: r.rows for n, r in results.items()}, metrics, margin=margin)
+        files = {"csv": out / "comparison.csv", "json": out / "comparison.json",
+                 "html": out / "comparison.html"}
+        report.write_csv(files["csv"], rows, COLUMNS)
+        document = {
+            "models": {n: str(p) for n, p in zip(names, pred_dirs, strict=True)},
+            "reference": str(ref_dir),
+            "baseline": names[0],
+            "margin": margin,
+            "metrics": list(metrics),
+            "comparisons": rows,
+            "settings": results[names[0]].settings,
+            "method": "paired percentile bootstrap of the mean difference B - A "
+                      f"({report.BOOTSTRAP_RESAMPLES} resamples, seed {report.BOOTSTRAP_SEED}); "
+                      "two-sided Wilcoxon signed-rank test (scipy, zero differences dropped); "
+                      "Holm adjustment over classes per metric and model pair",
+        }
+        write_text_atomic(files["json"], json.dumps(report.json_safe(document), indent=2,
+                                                    allow_nan=False) + "\n")
+        write_text_atomic(files["html"], report.render_comparison_page(document))
+        if pdf:
+            files["pdf"] = report.html_to_pdf(files["html"], out / "comparison.pdf")
+    target = Path(out_dir)
+    for res in results.values():
+        res.files = relocate(res.files, out, target)
+    return ComparisonResult(rows=rows, models=results, files=relocate(files, out, target))

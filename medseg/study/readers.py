@@ -159,9 +159,12 @@ def evaluate_readers(
         score_folders,
     )
     from medseg.io import read_label_map, write_image
+    from medseg.report.folder import check_target, relocate, report_folder
 
     if len(ref_dirs) < 2:
         raise MedsegError("several readers need at least two --ref folders")
+    check_target(out_dir)
+    kwargs.pop("atomic", None)
     names = list(reader_names or [f"R{i + 1}" for i in range(len(ref_dirs))])
     label_names = normalize_labels(labels)
     reader_files = [{c: r for c, _, r in pair_cases(pred_dir, ref).pairs} for ref in ref_dirs]
@@ -172,30 +175,36 @@ def evaluate_readers(
     score_kw = {k: v for k, v in kwargs.items()
                 if k in ("tolerance", "empty_score", "resample", "workers", "metrics",
                          "plugins_dir")}
-    consensus_dir = Path(out_dir) / "consensus"
-    consensus_dir.mkdir(parents=True, exist_ok=True)
-    values = sorted(label_names) if label_names else None
+    with report_folder(out_dir) as build:
+        consensus_dir = build / "consensus"
+        consensus_dir.mkdir()
+        values = sorted(label_names) if label_names else None
 
-    for case in sorted(cases):
-        maps = [read_label_map(files[case]) for files in reader_files]
-        maps = [maps[0]] + [m if m.same_grid(maps[0]) or not resample
-                            else resample_nearest(m, maps[0]) for m in maps[1:]]
-        present = values or sorted({int(v) for m in maps for v in np.unique(m.data) if v > 0})
-        write_image(staple_consensus(maps, present), consensus_dir / f"{case}.nii.gz")
-    chosen = sorted(cases)
-    vs_reader = {
-        name: score_folders(pred_dir, ref, labels=label_names, cases=chosen, **score_kw).rows
-        for name, ref in zip(names, ref_dirs, strict=True)
-    }
-    between = {
-        f"{names[i]} vs {names[j]}": score_folders(ref_dirs[i], ref_dirs[j], labels=label_names,
-                                                  cases=chosen, **score_kw).rows
-        for i, j in itertools.combinations(range(len(ref_dirs)), 2)
-    }
-    consensus_rows = score_folders(pred_dir, consensus_dir, labels=label_names, cases=chosen,
-                                   **score_kw).rows
-    section = readers_section(vs_reader, between, consensus_rows)
-    section["consensus"] = "STAPLE (SimpleITK STAPLEImageFilter per class, p >= 0.5)"
-    section["reader_folders"] = {n: str(r) for n, r in zip(names, ref_dirs, strict=True)}
-    return evaluate_folders(pred_dir, consensus_dir, out_dir, labels=label_names,
-                            sections={"readers": section}, **kwargs)
+        for case in sorted(cases):
+            maps = [read_label_map(files[case]) for files in reader_files]
+            maps = [maps[0]] + [m if m.same_grid(maps[0]) or not resample
+                                else resample_nearest(m, maps[0]) for m in maps[1:]]
+            present = values or sorted({int(v) for m in maps
+                                        for v in np.unique(m.data) if v > 0})
+            write_image(staple_consensus(maps, present), consensus_dir / f"{case}.nii.gz")
+        chosen = sorted(cases)
+        vs_reader = {
+            name: score_folders(pred_dir, ref, labels=label_names, cases=chosen, **score_kw).rows
+            for name, ref in zip(names, ref_dirs, strict=True)
+        }
+        between = {
+            f"{names[i]} vs {names[j]}": score_folders(ref_dirs[i], ref_dirs[j],
+                                                       labels=label_names, cases=chosen,
+                                                       **score_kw).rows
+            for i, j in itertools.combinations(range(len(ref_dirs)), 2)
+        }
+        consensus_rows = score_folders(pred_dir, consensus_dir, labels=label_names,
+                                       cases=chosen, **score_kw).rows
+        section = readers_section(vs_reader, between, consensus_rows)
+        section["consensus"] = "STAPLE (SimpleITK STAPLEImageFilter per class, p >= 0.5)"
+        section["reader_folders"] = {n: str(r) for n, r in zip(names, ref_dirs, strict=True)}
+        result = evaluate_folders(pred_dir, consensus_dir, build, labels=label_names,
+                                  sections={"readers": section}, atomic=False,
+                                  ref_label=str(Path(out_dir) / "consensus"), **kwargs)
+    result.files = relocate(result.files, build, Path(out_dir))
+    return result
