@@ -62,9 +62,33 @@ def make_input(path: Path, shape: tuple[int, int, int], spacing: tuple[float, fl
     nib.save(img, str(path))
 
 
+#: trainer classes by module, for nnU-Net's trainer lookup (its name search imports every
+#: trainer module, one of which needs timm -> torchvision, broken against the CPU torch here;
+#: see tests/fixtures/nnunet/README.md). Only the lookup is replaced, not the predictor.
+TRAINER_MODULES = {
+    "nnUNetTrainer_50epochs":
+        "nnunetv2.training.nnUNetTrainer.variants.training_length.nnUNetTrainer_Xepochs",
+    "nnUNetTrainer_onlyMirror01":
+        "nnunetv2.training.nnUNetTrainer.variants.data_augmentation.nnUNetTrainerNoMirroring",
+    "nnUNetTrainer": "nnunetv2.training.nnUNetTrainer.nnUNetTrainer",
+}
+
+
 def run_nnunet(args: argparse.Namespace) -> dict:
+    import importlib
+
+    import nnunetv2.inference.predict_from_raw_data as pfrd
     import torch
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    search = pfrd.recursive_find_trainer_class_by_name
+
+    def find_trainer(name: str):
+        if name in TRAINER_MODULES:
+            return getattr(importlib.import_module(TRAINER_MODULES[name]), name)
+        return search(name)
+
+    pfrd.recursive_find_trainer_class_by_name = find_trainer
 
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
