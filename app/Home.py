@@ -6,8 +6,10 @@ import streamlit as st
 
 from medseg import __version__
 from medseg_ui import engine
+from medseg_ui.session import sweep_stale_folders
 
 st.set_page_config(page_title="medseg", page_icon=":material/neurology:", layout="wide")
+sweep_stale_folders()  # uploads left by a killed app (live sessions' folders stay)
 
 st.title("medseg")
 st.caption(f"Plugin-based medical image segmentation · version {__version__}")

@@ -1,15 +1,22 @@
 """Per-session state: a private temporary folder, validated uploads, one-line error messages.
 
-Each browser session gets its own folder (``tempfile.mkdtemp``) kept in ``st.session_state``;
-it is removed when the session's state is dropped (``weakref.finalize``) or at exit. Uploaded
-files are written under a fixed name plus a validated suffix: nothing from the upload's name
-reaches a path.
+Each browser session gets its own folder (``tempfile.mkdtemp``, mode 0700) kept in
+``st.session_state``; it is removed when the session's state is dropped (``weakref.finalize``)
+or at exit. A killed app removes nothing, so every folder holds :data:`OWNER_FILE` (host,
+process id and that process's start time) and :func:`sweep_stale_folders` removes, at the
+next start, the folders whose process is gone; those of live sessions stay. Uploaded files are
+written under a fixed name plus a validated suffix: nothing from the upload's name reaches a
+path.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
+import stat
 import tempfile
+import time
 import weakref
 from pathlib import Path
 from typing import Any
@@ -28,12 +35,78 @@ class UploadError(MedsegError):
     """An upload that is refused before the engine sees it (size, type)."""
 
 
+#: prefix of the session folders in the temporary directory
+FOLDER_PREFIX = "medseg-app-"
+#: file in a session folder naming the process that owns it: "host pid start_time"
+OWNER_FILE = ".owner"
+#: a folder without an owner file (an older app) is stale after this many seconds
+UNOWNED_MAX_AGE_S = 24 * 3600
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time (clock ticks since boot, from /proc) or "" where unknown."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return text.rsplit(")", 1)[-1].split()[19]
+
+
+def _owner_alive(owner: str) -> bool:
+    """Whether the process an owner line names still runs (another host's: assumed so)."""
+    parts = owner.split()
+    if len(parts) < 2 or not parts[1].isdigit():
+        return False
+    host, pid = parts[0], int(parts[1])
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    started = parts[2] if len(parts) > 2 else ""
+    return not started or started == _start_time(pid)  # a reused pid is another process
+
+
+def sweep_stale_folders(root: str | Path | None = None) -> list[Path]:
+    """Remove session folders under ``root`` (the temporary directory) whose owner process is
+    gone: a killed or crashed app. Only this user's real folders are considered (no links);
+    return the removed folders."""
+    root = Path(root or tempfile.gettempdir())
+    removed = []
+    for path in root.glob(FOLDER_PREFIX + "*"):
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            continue
+        try:
+            owner = (path / OWNER_FILE).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            if time.time() - info.st_mtime < UNOWNED_MAX_AGE_S:
+                continue
+        except OSError:
+            continue
+        else:
+            if _owner_alive(owner):
+                continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
 class SessionFolder:
     """A private temporary folder removed when this object dies or at interpreter exit."""
 
     def __init__(self) -> None:
-        self.path = Path(tempfile.mkdtemp(prefix="medseg-app-"))
+        self.path = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
         self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.path), True)
+        (self.path / OWNER_FILE).write_text(
+            f"{socket.gethostname()} {os.getpid()} {_start_time(os.getpid())}\n",
+            encoding="utf-8")
 
     def subdir(self, name: str, *, fresh: bool = True) -> Path:
         """A child folder (emptied first when ``fresh``)."""
@@ -51,6 +124,7 @@ def session_folder(state: Any) -> SessionFolder:
     """The session's folder, created on first use (``state`` is ``st.session_state``)."""
     folder = state.get("_medseg_folder") if hasattr(state, "get") else None
     if folder is None or not folder.path.is_dir():
+        sweep_stale_folders()
         folder = SessionFolder()
         state["_medseg_folder"] = folder
     return folder
