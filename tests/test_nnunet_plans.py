@@ -225,3 +225,61 @@ def test_tiles_gaussian_padding_and_mirror_combinations():
     assert mirror_combinations((0, 1, 2)) == [(0,), (1,), (2,), (0, 1), (0, 2), (1, 2),
                                               (0, 1, 2)]
     assert mirror_combinations(None) == []
+
+
+class _PointwiseNet(torch.nn.Module):
+    """A per-voxel network: tiling, padding and weighting must give back its plain output."""
+
+    def __init__(self, dims: int) -> None:
+        super().__init__()
+        conv = torch.nn.Conv3d if dims == 3 else torch.nn.Conv2d
+        torch.manual_seed(0)
+        self.conv = conv(2, 4, 1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+@pytest.mark.parametrize(("shape", "patch"), [((2, 30, 41, 17), (8, 16, 16)),   # 3D, padded
+                                              ((2, 5, 40, 33), (16, 16))])      # 2D slices
+def test_sliding_window_reassembles_a_pointwise_network(shape, patch):
+    from medseg.models.nnunet.sliding_window import mirrored_forward, sliding_window_logits
+
+    image = torch.randn(shape)
+    net = _PointwiseNet(len(patch)).eval()
+    with torch.no_grad():
+        if len(patch) == 3:
+            direct = net(image[None])[0]
+        else:  # slice by slice along the first axis
+            direct = torch.stack([net(image[:, d][None])[0] for d in range(shape[1])], dim=1)
+        forwards = [mirrored_forward(net, (0, 1, 2)[: len(patch)], torch.device("cpu"), 3)]
+        tiled = sliding_window_logits(image, patch, 0.5, forwards, 4, batch_size=3)
+    assert tiled.shape == direct.shape
+    torch.testing.assert_close(tiled, direct, atol=1e-5, rtol=1e-5)
+
+
+def test_reorienting_readers_see_ras_and_the_others_the_file_order(tmp_path):
+    """SimpleITKIO/NibabelIO: nnU-Net's array is the file's voxel array with the axes reversed
+    (then transpose_forward); ...WithReorient readers turn the image to RAS first."""
+    from medseg.models.nnunet.preprocessing import prepare_volume
+    from medseg.volume import Volume
+
+    rng = np.random.default_rng(3)
+    data = rng.normal(size=(1, 6, 7, 8)).astype(np.float32) + 5
+    lps = Volume(data, np.diag([-1.0, -2.0, 3.0, 1.0]))
+    ras = Volume(data[:, ::-1, ::-1, :].copy(), np.diag([1.0, 2.0, 3.0, 1.0]))
+    config = _current_layout()
+    config["spacing"] = [3.0, 2.0, 1.0]  # nnU-Net order: no resampling for these volumes
+    config["normalization_schemes"] = ["NoNormalization"]
+    for reader, same in (("SimpleITKIO", False), ("NibabelIOWithReorient", True)):
+        plans = read_plans(_write_plans(tmp_path, {"3d_fullres": config},
+                                        image_reader_writer=reader))
+        cfg = plans.configuration("3d_fullres")
+        a = prepare_volume(lps, plans, cfg).image.numpy()
+        b = prepare_volume(ras, plans, cfg).image.numpy()
+        assert a.shape == b.shape == (1, 8, 7, 6)
+        # reversed axes of the file's array (SimpleITKIO), or of its RAS version
+        np.testing.assert_array_equal(b[0], ras.array[0].transpose(2, 1, 0))
+        if not same:
+            np.testing.assert_array_equal(a[0], data[0].transpose(2, 1, 0))
+        assert np.array_equal(a, b) == same
