@@ -7,6 +7,7 @@ import streamlit as st
 from medseg import __version__
 from medseg_ui import engine
 from medseg_ui.session import sweep_stale_folders
+from medseg_ui.text import plain
 
 st.set_page_config(page_title="medseg", page_icon=":material/neurology:", layout="wide")
 sweep_stale_folders()  # uploads left by a killed app (live sessions' folders stay)
@@ -36,6 +37,6 @@ with col3:
 
 models = engine.models()
 if models:
-    st.success(f"Models available: {', '.join(models)}")
+    st.success(plain(f"Models available: {', '.join(models)}"))
 else:
     st.warning("No trained model bundle found yet (sample_data/models/ or $MEDSEG_MODELS_DIR).")

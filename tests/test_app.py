@@ -30,6 +30,7 @@ if str(APP) not in sys.path:  # `streamlit run` puts the main script's folder on
 from medseg.volume import LabelMap, Volume  # noqa: E402
 from medseg_ui import render  # noqa: E402
 from medseg_ui.session import SessionFolder, UploadError, save_upload  # noqa: E402
+from medseg_ui.text import plain  # noqa: E402  (names on the page are markdown-escaped)
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +109,7 @@ def _volumes(at: AppTest):
 def test_home_links_pages_and_lists_models(models_dir):
     at = _app()
     _ok(at)
-    assert "brain_tissue" in at.success[0].value
+    assert plain("brain_tissue") in at.success[0].value
 
 
 def test_segment_sample_view_and_volumes(models_dir):
@@ -116,7 +117,7 @@ def test_segment_sample_view_and_volumes(models_dir):
     _ok(at)
     _segment_sample(at)
     table = _volumes(at)
-    assert list(table["class"]) == ["white_matter", "grey_matter", "csf"]
+    assert list(table["class"]) == [plain(n) for n in ("white_matter", "grey_matter", "csf")]
     assert (table["volume (mL)"] >= 0).all() and table["volume (mL)"].sum() > 0
     assert len(at.get("image")) == 3  # axial, coronal, sagittal
     assert _classes(at).value == [1, 2, 3]  # every class shown at first
@@ -140,8 +141,7 @@ def test_upload_nifti_zip_dicom_and_2d(models_dir, tmp_path):
     at.file_uploader(key="upload").set_value(("../../x/brain.nii.gz", data, "application/gzip"))
     at.run()
     _ok(at)
-    assert "brain.nii.gz" in at.markdown[0].value or any(
-        "brain.nii.gz" in m.value for m in at.markdown)
+    assert any(plain("brain.nii.gz") in m.value for m in at.markdown)
     at.button(key="run").click().run()
     _ok(at)
     assert _volumes(at)["voxels"].sum() > 0
@@ -184,9 +184,9 @@ def test_bad_upload_shows_one_line_error(models_dir, name, content, expected):
     assert not at.exception
     assert len(at.error) == 1
     message = at.error[0].value
-    assert expected in message and "\n" not in message
-    assert "Traceback" not in message and "medseg-app-" not in message  # no server paths
-    assert ".nii.gz.nii" not in message and ".nii.nii" not in message  # the name once
+    assert plain(expected) in message and "\n" not in message
+    assert "Traceback" not in message and plain("medseg-app-") not in message  # no paths
+    assert plain(".nii.gz.nii") not in message and plain(".nii.nii") not in message
 
 
 def test_evaluate_case_and_cohort(models_dir):

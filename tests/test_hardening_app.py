@@ -8,6 +8,7 @@ session folder, wrote a fake DICOM file in it and was SIGKILLed.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -23,12 +24,15 @@ from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app"
+BRAIN = ROOT / "sample_data" / "Dataset001_BrainTissue"
 TIMEOUT = 120
 
 if str(APP) not in sys.path:  # `streamlit run` puts the main script's folder on sys.path
     sys.path.insert(0, str(APP))
 
 from medseg_ui.session import OWNER_FILE, SessionFolder, sweep_stale_folders  # noqa: E402
+from medseg_ui.text import html_text, plain  # noqa: E402
+from tests.hostile import MARKDOWN_NAMES, write_named_bundle  # noqa: E402
 
 SESSION_CHILD = (
     "import sys, tempfile, time; sys.path.insert(0, sys.argv[1]); "
@@ -97,3 +101,86 @@ def test_sweep_leaves_other_files_and_recent_unowned_folders(temp_root):
     old = time.time() - 2 * 24 * 3600
     os.utime(unowned, (old, old))
     assert sweep_stale_folders(temp_root) == [unowned]
+
+
+# ---- item 6: names render as text ----------------------------------------------------------
+#: a markdown link or image, HTML, or emphasis that was not escaped
+UNESCAPED = re.compile(r"(?<!\\)\]\s*\(|(?<!\\)<\s*img|(?<!\\)\*bold")
+HOSTILE_MODEL = "[re-authenticate](https:host)"  # a folder name: no slashes
+
+
+def _bodies(at: AppTest) -> list[str]:
+    """The markdown text of every element that renders markdown (and the table cells)."""
+    out = []
+    for kind in ("markdown", "error", "warning", "info", "success", "caption", "subheader",
+                 "header", "title"):
+        out += [str(e.value) for e in getattr(at, kind)]
+    out += [str(e.label) for e in at.expander]
+    for table in at.table:
+        frame = table.value.reset_index()
+        out += [str(v) for v in frame.to_numpy().ravel()]
+    return out
+
+
+def _assert_shown_as_text(at: AppTest, names) -> None:
+    bodies = _bodies(at)
+    for body in bodies:
+        assert not UNESCAPED.search(body), f"markdown survives in {body!r}"
+    for name in names:
+        assert any(plain(name) in b or html_text(name) in b for b in bodies), \
+            f"{name!r} is not on the page as escaped text"
+
+
+@pytest.fixture
+def hostile_models(tmp_path, monkeypatch):
+    """A models folder with a bundle named like a link whose classes are the hostile names."""
+    write_named_bundle(tmp_path / "models" / HOSTILE_MODEL, MARKDOWN_NAMES)
+    monkeypatch.setenv("MEDSEG_MODELS_DIR", str(tmp_path / "models"))
+    return tmp_path / "models"
+
+
+def _segment_page() -> AppTest:
+    at = AppTest.from_file(str(APP / "Home.py"), default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/1_Segment.py").run()
+    return at
+
+
+@pytest.mark.parametrize("name", MARKDOWN_NAMES)
+def test_upload_names_render_as_text(name, temp_root):
+    at = _segment_page()
+    data = (BRAIN / "imagesTs" / "brain_100_0000.nii.gz").read_bytes()
+    shown = name.rsplit("/", 1)[-1] + ".nii.gz"  # the browser's base name
+    at.file_uploader(key="upload").set_value((f"{name}.nii.gz", data, "application/gzip"))
+    at.run()
+    assert not at.exception and not at.error
+    _assert_shown_as_text(at, [shown])
+    at.file_uploader(key="upload").set_value((f"{name}.nii", b"not nifti", "application/gzip"))
+    at.run()  # an error message that quotes the name
+    assert not at.exception and len(at.error) == 1
+    _assert_shown_as_text(at, [name.rsplit("/", 1)[-1] + ".nii"])
+
+
+def test_model_class_and_reference_names_render_as_text(hostile_models, temp_root):
+    at = _segment_page()
+    assert HOSTILE_MODEL in at.selectbox(key="model").options
+    at.selectbox(key="model").set_value(HOSTILE_MODEL)
+    at.radio(key="source").set_value("Bundled sample").run()
+    at.selectbox(key="sample_pick").set_value("BrainTissue / brain_100")
+    at.button(key="load_sample").click().run()
+    at.button(key="run").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    _assert_shown_as_text(at, [*MARKDOWN_NAMES, f"Volumes ({HOSTILE_MODEL})"])
+
+    at.switch_page("pages/2_Evaluate.py").run()
+    reference = (BRAIN / "labelsTs" / "brain_100.nii.gz").read_bytes()
+    at.file_uploader(key="ref_upload").set_value(
+        (f"{HOSTILE_MODEL}.nii.gz", reference, "application/gzip"))
+    at.run()
+    at.button(key="score_upload").click().run()
+    assert not at.exception
+    _assert_shown_as_text(at, [f"{HOSTILE_MODEL}.nii.gz", HOSTILE_MODEL])
+
+    at.switch_page("pages/3_Models_and_plugins.py").run()
+    assert not at.exception
+    _assert_shown_as_text(at, [HOSTILE_MODEL])

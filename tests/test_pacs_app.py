@@ -23,6 +23,8 @@ HOSTILE = "**PWN** <img src=x onerror=alert(1)> [link](http://evil.example)"
 if str(APP) not in sys.path:
     sys.path.insert(0, str(APP))
 
+from medseg_ui.text import plain  # noqa: E402  (messages on the page are markdown-escaped)
+
 
 @pytest.fixture(scope="module")
 def orthanc(tmp_path_factory):
@@ -71,5 +73,5 @@ def test_a_refused_connection_is_one_error_line():
     url = f"http://127.0.0.1:{free_port()}/dicom-web"
     at = _page(url)
     assert not at.exception
-    assert [e.value for e in at.error] == [f"{url}: listing studies: connection refused (is the "
-                                           "server running on that port?)"]
+    assert [e.value for e in at.error] == [plain(f"{url}: listing studies: connection refused "
+                                                 "(is the server running on that port?)")]

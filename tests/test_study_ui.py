@@ -19,6 +19,8 @@ APP = Path(__file__).resolve().parents[1] / "app"
 if str(APP) not in sys.path:
     sys.path.insert(0, str(APP))
 
+from medseg_ui.text import plain  # noqa: E402  (messages on the page are markdown-escaped)
+
 SIDES = [8, 10, 12, 8]
 
 
@@ -88,5 +90,5 @@ def test_bad_criteria_file_is_one_line_on_the_page(tmp_path):
     at.run()
     at.button(key="cohort_run").click().run()
     assert not at.exception
-    assert len(at.error) == 1 and "unknown metric 'dise'" in at.error[0].value
+    assert len(at.error) == 1 and plain("unknown metric 'dise'") in at.error[0].value
     assert "\n" not in at.error[0].value

@@ -8,15 +8,9 @@ as itself).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
-
-
-def escape_markdown(text: str) -> str:
-    """``text`` shown literally by Markdown: ASCII punctuation escaped, line breaks as spaces."""
-    return _PUNCTUATION.sub(r"\\\1", " ".join(str(text).split()))
+from medseg_ui.text import plain as escape_markdown
 
 
 def banner_text(qc: Any, model: str) -> str | None:

@@ -18,6 +18,7 @@ from PIL import Image
 from medseg.colours import hex_colour, label_colour
 from medseg.preprocess import canonical_affine, canonical_transform, reorient_array
 from medseg.volume import LabelMap, Volume
+from medseg_ui.text import html_text
 
 #: window presets: name -> (width, level); None = automatic (1st-99th percentile)
 WINDOW_PRESETS: dict[str, tuple[float, float] | None] = {
@@ -154,11 +155,7 @@ def legend_html(label_names: Mapping[int, str], visible: Sequence[int] | None = 
         items.append(
             f'<span style="margin-right:1em;{style}"><span style="display:inline-block;'
             f"width:0.9em;height:0.9em;background:{hex_colour(value)};margin-right:0.3em;"
-            f'vertical-align:middle;border-radius:2px"></span>{_escape(name)}</span>'
+            f'vertical-align:middle;border-radius:2px"></span>{html_text(name)}</span>'
         )
     return "".join(items)
 
-
-def _escape(text: str) -> str:
-    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace('"', "&quot;"))

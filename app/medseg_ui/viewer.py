@@ -8,6 +8,7 @@ import streamlit as st
 
 from medseg.instances import Instances, find_instances
 from medseg_ui import render
+from medseg_ui.text import plain
 
 _KEYS = ("window", "opacity", "by_instance")
 
@@ -73,7 +74,7 @@ def show(state: Any, image, seg) -> Instances | None:
     if by_instance and seg is not None and visible:
         found, disp = _instances(state, image, seg, tuple(sorted(visible)))
         counts = ", ".join(f"{label_names[c]}: {n}" for c, n in found.counts().items())
-        st.caption(f"{len(found.table)} instances ({counts})")
+        st.caption(plain(f"{len(found.table)} instances ({counts})"))
         visible = None  # every instance of the chosen classes
     elif label_names:
         st.markdown(render.legend_html(label_names, visible), unsafe_allow_html=True)

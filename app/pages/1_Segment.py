@@ -18,6 +18,7 @@ from medseg_ui.session import (
     session_folder,
     uploader_limit,
 )
+from medseg_ui.text import plain
 
 st.set_page_config(page_title="medseg · Segment", page_icon=":material/image_search:",
                    layout="wide")
@@ -50,10 +51,10 @@ with st.sidebar:
     if model is not None:
         try:
             info = engine.model_info(model)
-            st.caption(f"{info.format} · {len(info.labels) - 1} classes"
-                       + (f" · {info.modality}" if info.modality else ""))
+            st.caption(plain(f"{info.format} · {len(info.labels) - 1} classes"
+                             + (f" · {info.modality}" if info.modality else "")))
         except Exception as exc:
-            st.error(error_message(exc, HIDE))
+            st.error(plain(error_message(exc, HIDE)))
         if engine.takes_trust(model):
             trust = st.checkbox("Trust this bundle's code", key="trust",
                                 help="A MONAI bundle's config runs Python expressions; tick "
@@ -106,7 +107,7 @@ else:
             state.pop("load_error", None)
 
 if state.get("load_error"):
-    st.error(state["load_error"])
+    st.error(plain(state["load_error"]))
 
 image = state.get("image")
 if image is None:
@@ -114,7 +115,8 @@ if image is None:
     st.stop()
 
 sp = " × ".join(f"{s:.3g}" for s in image.spacing)
-st.markdown(f"**{state['image_name']}** · shape {' × '.join(map(str, image.spatial_shape))} · "
+shape = " × ".join(map(str, image.spatial_shape))
+st.markdown(f"**{plain(state['image_name'])}** · shape {shape} · "
             f"spacing {sp} mm · orientation {image.orientation} · {image.n_channels} channel(s)")
 
 # ---- run ------------------------------------------------------------------------------------
@@ -123,20 +125,21 @@ STEPS = ("preprocessing", "sliding-window inference", "resampling to the input g
 if not models:
     st.warning("No model is available yet, so only viewing is possible.")
 elif st.button("Run segmentation", type="primary", key="run"):
-    with st.status(f"Segmenting with {model}…", expanded=True) as status:
+    with st.status(plain(f"Segmenting with {model}…"), expanded=True) as status:
         bar = st.progress(0.0, text="loading the model")
 
         def progress(message: str) -> None:
             step = next((i for i, s in enumerate(STEPS) if message.startswith(s)), 0)
-            bar.progress((step + 1) / (len(STEPS) + 1), text=message)
-            st.write(message)
+            bar.progress((step + 1) / (len(STEPS) + 1), text=plain(message))
+            st.markdown(plain(message))
 
         try:
             seg = engine.segmenter(model, overlap=overlap, mirror=mirror, fast=fast,
                                    postprocessors=tuple(postprocessors), trust=trust)(
                 image, where=state["image_name"], progress=progress)
             bar.progress(1.0, text="done")
-            status.update(label=f"Segmented with {model}", state="complete", expanded=False)
+            status.update(label=plain(f"Segmented with {model}"), state="complete",
+                          expanded=False)
         except Exception as exc:
             status.update(label="Segmentation failed", state="error", expanded=False)
             state["run_error"] = error_message(exc, HIDE)
@@ -153,7 +156,7 @@ elif st.button("Run segmentation", type="primary", key="run"):
                 preds[case] = {"mask": mask_path, "reference": state["sample"].reference,
                                "model": model}
 if state.get("run_error"):
-    st.error(state["run_error"])
+    st.error(plain(state["run_error"]))
 
 seg = state.get("seg")
 if seg is not None:
@@ -165,10 +168,10 @@ instances = viewer.show(state, image, seg)
 
 # ---- volumes and downloads ------------------------------------------------------------------
 if seg is not None:
-    st.subheader(f"Volumes ({state['seg_model']})")
+    st.subheader(plain(f"Volumes ({state['seg_model']})"))
     rows = seg.volumes()
-    st.table(pd.DataFrame(
-        [{"class": r["name"], "label": r["label"], "voxels": r["voxels"],
+    st.table(pd.DataFrame(  # st.table renders markdown in its cells
+        [{"class": plain(r["name"]), "label": r["label"], "voxels": r["voxels"],
           "volume (mL)": f"{r['volume_ml']:.1f}"} for r in rows]).set_index("class"))
     base = state["sample"].case if state.get("sample") else case_name(Path(state["image_name"]))
     c1, c2 = st.columns(2)

@@ -5,7 +5,6 @@ as markdown)."""
 
 from __future__ import annotations
 
-import re
 import shutil
 
 import streamlit as st
@@ -29,6 +28,7 @@ from medseg_ui.session import (
     session_folder,
     uploader_limit,
 )
+from medseg_ui.text import plain
 
 st.set_page_config(page_title="medseg · Evaluate", page_icon=":material/analytics:", layout="wide")
 st.title("Evaluate")
@@ -39,11 +39,6 @@ HIDE = {str(folder.path): "session"}
 max_mb = float(st.get_option("server.maxUploadSize") or DEFAULT_MAX_UPLOAD_MB)
 COLUMNS = ("class", "label", "status", "dice", "iou", "hd95", "nsd", "ref_volume_ml",
            "pred_volume_ml")
-
-
-def plain(text: object) -> str:
-    """Text safe inside a markdown element: every markdown/HTML character escaped."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", str(text))
 
 
 def class_labels() -> dict[int, str] | None:
@@ -111,7 +106,7 @@ else:
             state.pop("pair_error", None)
             state["pair_rows"] = {"rows": rows, "reference": shown}
     if state.get("pair_error"):
-        st.error(state["pair_error"])
+        st.error(plain(state["pair_error"]))
     if state.get("pair_rows"):
         result = state["pair_rows"]
         class_rows = sorted((r for r in result["rows"] if r["class"] != "all"),
@@ -247,7 +242,7 @@ if ready:
             "comparison": comparison,
         }
 if state.get("cohort_error"):
-    st.error(state["cohort_error"])
+    st.error(plain(state["cohort_error"]))
 if state.get("cohort"):
     res = state["cohort"]
     for case, err in res["errors"].items():

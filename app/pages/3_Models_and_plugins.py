@@ -9,6 +9,7 @@ import streamlit as st
 from medseg.metrics import METRIC_INFO
 from medseg_ui import engine
 from medseg_ui.session import error_message
+from medseg_ui.text import plain
 
 st.set_page_config(page_title="medseg · Models and plugins", page_icon=":material/extension:",
                    layout="wide")
@@ -18,7 +19,7 @@ st.header("Registered components")
 try:
     rows = engine.registry().describe()
 except Exception as exc:
-    st.error(error_message(exc))
+    st.error(plain(error_message(exc)))
     rows = []
 kinds = ["architecture", "loss", "postprocessor", "reader", "metric", "model_format"]
 kinds += sorted({r["kind"] for r in rows} - set(kinds))
@@ -57,19 +58,19 @@ for name in names:
     try:
         info = engine.model_info(name)
     except Exception as exc:
-        st.error(f"{name}: {error_message(exc)}")
+        st.error(plain(f"{name}: {error_message(exc)}"))
         continue
-    with st.expander(f"{info.name} ({name}) · {info.format}", expanded=True):
-        facts = [f"format **{info.format}**", f"{info.spatial_dims}D",
+    with st.expander(plain(f"{info.name} ({name}) · {info.format}"), expanded=True):
+        facts = [f"format **{plain(info.format)}**", f"{info.spatial_dims}D",
                  f"{info.in_channels} input channel(s)"]
         if info.modality:
-            facts.append(f"modality {info.modality}")
+            facts.append(f"modality {plain(info.modality)}")
         if info.spacing:
             facts.append("spacing " + " × ".join(f"{v:g}" for v in info.spacing) + " mm")
         if info.patch_size:
             facts.append("patch " + " × ".join(map(str, info.patch_size)))
         if info.folds:
-            facts.append("folds " + ", ".join(info.folds))
+            facts.append("folds " + plain(", ".join(info.folds)))
         st.markdown(" · ".join(facts))
         st.text(f"source: {info.source}")
         bundle = None
@@ -77,7 +78,7 @@ for name in names:
             try:
                 bundle = engine.medseg_bundle(name)
             except Exception as exc:
-                st.error(f"{name}: {error_message(exc)}")
+                st.error(plain(f"{name}: {error_message(exc)}"))
         training = bundle.config.get("training", {}) if bundle else {}
         val, test = training.get("val_dice", {}), training.get("test_dice", {})
         rows = [{"label": v, "class": n} for v, n in sorted(info.label_names.items())]

@@ -22,6 +22,7 @@ from medseg.pacs.retrieve import download_series
 from medseg.pacs.store import push_seg, same_study_seg
 from medseg_ui import engine, qc_banner, viewer
 from medseg_ui.session import error_message, session_folder
+from medseg_ui.text import plain
 
 st.set_page_config(page_title="medseg · PACS", page_icon=":material/dns:", layout="wide")
 st.title("PACS")
@@ -57,10 +58,10 @@ with st.sidebar:
         try:
             info = engine.model_info(model)
             modality = info.modality
-            st.caption(f"{info.format} · {len(info.labels) - 1} classes"
-                       + (f" · {info.modality}" if info.modality else ""))
+            st.caption(plain(f"{info.format} · {len(info.labels) - 1} classes"
+                             + (f" · {info.modality}" if info.modality else "")))
         except Exception as exc:
-            st.error(error_message(exc, HIDE))
+            st.error(plain(error_message(exc, HIDE)))
         if engine.takes_trust(model):
             trust = st.checkbox("Trust this bundle's code", key="pacs_trust")
 
@@ -80,7 +81,7 @@ if st.button("List studies", key="pacs_list") and url.strip():
         state["pacs_error"] = error_message(exc, HIDE)
 
 if state.get("pacs_error"):
-    st.error(state["pacs_error"])
+    st.error(plain(state["pacs_error"]))
 studies = state.get("pacs_studies")
 if studies is None:
     st.info("Enter the server's DICOMweb URL and list its studies.")
@@ -105,7 +106,7 @@ if state.get("pacs_series_of") != (state.get("pacs_server_url"), study):
         state["pacs_series"] = list_series(client, server, study)
         state["pacs_series_of"] = (server.url, study)
     except Exception as exc:
-        st.error(error_message(exc, HIDE))
+        st.error(plain(error_message(exc, HIDE)))
         st.stop()
 series_rows = state["pacs_series"]
 st.subheader("Series")
@@ -131,7 +132,7 @@ if not models:
 if st.button("Segment series", type="primary", key="pacs_run"):
     forget("pacs_image", "pacs_seg", "pacs_pushed", "pacs_run_error")
     viewer.reset(state)
-    with st.status(f"Segmenting series with {model}…", expanded=True) as status:
+    with st.status(plain(f"Segmenting series with {model}…"), expanded=True) as status:
         expected = chosen["NumberOfSeriesRelatedInstances"]
         expected = int(expected) if str(expected).isdigit() else None
         down = st.progress(0.0, text="downloading")
@@ -143,7 +144,7 @@ if st.button("Segment series", type="primary", key="pacs_run"):
 
         def progress(message: str) -> None:
             step = next((i for i, s in enumerate(STEPS) if message.startswith(s)), 0)
-            bar.progress((step + 1) / (len(STEPS) + 1), text=f"segmentation: {message}")
+            bar.progress((step + 1) / (len(STEPS) + 1), text=plain(f"segmentation: {message}"))
 
         try:
             server, client = connect(state["pacs_server_url"])
@@ -154,7 +155,8 @@ if st.button("Segment series", type="primary", key="pacs_run"):
             image = read_image(target)
             seg = engine.segmenter(model, trust=trust)(image, where=series, progress=progress)
             bar.progress(1.0, text="segmentation done")
-            status.update(label=f"Segmented with {model}", state="complete", expanded=False)
+            status.update(label=plain(f"Segmented with {model}"), state="complete",
+                          expanded=False)
         except Exception as exc:
             status.update(label="Segmentation failed", state="error", expanded=False)
             state["pacs_run_error"] = error_message(exc, {**HIDE, str(folder.path / "pacs_series"):
@@ -164,7 +166,7 @@ if st.button("Segment series", type="primary", key="pacs_run"):
                          pacs_source=(study, series))
             state["seg_serial"] = state.get("seg_serial", 0) + 1
 if state.get("pacs_run_error"):
-    st.error(state["pacs_run_error"])
+    st.error(plain(state["pacs_run_error"]))
 
 image, seg = state.get("pacs_image"), state.get("pacs_seg")
 if image is None or seg is None or state.get("pacs_source") != (study, series):
@@ -172,8 +174,8 @@ if image is None or seg is None or state.get("pacs_source") != (study, series):
 qc_banner.show(getattr(seg, "qc", None), state.get("pacs_seg_model", ""))
 st.subheader("Viewer")
 viewer.show(state, image, seg)
-st.subheader(f"Volumes ({state['pacs_seg_model']})")
-st.table(pd.DataFrame([{"class": r["name"], "label": r["label"], "voxels": r["voxels"],
+st.subheader(plain(f"Volumes ({state['pacs_seg_model']})"))
+st.table(pd.DataFrame([{"class": plain(r["name"]), "label": r["label"], "voxels": r["voxels"],
                         "volume (mL)": f"{r['volume_ml']:.1f}"} for r in seg.volumes()]
                       ).set_index("class"))
 
@@ -198,7 +200,7 @@ if st.button("Push SEG to the server", key="pacs_push"):
     except Exception as exc:
         state["pacs_push_error"] = error_message(exc, HIDE)
 if state.get("pacs_push_error"):
-    st.error(state["pacs_push_error"])
+    st.error(plain(state["pacs_push_error"]))
 if state.get("pacs_pushed"):
     st.success("SEG stored on the server")
     st.text(f"SEG SOPInstanceUID {state['pacs_pushed']} in study {study}")
