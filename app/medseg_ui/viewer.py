@@ -74,7 +74,7 @@ def show(state: Any, image, seg) -> Instances | None:
     if by_instance and seg is not None and visible:
         found, disp = _instances(state, image, seg, tuple(sorted(visible)))
         counts = ", ".join(f"{label_names[c]}: {n}" for c, n in found.counts().items())
-        st.caption(plain(f"{len(found.table)} instances ({counts})"))
+        st.caption(f"{len(found.table)} instances ({plain(counts)})")
         visible = None  # every instance of the chosen classes
     elif label_names:
         st.markdown(render.legend_html(label_names, visible), unsafe_allow_html=True)
