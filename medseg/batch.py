@@ -29,6 +29,7 @@ from medseg.errors import InputError, MedsegError
 from medseg.io import NIFTI_SUFFIXES, read_image, read_label_map
 from medseg.io.atomic import part_writer_gone, write_text_atomic
 from medseg.io.dicom import sniff_dicom_file
+from medseg.limits import working_bytes_per_voxel, working_memory
 from medseg.manifest import (
     BASE_OUTPUTS,
     manifest_path,
@@ -150,7 +151,9 @@ def _segment_case(case: CaseInput, out_dir: Path, segmenter, requested: set[str]
     """Read, segment and write every requested output; the manifest last."""
     paths = output_paths(out_dir, case.name)
     t0 = time.time()
-    image = read_image(case.path)
+    per_voxel = getattr(segmenter, "input_bytes_per_voxel", None)
+    with working_memory(per_voxel() if per_voxel else working_bytes_per_voxel()):
+        image = read_image(case.path)  # refused from its header when segmenting it cannot fit
     result = segmenter(image, where=str(case.path))
     written = write_segmentation(result, image, out_dir, case.name, model=segmenter.name)
     pause_point("after-mask")

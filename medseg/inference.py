@@ -251,6 +251,41 @@ class Segmenter:
     def labels(self) -> dict[str, int]:
         return {n: v for v, n in self.label_names.items()}
 
+    def input_bytes_per_voxel(self, channels: int = 1) -> float:
+        """Working memory per input voxel on the input grid: a float32 copy per channel, the
+        running argmax (best probability and class), the label map, and every class's
+        probability map when they are asked for."""
+        classes = len(self.label_names)
+        return 4.0 * channels + 10.0 + (4.0 * classes if self.settings.probabilities else 0.0)
+
+    def memory_estimate(self, volume: Volume) -> int:
+        """Bytes one segmentation of ``volume`` needs at its peak (estimate): the decoded input,
+        the input-grid arrays, and per model the model-grid image, class probabilities and
+        sliding-window accumulators (resampled from the input spacing to the model's)."""
+        voxels = int(np.prod(volume.spatial_shape))
+        channels = volume.n_channels
+        total = volume.array.nbytes + voxels * self.input_bytes_per_voxel(channels)
+        model_peak = 0.0
+        for m in self.models:
+            ratio = 1.0
+            if m.info.spacing and len(m.info.spacing) == volume.spatial_ndim:
+                ratio = float(np.prod(volume.spacing) / np.prod(m.info.spacing))
+            model_voxels = voxels * ratio
+            model_peak = max(model_peak, model_voxels * 4.0 * (channels + 2 * len(m.info.labels)
+                                                               + 2))
+        return int(total + model_peak)
+
+    def check_memory(self, volume: Volume, where: str = "input") -> None:
+        """Refuse, before allocating anything, a segmentation whose estimated working memory
+        exceeds ``MEDSEG_MAX_MEMORY_BYTES``."""
+        from medseg.limits import max_memory_bytes
+
+        needed, limit = self.memory_estimate(volume), max_memory_bytes()
+        if needed > limit:
+            raise InputError(where, f"segmenting this {'x'.join(map(str, volume.spatial_shape))}"
+                                    f" image needs about {needed} bytes, more than the limit "
+                                    f"of {limit} bytes (MEDSEG_MAX_MEMORY_BYTES)")
+
     @property
     def segment_codes(self) -> dict[str, Any]:
         """Class name -> the models' own DICOM segment codes, where a model gives them
@@ -271,6 +306,7 @@ class Segmenter:
             settings = InferenceSettings(**{**settings.__dict__, "overlap": 0.1, "mirror": False})
         for m in self.models:
             check_input(volume, m.info, where)
+        self.check_memory(volume, where)
         labels: np.ndarray | None = None
         prob_maps: list[np.ndarray] = []
         for model, lut in zip(self.models, self._luts, strict=True):

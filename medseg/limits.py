@@ -6,9 +6,12 @@ without reloading modules. A value that is not a positive integer falls back to 
 =============================  =============  ================================================
 variable                       default        bounds
 =============================  =============  ================================================
-``MEDSEG_MAX_IMAGE_BYTES``     4 GiB          decoded size of one image (voxels x bytes per
-                                              voxel x channels), checked from the header
-                                              before any voxel is allocated
+``MEDSEG_MAX_MEMORY_BYTES``    8 GiB          working memory of one image: its decoded
+                                              size plus the copies the step makes (a float
+                                              copy when read; the pipeline's arrays when
+                                              segmented), estimated from the header before
+                                              any voxel is allocated (also read from the
+                                              older name ``MEDSEG_MAX_IMAGE_BYTES``)
 ``MEDSEG_MAX_UNZIPPED_BYTES``  4 GiB          total size extracted from one zip archive
 ``MEDSEG_MAX_ZIP_MEMBERS``     20000          number of members of one zip archive
 =============================  =============  ================================================
@@ -16,13 +19,17 @@ variable                       default        bounds
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
+from collections.abc import Iterator
 
-MAX_IMAGE_BYTES_ENV = "MEDSEG_MAX_IMAGE_BYTES"
+MAX_MEMORY_BYTES_ENV = "MEDSEG_MAX_MEMORY_BYTES"
+MAX_IMAGE_BYTES_ENV = "MEDSEG_MAX_IMAGE_BYTES"  # the older name of the same limit
 MAX_UNZIPPED_BYTES_ENV = "MEDSEG_MAX_UNZIPPED_BYTES"
 MAX_ZIP_MEMBERS_ENV = "MEDSEG_MAX_ZIP_MEMBERS"
 
-DEFAULT_MAX_IMAGE_BYTES = 4 * 1024**3
+DEFAULT_MAX_MEMORY_BYTES = 8 * 1024**3
 DEFAULT_MAX_UNZIPPED_BYTES = 4 * 1024**3
 DEFAULT_MAX_ZIP_MEMBERS = 20000
 
@@ -40,9 +47,32 @@ def _env_int(name: str, default: int) -> int:
     return value if value > 0 else default
 
 
-def max_image_bytes() -> int:
-    """The largest decoded image (bytes) a reader accepts: ``$MEDSEG_MAX_IMAGE_BYTES``."""
-    return _env_int(MAX_IMAGE_BYTES_ENV, DEFAULT_MAX_IMAGE_BYTES)
+def max_memory_bytes() -> int:
+    """The most working memory (bytes) one image may need: ``$MEDSEG_MAX_MEMORY_BYTES`` (or
+    the older ``$MEDSEG_MAX_IMAGE_BYTES``)."""
+    if os.environ.get(MAX_MEMORY_BYTES_ENV, "").strip():
+        return _env_int(MAX_MEMORY_BYTES_ENV, DEFAULT_MAX_MEMORY_BYTES)
+    return _env_int(MAX_IMAGE_BYTES_ENV, DEFAULT_MAX_MEMORY_BYTES)
+
+
+#: bytes of working memory per input voxel beyond the decoded data: a float32 copy when an
+#: image is only read; a segmentation sets more (see :func:`working_memory`)
+_WORKING_BYTES = contextvars.ContextVar("medseg_working_bytes_per_voxel", default=4.0)
+
+
+def working_bytes_per_voxel() -> float:
+    return _WORKING_BYTES.get()
+
+
+@contextlib.contextmanager
+def working_memory(bytes_per_voxel: float) -> Iterator[None]:
+    """Within this block, readers count ``bytes_per_voxel`` of working memory per voxel on top
+    of the decoded data when they check an image's header against :func:`max_memory_bytes`."""
+    token = _WORKING_BYTES.set(float(bytes_per_voxel))
+    try:
+        yield
+    finally:
+        _WORKING_BYTES.reset(token)
 
 
 def max_unzipped_bytes() -> int:

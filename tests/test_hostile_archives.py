@@ -322,10 +322,10 @@ def test_default_limit_applies_without_the_variable(tmp_path, monkeypatch):
     monkeypatch.delenv("MEDSEG_MAX_IMAGE_BYTES", raising=False)
     path = tmp_path / "over.nii.gz"
     path.write_bytes(gzip.compress(_nifti_header((2048, 2048, 1100))))
-    with pytest.raises(InputError, match="more than the limit of 4294967296 bytes"):
+    with pytest.raises(InputError, match="more than the limit of 8589934592 bytes"):
         read_image(path)
     monkeypatch.setenv("MEDSEG_MAX_IMAGE_BYTES", "not a number")  # falls back to the default
-    with pytest.raises(InputError, match="more than the limit of 4294967296 bytes"):
+    with pytest.raises(InputError, match="more than the limit of 8589934592 bytes"):
         read_image(path)
 
 

@@ -47,8 +47,8 @@ def read_image(
         if path.is_dir():
             if not any(path.iterdir()):
                 raise InputError(path, "folder is empty")
-        else:
-            with open(path, "rb"):  # unreadable: say so, not "not valid nifti"
+        elif path.is_file():  # unreadable: say so, not "not valid nifti" (never a FIFO)
+            with open(path, "rb"):
                 pass
     except OSError as exc:
         raise input_error_from_os(path, exc) from None

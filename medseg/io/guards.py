@@ -1,7 +1,8 @@
 """Checks every reader makes on untrusted input before it allocates or trusts anything.
 
 * :func:`check_declared_size`: the size an image header declares is refused when a dimension
-  is not positive, when the decoded image would exceed :func:`medseg.limits.max_image_bytes`,
+  is not positive, when the image's working memory would exceed
+  :func:`medseg.limits.max_memory_bytes`,
   or when the file is too small to hold what it declares (a tiny compressed "bomb").
 * :func:`mapped`: a file opened for a decoder as a read-only memory map.
 * :func:`reason`: the one-line text of a library exception for an :class:`InputError`.
@@ -21,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from medseg.errors import InputError
-from medseg.limits import MAX_COMPRESSION_RATIO, max_image_bytes
+from medseg.limits import MAX_COMPRESSION_RATIO, max_memory_bytes, working_bytes_per_voxel
 
 #: exceptions decoders (nibabel, pydicom, Pillow, numpy) raise on malformed bytes
 DECODE_ERRORS: tuple[type[BaseException], ...] = (
@@ -75,13 +76,16 @@ def check_declared_size(
     dims = [int(d) for d in shape]
     if not dims or any(d <= 0 for d in dims):
         raise InputError(path, f"{what} declares an empty or negative image size {dims}")
-    nbytes = math.prod(dims) * max(int(itemsize), 1)
-    limit = max_image_bytes()
-    if nbytes > limit:
+    voxels = math.prod(dims)
+    nbytes = voxels * max(int(itemsize), 1)
+    needed = nbytes + int(voxels * working_bytes_per_voxel())
+    limit = max_memory_bytes()
+    if needed > limit:
         raise InputError(
             path,
-            f"{what} declares {'x'.join(map(str, dims))} voxels ({nbytes} bytes), more than "
-            f"the limit of {limit} bytes (MEDSEG_MAX_IMAGE_BYTES)",
+            f"{what} declares {'x'.join(map(str, dims))} voxels ({nbytes} bytes decoded, "
+            f"about {needed} bytes to process), more than the limit of {limit} bytes "
+            f"(MEDSEG_MAX_MEMORY_BYTES)",
         )
     if available is not None:
         room = available * MAX_COMPRESSION_RATIO + (1 << 16) if compressed else available
