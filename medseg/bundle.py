@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,9 @@ from typing import Any
 import torch
 
 from medseg.bundle_schema import validate_config
+from medseg.debughooks import pause_point
 from medseg.errors import InputError, MedsegError
-from medseg.io.atomic import atomic_path, write_text_atomic
+from medseg.io.atomic_folder import atomic_folder
 from medseg.preprocess import Preprocessing
 from medseg.registry import Registry, load_registry
 
@@ -174,15 +176,31 @@ def load_bundle(name_or_path: str | Path, registry: Registry | None = None) -> B
     return bundle
 
 
+#: file in a bundle's build folder until its weights and config are both written
+BUILDING = "BUILDING.txt"
+
+
 def save_bundle(path: str | Path, config: dict[str, Any],
                 state_dict: dict[str, torch.Tensor]) -> Bundle:
-    """Write weights then config (both atomically); the config records the weights' SHA-256."""
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
+    """Write a bundle as a whole: weights and config (recording the weights' SHA-256) go into
+    a build folder beside ``path``, with the bundle's other files, which then replaces the
+    bundle in one swap (:mod:`medseg.io.atomic_folder`). A reader never sees new weights
+    with an old config, even when the writer is killed."""
+    path = Path(path).absolute()
+    if path.exists() and not path.is_dir():
+        raise InputError(path, "is a file, not a model bundle folder")
     state = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
-    with atomic_path(path / WEIGHTS_NAME) as tmp:
-        torch.save(state, tmp)
-    config = {"format_version": FORMAT_VERSION, **config,
-              "weights": {"file": WEIGHTS_NAME, "sha256": sha256_file(path / WEIGHTS_NAME)}}
-    write_text_atomic(path / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
+    with atomic_folder(path, marker=BUILDING, step="bundle", marker_text=(
+            "medseg is writing this model bundle (process {pid}); if this file remains, the "
+            "run was interrupted and this folder is not a bundle.\n")) as build:
+        if path.is_dir():  # keep the bundle's other files (training checkpoint, notes...)
+            for item in path.iterdir():
+                if item.name not in (WEIGHTS_NAME, CONFIG_NAME) and item.is_file():
+                    shutil.copy2(item, build / item.name)
+        torch.save(state, build / WEIGHTS_NAME)
+        pause_point("bundle-weights-written")
+        config = {"format_version": FORMAT_VERSION, **config,
+                  "weights": {"file": WEIGHTS_NAME,
+                              "sha256": sha256_file(build / WEIGHTS_NAME)}}
+        (build / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     return Bundle(path, config)

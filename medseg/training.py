@@ -286,13 +286,22 @@ def train(dataset_dir: str | Path, output: str | Path, config: TrainConfig | Non
     state: dict[str, Any] = {"iteration": 0, "best": -1.0, "stale": 0, "best_dice": {},
                              "history": [], "training_record": record}
     ckpt_path = output / CHECKPOINT_NAME
+    best: list = []  # [config, state dict] of the best bundle, kept in the checkpoint
     if resume:
         if not ckpt_path.is_file():
             raise MedsegError(f"{ckpt_path}: no checkpoint to resume from")
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        net.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+        try:
+            net.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+            raise MedsegError(f"{ckpt_path}: checkpoint does not fit this architecture and "
+                              f"parameters (made by another training run?): {first}") from None
         state.update(json.loads(ckpt["state_json"]))
+        repair_bundle(output, ckpt)
+        if "best_model" in ckpt:
+            best[:] = [json.loads(ckpt["best_config_json"]), ckpt["best_model"]]
     model = net
     if distributed:
         model = torch.nn.parallel.DistributedDataParallel(
@@ -365,7 +374,7 @@ def train(dataset_dir: str | Path, output: str | Path, config: TrainConfig | Non
             if state["iteration"] % cfg.val_every == 0 or last:
                 stop = _validate_and_save(net, val_cases, label_values, patch, pre, cfg, ds,
                                           state, output, optimizer, device, rank, distributed,
-                                          spatial_dims, params, command_line)
+                                          spatial_dims, params, command_line, best)
                 if stop:
                     break
     if bar is not None:
@@ -414,7 +423,7 @@ def _bundle_config(ds: Dataset, cfg: TrainConfig, pre: Preprocessing, patch, spa
 
 def _validate_and_save(net, val_cases, label_values, patch, pre, cfg, ds, state, output,
                        optimizer, device, rank, distributed, spatial_dims, params,
-                       command_line) -> bool:
+                       command_line, best: list) -> bool:
     stop_flag = torch.zeros(1)
     if rank == 0:
         from medseg.inference import InferenceSettings, predict_probabilities
@@ -437,9 +446,11 @@ def _validate_and_save(net, val_cases, label_values, patch, pre, cfg, ds, state,
             config = _bundle_config(ds, cfg, pre, patch, spatial_dims, params, state,
                                     command_line)
             save_bundle(output, config, net.state_dict())
+            best[:] = [config, {k: v.detach().cpu().clone() for k, v in
+                                net.state_dict().items()}]
         else:
             state["stale"] += 1
-        _save_checkpoint(output, net, optimizer, state)
+        _save_checkpoint(output, net, optimizer, state, best)
         if state["stale"] >= cfg.patience:
             stop_flag[0] = 1
     if distributed:
@@ -449,13 +460,41 @@ def _validate_and_save(net, val_cases, label_values, patch, pre, cfg, ds, state,
     return bool(stop_flag[0])
 
 
-def _save_checkpoint(output: Path, net, optimizer, state) -> None:
+def _save_checkpoint(output: Path, net, optimizer, state, best: list | None = None) -> None:
+    """The training state; with the best bundle's config and weights, so ``--resume`` can
+    repair a bundle a killed run left inconsistent (:func:`repair_bundle`)."""
     from medseg.io.atomic import atomic_path
 
     ckpt = {"model": net.state_dict(), "optimizer": optimizer.state_dict(),
             "state_json": json.dumps(state)}
+    if best:
+        ckpt["best_config_json"] = json.dumps(best[0])
+        ckpt["best_model"] = best[1]
     with atomic_path(output / CHECKPOINT_NAME) as tmp:
         torch.save(ckpt, tmp)
+
+
+def repair_bundle(output: Path, ckpt: dict[str, Any]) -> bool:
+    """Verify the bundle at ``output``; when it is missing or inconsistent (weights that do
+    not match its config, after a killed run) rewrite it from the best weights and config
+    the checkpoint keeps. Returns whether it was repaired."""
+    import warnings
+
+    try:
+        load_bundle(output).load_weights()
+        return False
+    except MedsegError as exc:
+        problem = str(exc)
+    if "best_model" not in ckpt or "best_config_json" not in ckpt:
+        raise MedsegError(f"{output}: the bundle is not usable ({problem}) and the checkpoint "
+                          "holds no best weights to repair it from")
+    config = json.loads(ckpt["best_config_json"])
+    config.pop("weights", None)
+    config.pop("format_version", None)
+    save_bundle(output, config, ckpt["best_model"])
+    warnings.warn(f"{output}: bundle repaired from the checkpoint's best weights ({problem})",
+                  stacklevel=2)
+    return True
 
 
 def _write_rank_checksum(net, output: Path, rank: int) -> None:

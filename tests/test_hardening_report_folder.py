@@ -69,7 +69,7 @@ def _kill_at(point: str, argv, tmp_path: Path, *, exchange: bool = True) -> None
     marker = tmp_path / f"paused-{point}"
     env = {**os.environ, "MEDSEG_DEBUG_PAUSE_AT": point, "MEDSEG_DEBUG_PAUSE_FILE": str(marker),
            "OMP_NUM_THREADS": "1"}
-    code = (f"import sys, medseg.report.folder as f; f.USE_EXCHANGE = {exchange!r}; "
+    code = (f"import sys, medseg.io.atomic_folder as f; f.USE_EXCHANGE = {exchange!r}; "
             "from medseg.cli import main; sys.exit(main(sys.argv[1:]))")
     proc = subprocess.Popen([sys.executable, "-c", code, *argv], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -18,50 +18,21 @@ first and say what they removed). A live writer's build folder is never touched.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
-import os
-import re
-import shutil
-import sys
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from medseg.debughooks import pause_point
 from medseg.errors import InputError
-from medseg.io.atomic import _owner, part_writer_gone
+from medseg.io.atomic_folder import (  # noqa: F401  (re-exported for callers and tests)
+    USE_EXCHANGE,
+    atomic_folder,
+    interrupted_builds,
+    sweep_interrupted,
+)
 
 #: file in a build folder until every report file is written
 INCOMPLETE = "INCOMPLETE.txt"
 #: a folder holding one of these is a medseg report and may be replaced as a whole
 REPORT_FILES = ("summary.json", "comparison.json")
-#: swap with one ``renameat2(RENAME_EXCHANGE)`` where the system has it
-USE_EXCHANGE = sys.platform.startswith("linux")
-
-
-def _build_pattern(target: Path) -> re.Pattern[str]:
-    return re.compile(rf"\.{re.escape(target.name)}\.[A-Za-z0-9_-]+-\d+\.[^.]+\.part(-old)?")
-
-
-def interrupted_builds(target: str | Path) -> list[Path]:
-    """Build folders beside ``target`` whose writer is gone (a killed or crashed run)."""
-    target = Path(target).absolute()
-    if not target.parent.is_dir():
-        return []
-    pattern = _build_pattern(target)
-    return sorted(p for p in target.parent.iterdir()
-                  if pattern.fullmatch(p.name) and p.is_dir() and part_writer_gone(p))
-
-
-def sweep_interrupted(target: str | Path) -> list[Path]:
-    """Remove the build folders of interrupted runs beside ``target``; return them."""
-    removed = interrupted_builds(target)
-    for path in removed:
-        shutil.rmtree(path, ignore_errors=True)
-    return removed
-
-
 def check_target(target: str | Path) -> Path:
     """``target`` as an absolute path, or an :class:`InputError` when it cannot be replaced:
     a file, or a folder that holds files but no medseg report (it would be lost)."""
@@ -75,65 +46,14 @@ def check_target(target: str | Path) -> Path:
     return target
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths atomically; False where the system or file system cannot."""
-    if not USE_EXCHANGE:
-        return False
-    libc = ctypes.CDLL(None, use_errno=True)
-    renameat2 = getattr(libc, "renameat2", None)
-    if renameat2 is None:
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-        return False
-    raise OSError(err, os.strerror(err), str(b))
-
-
-def _swap_in(build: Path, target: Path) -> None:
-    if not target.exists():
-        os.rename(build, target)
-        return
-    if _exchange(build, target):  # build now holds the old report
-        pause_point("report-after-exchange")
-        shutil.rmtree(build, ignore_errors=True)
-        return
-    old = build.with_name(build.name + "-old")
-    os.rename(target, old)
-    pause_point("report-between-renames")
-    os.rename(build, target)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 @contextlib.contextmanager
 def report_folder(target: str | Path) -> Iterator[Path]:
     """Yield a build folder beside ``target``; on normal exit it replaces ``target`` as a
     whole, on an exception it is removed and ``target`` is untouched."""
-    target = check_target(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    sweep_interrupted(target)
-    build = Path(tempfile.mkdtemp(prefix=f".{target.name}.{_owner()}.", suffix=".part",
-                                  dir=target.parent))
-    try:
-        os.chmod(build, 0o777 & ~_umask())  # mkdtemp makes 0700; a report has the usual mode
-        (build / INCOMPLETE).write_text(
-            f"medseg is writing this report (process {os.getpid()}); if this file remains, "
-            "the run was interrupted and the report is incomplete.\n", encoding="utf-8")
+    with atomic_folder(check_target(target), marker=INCOMPLETE, step="report", marker_text=(
+            "medseg is writing this report (process {pid}); if this file remains, the run was "
+            "interrupted and the report is incomplete.\n")) as build:
         yield build
-        pause_point("report-before-swap")
-        (build / INCOMPLETE).unlink()
-        _swap_in(build, target)
-    except BaseException:
-        shutil.rmtree(build, ignore_errors=True)
-        raise
 
 
 def relocate(files: Mapping[str, Path], build: Path, target: Path) -> dict[str, Path]:
