@@ -139,15 +139,20 @@ def _settings(segmenter, dicom_seg: bool, keep_patient_data: bool) -> dict[str, 
             "dicom_seg": dicom_seg, "keep_patient_data": keep_patient_data}
 
 
-def _write_seg(result, case: CaseInput, target: Path, segmenter, keep_patient_data: bool):
+def _write_seg(result, case: CaseInput, target: Path, segmenter, keep_patient_data: bool,
+               keep: dict[str, bool] | None = None):
+    """``keep``: what the SEG may keep beyond the de-identification profile
+    (``keep_dates``, ``keep_institution``; see :mod:`medseg.io.deid`)."""
     from medseg.io.dicom_seg import write_dicom_seg
 
     return write_dicom_seg(result, case.path, target, keep_patient_data=keep_patient_data,
-                           segment_codes=getattr(segmenter, "segment_codes", None))
+                           segment_codes=getattr(segmenter, "segment_codes", None),
+                           **(keep or {}))
 
 
 def _segment_case(case: CaseInput, out_dir: Path, segmenter, requested: set[str], *,
-                  keep_patient_data: bool, settings: dict[str, Any]) -> dict[str, Any]:
+                  keep_patient_data: bool, settings: dict[str, Any],
+                  keep: dict[str, bool] | None = None) -> dict[str, Any]:
     """Read, segment and write every requested output; the manifest last."""
     paths = output_paths(out_dir, case.name)
     t0 = time.time()
@@ -159,7 +164,7 @@ def _segment_case(case: CaseInput, out_dir: Path, segmenter, requested: set[str]
     pause_point("after-mask")
     if "dicom_seg" in requested:
         written["dicom_seg"] = _write_seg(result, case, paths["dicom_seg"], segmenter,
-                                          keep_patient_data)
+                                          keep_patient_data, keep)
     done: dict[str, Any] = {
         "seconds": round(time.time() - t0, 2), "mask": str(written["mask"]),
         "volumes_ml": {r["name"]: r["volume_ml"] for r in result.volumes()},
@@ -173,7 +178,8 @@ def _segment_case(case: CaseInput, out_dir: Path, segmenter, requested: set[str]
 
 def _complete_case(case: CaseInput, out_dir: Path, segmenter, doc: dict[str, Any],
                    missing: set[str], *, keep_patient_data: bool,
-                   settings: dict[str, Any]) -> dict[str, Any]:
+                   settings: dict[str, Any],
+                   keep: dict[str, bool] | None = None) -> dict[str, Any]:
     """Add a missing DICOM SEG from the case's existing mask (no new segmentation)."""
     from medseg.inference import Segmentation
 
@@ -184,7 +190,7 @@ def _complete_case(case: CaseInput, out_dir: Path, segmenter, doc: dict[str, Any
         dict(segmenter.label_names)
     written = {kind: out_dir / entry["file"] for kind, entry in doc["outputs"].items()}
     written["dicom_seg"] = _write_seg(Segmentation(labels, names), case, paths["dicom_seg"],
-                                      segmenter, keep_patient_data)
+                                      segmenter, keep_patient_data, keep)
     write_manifest(out_dir, case.name, written, done, {**doc.get("settings", {}), **settings})
     return {"status": "ok", **done,
             "message": f"added {', '.join(sorted(missing))} from the existing mask"}
@@ -192,7 +198,8 @@ def _complete_case(case: CaseInput, out_dir: Path, segmenter, doc: dict[str, Any
 
 def segment_cases(cases: list[CaseInput], out_dir: str | Path, segmenter, *,
                   overwrite: bool = False, progress: bool = True, dicom_seg: bool = False,
-                  keep_patient_data: bool = False) -> list[dict[str, Any]]:
+                  keep_patient_data: bool = False,
+                  keep: dict[str, bool] | None = None) -> list[dict[str, Any]]:
     """Segment every case; return one summary row per case (status ok/skipped/error).
 
     A case is skipped only when its manifest lists every output now requested (see
@@ -230,11 +237,11 @@ def segment_cases(cases: list[CaseInput], out_dir: str | Path, segmenter, *,
             elif doc is not None and missing == {"dicom_seg"}:
                 row.update(_complete_case(case, out_dir, segmenter, doc, missing,
                                           keep_patient_data=keep_patient_data,
-                                          settings=settings))
+                                          settings=settings, keep=keep))
             else:
                 row.update(_segment_case(case, out_dir, segmenter, requested,
                                          keep_patient_data=keep_patient_data,
-                                         settings=settings))
+                                         settings=settings, keep=keep))
         except MedsegError as exc:
             row.update(status="error", message=str(exc))
         except Exception as exc:  # one broken case must not stop the batch

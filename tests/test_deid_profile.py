@@ -145,3 +145,15 @@ def test_options_keep_dates_and_institution_only_when_asked():
     assert kept.StudyDate == "20240102" and kept.InstitutionName == "General Hospital"
     assert kept.ContributingEquipmentSequence[0].InstitutionAddress == "1 Main St"
     assert kept.PatientName == "" and "StudyDescription" not in kept
+
+
+def test_keep_dates_flag_keeps_only_dates(planted_series, tmp_path):
+    folder, _planted = planted_series
+    out = tmp_path / "out"
+    bundle = write_tiny_bundle(tmp_path / "bundle")
+    assert main(["segment", str(folder), "-m", str(bundle), "-o", str(out), "--dicom-seg",
+                 "--keep-dates", "--quiet"]) == 0
+    seg = pydicom.dcmread(out / "study_seg.dcm")
+    source = pydicom.dcmread(next(folder.iterdir()))
+    assert seg.StudyDate == source.StudyDate != ""
+    assert seg.PatientName == "" and "InstitutionName" not in seg

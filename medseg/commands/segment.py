@@ -66,6 +66,10 @@ def register(sub) -> None:
     p.add_argument("--min-instance-voxels", type=int, default=1,
                    help="smaller components are not counted as instances")
     p.add_argument("--dicom-seg", action="store_true", help="DICOM SEG for DICOM inputs")
+    p.add_argument("--keep-dates", action="store_true",
+                   help="DICOM SEG: keep dates (the profile's longitudinal temporal option)")
+    p.add_argument("--keep-institution", action="store_true",
+                   help="DICOM SEG: keep institution name, address and department")
     p.add_argument("--keep-patient-data", action="store_true",
                    help="keep patient-identifying attributes in DICOM outputs")
     p.add_argument("--overwrite", action="store_true", help="redo cases already segmented")
@@ -117,7 +121,9 @@ def run(args) -> int:
     else:
         rows = segment_cases(expand_inputs(args.inputs), args.output, segmenter,
                              overwrite=args.overwrite, progress=not args.quiet,
-                             dicom_seg=args.dicom_seg, keep_patient_data=args.keep_patient_data)
+                             dicom_seg=args.dicom_seg, keep_patient_data=args.keep_patient_data,
+                             keep={"keep_dates": args.keep_dates,
+                                   "keep_institution": args.keep_institution})
     if classes:
         add_instances(rows, args.output, segmenter, classes, overwrite=args.overwrite,
                       offset=args.panoptic_offset, min_voxels=args.min_instance_voxels)
