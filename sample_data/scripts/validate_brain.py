@@ -22,7 +22,8 @@ Usage::
         --pyradiomics /path/pyradiomics-3.0.1/data --figure docs/brain_real_mri.png \
         --json out.json [--record]
 
-``--record`` writes the figures into the bundle's ``config.json`` under ``validation``.
+``--record`` writes the figures into the bundle's ``config.json`` under
+``training.validation``.
 """
 
 from __future__ import annotations
@@ -207,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     ap.add_argument("--record", action="store_true",
-                    help="write the figures into the bundle config under 'validation'")
+                    help="write the figures into the bundle config (training.validation)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -226,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         from medseg.io.atomic import write_text_atomic
 
         config = dict(bundle.config)
-        config["validation"] = {k: v for k, v in result.items() if k != "model"}
+        config["training"] = {**config.get("training", {}),
+                              "validation": {k: v for k, v in result.items() if k != "model"}}
         write_text_atomic(bundle.path / "config.json", json.dumps(config, indent=2) + "\n")
     return 0
 
