@@ -34,7 +34,11 @@ from medseg.models.nnunet.plans import (
     read_plans,
 )
 from medseg.models.nnunet.preprocessing import Prepared, check_normalizations, prepare_volume
-from medseg.models.nnunet.resampling import check_supported, resample_channel
+from medseg.models.nnunet.resampling import (
+    check_supported,
+    nearest_axis_split,
+    resample_channel,
+)
 from medseg.models.nnunet.sliding_window import (
     every_channel,
     mirrored_forward,
@@ -211,14 +215,21 @@ class NnunetModel:
         spec = self.definition.config.resampling_probabilities
         crop_shape = prepared.shape_after_crop
         keep_all = bool(getattr(settings, "probabilities", False))
+        # nearest-neighbour slices along the low-res axis: argmax first, pick slices after
+        split = None if keep_all else nearest_axis_split(
+            spec, probabilities.shape[1:], crop_shape, prepared.model_spacing,
+            prepared.input_spacing)
+        work_shape = list(crop_shape)
+        if split is not None:
+            work_shape[split[0]] = probabilities.shape[1 + split[0]]
         best_value: torch.Tensor | None = None
         index_type = (torch.uint8, np.uint8) if probabilities.shape[0] <= 256 else (
             torch.int16, np.int16)
-        best = torch.zeros(crop_shape, dtype=index_type[0])
+        best = torch.zeros(work_shape, dtype=index_type[0])
         maps: list[torch.Tensor] = []
         for c in range(probabilities.shape[0]):
             logp = torch.log(probabilities[c].clamp_min(_TINY))
-            resampled = resample_channel(logp, crop_shape, prepared.model_spacing,
+            resampled = resample_channel(logp, work_shape, prepared.model_spacing,
                                          prepared.input_spacing, spec)
             del logp
             if keep_all:
@@ -231,6 +242,8 @@ class NnunetModel:
             del better
             torch.maximum(best_value, resampled, out=best_value)
         del best_value
+        if split is not None:
+            best = best.index_select(split[0], torch.from_numpy(split[1]))
         region = tuple(slice(a, b) for a, b in prepared.bbox)
         channels = np.zeros(prepared.shape_before_crop, dtype=index_type[1])
         channels[region] = best.numpy()

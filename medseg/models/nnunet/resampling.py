@@ -209,3 +209,18 @@ def resample_channel(x: torch.Tensor, shape: Sequence[int], current: Sequence[fl
         return torch.from_numpy(_scipy_resample(x.numpy(), shape, axis, 0, spec.order_z))
     index = _axis_indices_nearest(x.shape[axis], shape[axis]) if spec.order_z == 0 else None
     return _torch_separate(x, shape, axis, plane_mode, "linear", index)
+
+
+def nearest_axis_split(spec: ResamplingSpec, in_shape: Sequence[int], shape: Sequence[int],
+                       current: Sequence[float],
+                       target: Sequence[float]) -> tuple[int, np.ndarray] | None:
+    """``(axis, picks)`` when :func:`resample_channel` resamples in plane and then picks whole
+    slices along one axis (order_z 0): a per-voxel argmax can then be taken before the picking,
+    on the smaller in-plane grid, and the label map picked once. None otherwise."""
+    if spec.function not in SCIPY_FUNCTIONS or spec.order != 1 or spec.order_z != 0 \
+            or len(shape) != 3:
+        return None
+    axis = separate_axis(spec, current, target)
+    if axis is None or int(in_shape[axis]) == int(shape[axis]):
+        return None
+    return axis, _axis_indices_nearest(int(in_shape[axis]), int(shape[axis]))
