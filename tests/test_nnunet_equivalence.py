@@ -101,10 +101,9 @@ def _check_against_nnunet(out: Path, key: str, run: str,
 #: (model, run, inputs or None for all); CI runs every input once without mirroring and a few
 #: for the other settings, the rest is marked slow
 CI_RUNS = [("A", "nomirror", ("ct_ras", "ct_lps", "ct_oblique", "ct_zero_border")),
-           ("B", "nomirror", None), ("A", "best", ("ct_aniso_other",)),
-           ("B", "best", ("brain_101",))]
-SLOW_RUNS = [("A", "nomirror", None), ("A", "best", None), ("B", "best", None),
-             ("A", "mirror", None), ("B", "mirror", None)]
+           ("B", "nomirror", None), ("A", "best", ("ct_aniso_other",))]
+SLOW_RUNS = [("A", "nomirror", None), ("A", "best", None), ("A", "mirror", None),
+             ("B", "mirror", None)]
 
 
 @pytest.mark.parametrize(("key", "run", "names"), [
