@@ -150,16 +150,19 @@ def synthesize(src: SynthSource, gen: torch.Generator,
     strip = r < s.p_skull_strip
     with_head = strip or r < s.p_skull_strip + s.p_head
     if with_head:
-        distance = warp(src.distance, grid, labels=False, padding="border")
+        source_distance = src.distance if src.distance is not None else torch.from_numpy(
+            brain_distance(src.labels.numpy(), src.spacing))
+        distance = warp(source_distance, grid, labels=False, padding="border")
         head = add_head(labels, distance, src.n_brain, gen)
     else:
         head = labels
     means, family = draw_means(src.n_brain, gen, s.p_random_contrast, s.p_t1_contrast)
     image = paint(head, means, gen)
     brain = labels > 0
-    real = src.image is not None and float(torch.rand((), generator=gen)) < s.p_real_brain
-    if real:
-        real_img = warp(src.image, grid, labels=False)
+    source_image = src.image
+    real = source_image is not None and float(torch.rand((), generator=gen)) < s.p_real_brain
+    if real and source_image is not None:
+        real_img = warp(source_image, grid, labels=False)
         wm = real_img[labels == 1]
         scale = float(means[1]) / max(float(wm.median()), 1e-6) if wm.numel() else 1.0
         image = torch.where(brain, real_img * scale, image)
