@@ -147,8 +147,9 @@ def test_batch_reports_failures_and_resumes(tmp_path, capsys):
     args = ["segment", f"{BRAIN_TS}/imagesTs/brain_100_0000.nii.gz", str(bad), "-o", str(out),
             "-m", "brain_tissue", "--quiet", "--postprocess", "keep_largest:{\"classes\": [1]}"]
     assert main(args) == 1
-    text = capsys.readouterr().out
-    assert "brain_100: ok" in text and "broken: error" in text
+    captured = capsys.readouterr()
+    assert "brain_100: ok" in captured.out
+    assert f"medseg: error: {bad}: " in captured.err  # the promised one-line form
     assert (out / "brain_100.nii.gz").is_file()
     volumes = json.loads((out / "brain_100_volumes.json").read_text())["volumes"]
     assert {r["name"] for r in volumes} == {"white_matter", "grey_matter", "csf"}
