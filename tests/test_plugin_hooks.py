@@ -7,6 +7,7 @@ import ast
 import json
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -238,11 +239,14 @@ def test_cli_reports_failing_plugin_architecture_in_one_line(dummy_bundle, blobs
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
     assert "architecture 'dummy_net' of plugin 'file:plugin_dummy' failed to build" in err
-    # a failure at call time fails that case only, with the plugin named in the summary
+    # a failure at call time fails that case only, with the plugin named; the only case
+    # failed, so nothing could be segmented: status 2
     assert main([*base, "-o", str(tmp_path / "b"), "-m",
-                 str(_broken_copy(dummy_bundle, tmp_path, "shape"))]) == 1
-    out = capsys.readouterr().out
-    assert "t0: error: architecture 'dummy_net' of plugin 'file:plugin_dummy' returned" in out
+                 str(_broken_copy(dummy_bundle, tmp_path, "shape"))]) == 2
+    captured = capsys.readouterr()
+    assert "medseg: error: architecture 'dummy_net' of plugin 'file:plugin_dummy' returned" \
+        in captured.err
+    assert "0 of 1 cases done, 1 failed" in captured.out
 
 
 def _python_blocks() -> list[str]:
@@ -313,8 +317,11 @@ def test_app_stays_up_when_a_plugin_architecture_fails(tmp_path, monkeypatch):
         assert not at.exception, [e.message for e in at.exception]
         errors = [e.value for e in at.error]
         assert len(errors) == 1
-        assert "architecture 'dummy_net' of plugin 'file:plugin_dummy' returned logits" in \
-            errors[0]
+        sys.path.insert(0, str(ROOT / "app"))
+        from medseg_ui.text import plain
+
+        assert plain("architecture 'dummy_net' of plugin 'file:plugin_dummy' returned logits") \
+            in errors[0]  # shown as text: every punctuation mark escaped
         at.slider(key="slice_Axial").set_value(3).run()  # the viewer still works
         assert not at.exception
         assert len(at.get("image")) == 3
