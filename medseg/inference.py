@@ -318,7 +318,10 @@ class Segmenter:
             say(f"{tag}resampling to the input grid")
             pred = model.restore(prepared, probs, settings)
             del prepared, probs
-            values = lut[np.asarray(pred.channels, dtype=np.int64)]
+            channels = np.asarray(pred.channels)
+            if channels.dtype.kind not in "ui":
+                channels = channels.astype(np.int64)
+            values = lut[channels]  # a small lookup table indexed by the channel array as is
             if labels is None:
                 labels = values
             else:  # an earlier model's foreground is kept where two models claim a voxel
@@ -329,7 +332,7 @@ class Segmenter:
                                  else pred.probabilities[1:])
         assert labels is not None
         top = max(self.label_names)
-        labels = labels.astype(np.uint8 if top < 256 else np.uint16)
+        labels = labels.astype(np.uint8 if top < 256 else np.uint16, copy=False)
         for spec, params in self.postprocessors:
             say(f"postprocessing: {spec.name}")
             labels = _run_postprocessor(spec, labels, volume.spacing, params,
@@ -352,7 +355,7 @@ def merged_labels(infos: Sequence[Any]) -> tuple[dict[int, str], list[np.ndarray
     """
     if len(infos) == 1:
         info = infos[0]
-        return dict(info.label_names), [np.asarray(info.label_values, dtype=np.int64)]
+        return dict(info.label_names), [_lut(info.label_values)]
     names: dict[int, str] = {0: "background"}
     owner: dict[str, str] = {}
     luts = []
@@ -370,8 +373,16 @@ def merged_labels(infos: Sequence[Any]) -> tuple[dict[int, str], list[np.ndarray
             new = len(names)
             names[new] = name
             lut.append(new)
-        luts.append(np.asarray(lut, dtype=np.int64))
-    return names, luts
+        luts.append(lut)
+    top = len(names) - 1
+    return names, [_lut(lut, top) for lut in luts]
+
+
+def _lut(values: Sequence[int], top: int | None = None) -> np.ndarray:
+    """Channel -> label value table in the smallest unsigned type that holds ``top`` (default:
+    its own largest value); the label map is built by indexing it, so it has that type."""
+    top = max(values, default=0) if top is None else top
+    return np.asarray(values, dtype=np.uint8 if top < 256 else np.uint16)
 
 
 def _pp_item(item: Any) -> tuple[str, dict[str, Any]]:
