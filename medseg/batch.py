@@ -145,9 +145,11 @@ def _write_seg(result, case: CaseInput, target: Path, segmenter, keep_patient_da
     (``keep_dates``, ``keep_institution``; see :mod:`medseg.io.deid`)."""
     from medseg.io.dicom_seg import write_dicom_seg
 
+    keep = keep or {}
     return write_dicom_seg(result, case.path, target, keep_patient_data=keep_patient_data,
                            segment_codes=getattr(segmenter, "segment_codes", None),
-                           **(keep or {}))
+                           keep_dates=bool(keep.get("keep_dates")),
+                           keep_institution=bool(keep.get("keep_institution")))
 
 
 def _segment_case(case: CaseInput, out_dir: Path, segmenter, requested: set[str], *,

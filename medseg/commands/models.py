@@ -4,6 +4,7 @@ TotalSegmentator's folders) with its format and classes."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from medseg.errors import MedsegError
 from medseg.models.catalog import list_models, models_dirs, totalsegmentator_dir
@@ -21,8 +22,8 @@ def run(args) -> int:
     registry = load_registry(args.plugins_dir, fresh=True)
     rows = []
     for entry in list_models(registry):
-        row = {"name": entry.name, "format": entry.format, "origin": entry.origin,
-               "path": str(entry.path)}
+        row: dict[str, Any] = {"name": entry.name, "format": entry.format,
+                               "origin": entry.origin, "path": str(entry.path)}
         try:
             info = describe_model(entry.path, registry)
             row["labels"] = [n for v, n in sorted(info.label_names.items()) if v != 0]

@@ -169,7 +169,7 @@ def write_nifti(volume: Volume, path: str | Path,
 def nifti_label_names(path: str | Path) -> dict[int, str]:
     """Class names written by :func:`write_nifti` (empty when the file has none)."""
     header = nib.load(str(path)).header
-    for ext in header.extensions:
+    for ext in getattr(header, "extensions", []):
         if ext.get_code() != 6:
             continue
         try:

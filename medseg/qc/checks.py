@@ -107,8 +107,10 @@ class QC:
                                  f.get("class")) for f in data.get("findings", []))
         if not findings:
             findings = tuple(Finding("", str(r)) for r in data.get("reasons", []))
-        status = "warn" if data.get("status") == "warn" else "ok"
-        return cls(status, findings, tuple(str(c) for c in data.get("checked", [])))
+        checked = tuple(str(c) for c in data.get("checked", []))
+        if data.get("status") == "warn":
+            return cls("warn", findings, checked)
+        return cls("ok", findings, checked)
 
 
 def _num(x: float) -> str:
