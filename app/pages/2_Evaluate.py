@@ -54,15 +54,21 @@ COLUMN_TITLES = {"hd95": "hd95 (mm)", "nsd": "nsd @ 1 mm", "ref_volume_ml": "ref
                  "pred_volume_ml": "pred volume (mL)"}
 
 
-def dice_chart(rows: list[dict]) -> None:
+def dice_chart(rows: list[dict], value: str = "dice", title: str = "Dice") -> None:
     """Dice per class, bars in the table's order (label order), not alphabetical."""
     import pandas as pd
 
     frame = pd.DataFrame({"class": pd.Categorical([r["class"] for r in rows],
                                                   categories=[r["class"] for r in rows],
                                                   ordered=True),
-                          "Dice": [r["dice"] for r in rows]})
-    st.bar_chart(frame, x="class", y="Dice", height=260, sort=False)
+                          title: [r[value] for r in rows]})
+    st.bar_chart(frame, x="class", y=title, height=260, sort=False)
+
+
+def mean_of(values: list) -> str:
+    """Mean over the classes that have a value (a class empty in both maps has none)."""
+    found = [float(v) for v in values if v is not None and v == v]
+    return f"{sum(found) / len(found):.3f}" if found else "–"
 
 
 # ---- this case ------------------------------------------------------------------------------
@@ -118,8 +124,7 @@ else:
         st.dataframe([{COLUMN_TITLES.get(c, c): r.get(c) for c in COLUMNS} for r in class_rows],
                      hide_index=True, key="dice_table")
         c1, c2 = st.columns(2)
-        c1.metric("Mean Dice", f"{sum(r['dice'] for r in class_rows) / len(class_rows):.3f}"
-                  if class_rows else "–")
+        c1.metric("Mean Dice", mean_of([r["dice"] for r in class_rows]))
         c2.metric("Mean IoU (semantic)", f"{overall.get('miou', float('nan')):.3f}")
         dice_chart(class_rows)
 
@@ -262,8 +267,7 @@ if state.get("cohort"):
     st.dataframe([{k: r.get(k) for k in ("class", "n", "mean", "std", "median", "min", "max",
                                           "ci_low", "ci_high")} for r in dice],
                  hide_index=True, key="cohort_table")
-    st.bar_chart({"class": [r["class"] for r in dice], "mean Dice": [r["mean"] for r in dice]},
-                 x="class", y="mean Dice", height=260)
+    dice_chart(dice, value="mean", title="mean Dice")  # in the table's (label) order
     comparison = res.get("comparison")
     if comparison:
         st.subheader("Model B versus model A (paired, same cases)")
