@@ -7,7 +7,6 @@ looked up by registered name only.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -21,6 +20,7 @@ from medseg.bundle_schema import validate_config
 from medseg.debughooks import pause_point
 from medseg.errors import InputError, MedsegError
 from medseg.io.atomic_folder import atomic_folder
+from medseg.io.checksum import sha256_file
 from medseg.preprocess import Preprocessing
 from medseg.registry import Registry, load_registry
 
@@ -31,14 +31,6 @@ FORMAT_VERSION = 1
 MAX_CONFIG_BYTES = 1024 * 1024
 #: folder searched for bundles given by name (``--model brain_tissue``)
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "sample_data" / "models"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass

@@ -10,13 +10,13 @@ the results recorded in their manifest, so a rerun's summary keeps the first run
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from medseg.io.atomic import write_text_atomic
+from medseg.io.checksum import sha256_file
 
 MANIFEST_VERSION = 1
 #: outputs every case has; others (probabilities, dicom_seg, instances...) when asked
@@ -27,19 +27,11 @@ def manifest_path(out_dir: Path, case: str) -> Path:
     return Path(out_dir) / f"{case}_manifest.json"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def write_manifest(out_dir: Path, case: str, outputs: Mapping[str, Path],
                    result: Mapping[str, Any], settings: Mapping[str, Any]) -> Path:
     """Record ``outputs`` (kind -> file) with sizes and checksums, then the case's results."""
     files = {kind: {"file": Path(p).name, "bytes": Path(p).stat().st_size,
-                    "sha256": _sha256(Path(p))}
+                    "sha256": sha256_file(p)}
              for kind, p in sorted(outputs.items())}
     doc = {"manifest_version": MANIFEST_VERSION, "case": case, "outputs": files,
            "settings": dict(settings), "result": dict(result)}

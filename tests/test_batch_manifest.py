@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from medseg.cli import main
+from tests.pause_kill import kill_at
 from tests.test_batch_resilience import write_tiny_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,26 +93,13 @@ def test_a_kill_between_mask_and_seg_is_redone_on_rerun(bundle, tmp_path):
     """SIGKILL at the named point after the mask is written and before the SEG: the rerun
     must not count the case as done by its mask alone."""
     out = tmp_path / "out"
-    marker = tmp_path / "paused"
     cmd = [sys.executable, "-m", "medseg.cli", "segment", str(SERIES), "-o", str(out), "-m",
            str(bundle), "--dicom-seg", "--quiet", "--device", "cpu"]
-    env = {**os.environ, "MEDSEG_DEBUG_PAUSE_AT": "after-mask",
-           "MEDSEG_DEBUG_PAUSE_FILE": str(marker), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + TIMEOUT
-        while not marker.exists():
-            assert proc.poll() is None and time.time() < deadline
-            time.sleep(0.2)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    kill_at("after-mask", cmd[1:], tmp_path, timeout=TIMEOUT)
     assert (out / "ct_phantom_001.nii.gz").is_file()
     assert not (out / "ct_phantom_001_seg.dcm").exists()
     assert not (out / "ct_phantom_001_manifest.json").exists()
-    rerun = subprocess.run([*cmd[:-2], "--device", "cpu"], capture_output=True, text=True,
+    rerun = subprocess.run(cmd, capture_output=True, text=True,
                            timeout=TIMEOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert rerun.returncode == 0, rerun.stderr
     assert _summary(out)["ct_phantom_001"]["status"] == "ok"

@@ -6,12 +6,6 @@ line."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -19,30 +13,10 @@ import torch
 from medseg.bundle import BUILDING, load_bundle, save_bundle
 from medseg.errors import MedsegError
 from medseg.training import CHECKPOINT_NAME, train
+from tests.pause_kill import kill_at
 from tests.test_training import BRAIN, tiny_config
 
 TIMEOUT = 300
-
-
-def _kill_at(point: str, code: str, tmp_path: Path) -> None:
-    marker = tmp_path / f"paused-{point}"
-    env = {**os.environ, "MEDSEG_DEBUG_PAUSE_AT": point, "MEDSEG_DEBUG_PAUSE_FILE": str(marker),
-           "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while not marker.exists():
-            if proc.poll() is not None:
-                pytest.fail(f"ended before {point}: {proc.stderr.read().decode()[-1500:]}")
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.mark.parametrize("point", ["bundle-weights-written", "bundle-before-swap"])
@@ -57,7 +31,7 @@ def test_killed_while_saving_leaves_the_old_bundle_usable(tmp_path, point):
     code = ("import torch, json; from medseg.bundle import save_bundle; "
             f"cfg = json.load(open({str(bundle / 'config.json')!r})); cfg.pop('weights'); "
             f"save_bundle({str(bundle)!r}, cfg, {{'w': torch.ones(3)}})")
-    _kill_at(point, code, tmp_path)
+    kill_at(point, ["-c", code], tmp_path)
     config = json.loads((bundle / "config.json").read_text())
     assert config["weights"]["sha256"] == old_sha  # the old bundle, whole
     assert torch.equal(load_bundle(bundle).load_weights()["w"], torch.zeros(3))

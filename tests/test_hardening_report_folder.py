@@ -12,11 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +21,7 @@ from medseg.cli import main
 from medseg.io import write_image
 from medseg.report.folder import INCOMPLETE, interrupted_builds
 from medseg.volume import LabelMap
+from tests.pause_kill import kill_at
 
 AFFINE = np.diag([1.0, 1.0, 2.0, 1.0])
 COHORTS = {"A": ("a1", "a2", "a3"), "B": ("b1", "b2")}
@@ -66,24 +62,9 @@ def _cohort_of(out: Path) -> str:
 
 
 def _kill_at(point: str, argv, tmp_path: Path, *, exchange: bool = True) -> None:
-    marker = tmp_path / f"paused-{point}"
-    env = {**os.environ, "MEDSEG_DEBUG_PAUSE_AT": point, "MEDSEG_DEBUG_PAUSE_FILE": str(marker),
-           "OMP_NUM_THREADS": "1"}
     code = (f"import sys, medseg.io.atomic_folder as f; f.USE_EXCHANGE = {exchange!r}; "
             "from medseg.cli import main; sys.exit(main(sys.argv[1:]))")
-    proc = subprocess.Popen([sys.executable, "-c", code, *argv], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while not marker.exists():
-            assert proc.poll() is None, f"ended before {point}: {proc.stderr.read().decode()}"
-            assert time.monotonic() < deadline, f"never reached {point}"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+    kill_at(point, ["-c", code, *argv], tmp_path, timeout=120)
 
 
 @pytest.mark.parametrize(("point", "exchange", "expected"), [
