@@ -65,11 +65,15 @@ def _safe_children(folder: Path) -> list[Path]:
         return []
 
 
+def _origin(folder: Path) -> str:
+    return "bundled" if folder.resolve() == DEFAULT_MODELS_DIR.resolve() else "models dir"
+
+
 def list_models(registry: Registry) -> list[CatalogEntry]:
     """Every model found by name, first folder wins on a name clash."""
     entries: dict[str, CatalogEntry] = {}
     for folder in models_dirs():
-        origin = "bundled" if folder.resolve() == DEFAULT_MODELS_DIR.resolve() else "models dir"
+        origin = _origin(folder)
         for child in _safe_children(folder):
             fmt = sniff_format(child, registry)
             if fmt and child.name not in entries:
@@ -84,7 +88,19 @@ def list_models(registry: Registry) -> list[CatalogEntry]:
 
 
 def find_model(name: str, registry: Registry) -> CatalogEntry | None:
-    for entry in list_models(registry):
-        if entry.name == name:
-            return entry
+    """The model called ``name``, with the precedence of :func:`list_models`, looking only at
+    the folders that name can be (not sniffing the whole catalogue)."""
+    if name and Path(name).name == name:  # a bare folder name, never a path
+        for folder in models_dirs():
+            child = folder / name
+            fmt = sniff_format(child, registry) if child.is_dir() else None
+            if fmt:
+                return CatalogEntry(name, child, fmt, _origin(folder))
+    if name.startswith(TOTALSEG_PREFIX):
+        task = name[len(TOTALSEG_PREFIX):]
+        for child in _safe_children(totalsegmentator_dir()):
+            match = _DATASET.match(child.name)
+            fmt = sniff_format(child, registry) if match and match.group(1) == task else None
+            if fmt:
+                return CatalogEntry(name, child, fmt, "TotalSegmentator")
     return None
