@@ -8,7 +8,6 @@ looked up by registered name only.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,21 +112,31 @@ class Bundle:
 
 
 def resolve_bundle_path(name_or_path: str | Path) -> Path:
+    """A bundle folder, or a bundle's name looked up in the models folders of
+    :func:`medseg.models.catalog.models_dirs` (the same ``MEDSEG_MODELS_DIR`` rules)."""
     p = Path(name_or_path)
     if p.is_dir():
         return p
-    candidate = Path(os.environ.get("MEDSEG_MODELS_DIR", DEFAULT_MODELS_DIR)) / str(name_or_path)
-    if candidate.is_dir():
-        return candidate
+    from medseg.models.catalog import models_dirs
+
+    if p.name == str(name_or_path):  # a bare name, never a path
+        for folder in models_dirs():
+            if (folder / p.name / CONFIG_NAME).is_file():
+                return folder / p.name
     available = ", ".join(list_bundles()) or "none"
     raise InputError(p, f"model bundle not found (a folder, or one of: {available})")
 
 
 def list_bundles() -> list[str]:
-    root = Path(os.environ.get("MEDSEG_MODELS_DIR", DEFAULT_MODELS_DIR))
-    if not root.is_dir():
-        return []
-    return sorted(d.name for d in root.iterdir() if (d / CONFIG_NAME).is_file())
+    """Names of the medseg bundles in the models folders (first folder wins a name)."""
+    from medseg.models.catalog import models_dirs
+
+    names: list[str] = []
+    for root in models_dirs():
+        if root.is_dir():
+            names += [d.name for d in root.iterdir()
+                      if (d / CONFIG_NAME).is_file() and d.name not in names]
+    return sorted(names)
 
 
 _REQUIRED = ("architecture", "labels", "spatial_dims", "in_channels", "patch_size",
