@@ -9,6 +9,7 @@ import streamlit as st
 
 from medseg.batch import case_name
 from medseg_ui import engine, qc_banner, viewer
+from medseg_ui.model_picker import pick_model
 from medseg_ui.session import (
     DEFAULT_MAX_UPLOAD_MB,
     IMAGE_SUFFIXES,
@@ -43,22 +44,8 @@ def set_image(volume, name: str, sample=None) -> None:
 models = engine.models()
 with st.sidebar:
     st.header("Model")
-    model = st.selectbox("Model", models, key="model",
-                         help="Every model found by name: bundled, $MEDSEG_MODELS_DIR and "
-                              "TotalSegmentator's folders (medseg bundles, nnU-Net v2 result "
-                              "folders, MONAI bundles, plugin formats)")
-    trust = False
-    if model is not None:
-        try:
-            info = engine.model_info(model)
-            st.caption(plain(f"{info.format} · {len(info.labels) - 1} classes"
-                             + (f" · {info.modality}" if info.modality else "")))
-        except Exception as exc:
-            st.error(plain(error_message(exc, HIDE)))
-        if engine.takes_trust(model):
-            trust = st.checkbox("Trust this bundle's code", key="trust",
-                                help="A MONAI bundle's config runs Python expressions; tick "
-                                     "only for bundles from a source you trust")
+    picked = pick_model(models, key="model", trust_key="trust", hide=HIDE)
+    model, trust = picked.name, picked.trust
     postprocessors = st.multiselect(
         "Postprocessors", list(engine.registry().postprocessors), key="postprocessors",
         help="Registry postprocessors applied in order after the model")

@@ -21,6 +21,7 @@ from medseg.pacs.query import NON_IMAGE_MODALITIES, list_series, list_studies
 from medseg.pacs.retrieve import download_series
 from medseg.pacs.store import push_seg, same_study_seg
 from medseg_ui import engine, qc_banner, viewer
+from medseg_ui.model_picker import pick_model
 from medseg_ui.session import error_message, session_folder
 from medseg_ui.text import plain
 
@@ -51,19 +52,9 @@ def forget(*keys: str) -> None:
 models = engine.models()
 with st.sidebar:
     st.header("Model")
-    model = st.selectbox("Model", models, key="pacs_model")
-    modality = None
-    trust = False
-    if model is not None:
-        try:
-            info = engine.model_info(model)
-            modality = info.modality
-            st.caption(plain(f"{info.format} · {len(info.labels) - 1} classes"
-                             + (f" · {info.modality}" if info.modality else "")))
-        except Exception as exc:
-            st.error(plain(error_message(exc, HIDE)))
-        if engine.takes_trust(model):
-            trust = st.checkbox("Trust this bundle's code", key="pacs_trust")
+    picked = pick_model(models, key="pacs_model", trust_key="pacs_trust", hide=HIDE)
+    model, trust = picked.name, picked.trust
+    modality = picked.info.modality if picked.info else None
 
 # ---- server and studies ---------------------------------------------------------------------
 url = st.text_input("DICOMweb URL", value=os.environ.get("MEDSEG_DICOMWEB_URL", ""),

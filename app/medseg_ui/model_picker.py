@@ -1,0 +1,43 @@
+"""The sidebar's model choice, shared by the Segment and PACS pages: a model found by name
+(any format), a caption with its format, classes and modality, and the trust checkbox for
+formats whose config runs code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from medseg.models import ModelInfo
+from medseg_ui import engine
+from medseg_ui.session import error_message
+from medseg_ui.text import plain
+
+
+@dataclass
+class PickedModel:
+    name: str | None
+    info: ModelInfo | None
+    trust: bool
+
+
+def pick_model(models: list[str], *, key: str, trust_key: str,
+               hide: dict[str, str]) -> PickedModel:
+    """Draw the picker (inside the caller's ``st.sidebar``) and return the choice."""
+    name = st.selectbox("Model", models, key=key,
+                        help="Every model found by name: bundled, $MEDSEG_MODELS_DIR and "
+                             "TotalSegmentator's folders (medseg bundles, nnU-Net v2 result "
+                             "folders, MONAI bundles, plugin formats)")
+    info, trust = None, False
+    if name is not None:
+        try:
+            info = engine.model_info(name)
+            st.caption(plain(f"{info.format} · {len(info.labels) - 1} classes"
+                             + (f" · {info.modality}" if info.modality else "")))
+        except Exception as exc:
+            st.error(plain(error_message(exc, hide)))
+        if engine.takes_trust(name):
+            trust = st.checkbox("Trust this bundle's code", key=trust_key,
+                                help="A MONAI bundle's config runs Python expressions; tick "
+                                     "only for bundles from a source you trust")
+    return PickedModel(name, info, trust)
