@@ -191,10 +191,11 @@ def _synth_loader(cases: list[PreparedCase], pre: Preprocessing, patch, cfg: Tra
     if spatial_dims != 3:
         raise MedsegError("--synth needs 3D label maps")
     spacing = pre.target_spacing or (1.0, 1.0, 1.0)
+    settings = _synth_settings()
     sources = [SynthSource.build(c.label[0], spacing, np.eye(4), num_classes - 1,
-                                 image=c.image[0]) for c in cases]
+                                 image=c.image[0], pad_mm=settings.pad_mm) for c in cases]
     stream = SynthPatches(sources, patch, pre.intensity, samples=cfg.samples_per_volume,
-                          seed=cfg.seed + 1000 * rank, settings=_synth_settings())
+                          seed=cfg.seed + 1000 * rank, settings=settings)
     return DataLoader(stream, batch_size=cfg.batch_size, num_workers=0)
 
 

@@ -43,6 +43,27 @@ def keep_largest_component(labels: np.ndarray, *, spacing: Sequence[float] | Non
     return out
 
 
+def keep_largest_foreground(labels: np.ndarray, *, spacing: Sequence[float] | None = None,
+                            classes: Iterable[int] | None = None) -> np.ndarray:
+    """Keep only the largest connected component of the foreground taken as one object (all
+    classes, or the given ones, together); whatever lies apart from it becomes background.
+
+    For one organ made of several classes (a brain's WM, GM and CSF): islands in the air or
+    in the head around it go, while the classes inside the object are left as they are."""
+    values = _classes(labels, classes)
+    if not values:
+        return labels.copy()
+    mask = np.isin(labels, values)
+    comp, n = ndimage.label(mask)
+    if n <= 1:
+        return labels.copy()
+    sizes = np.bincount(comp.ravel())
+    sizes[0] = 0
+    out = labels.copy()
+    out[mask & (comp != int(np.argmax(sizes)))] = 0
+    return out
+
+
 def fill_holes(labels: np.ndarray, *, spacing: Sequence[float] | None = None,
                classes: Iterable[int] | None = None) -> np.ndarray:
     """Fill background holes fully enclosed by one class (other classes are left alone)."""
@@ -81,6 +102,8 @@ def medseg_register_postprocessors() -> list[PostprocessorSpec]:
     return [
         PostprocessorSpec("keep_largest", keep_largest_component,
                           "Keep the largest connected component of each class"),
+        PostprocessorSpec("keep_largest_foreground", keep_largest_foreground,
+                          "Keep the largest connected component of all classes together"),
         PostprocessorSpec("fill_holes", fill_holes,
                           "Fill background holes enclosed by a class"),
         PostprocessorSpec("remove_small", remove_small_components,

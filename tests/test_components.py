@@ -59,6 +59,25 @@ def test_keep_largest_per_class(registry):
     assert labels[8, 8, 8] == 1  # input untouched
 
 
+def test_keep_largest_foreground_treats_the_classes_as_one_object(registry):
+    fn = registry.postprocessors.get("keep_largest_foreground").fn
+    labels = np.zeros((12, 12, 12), np.uint8)
+    labels[1:7, 1:7, 1:7] = 2  # the object: class 2 with a core of class 1 and a class 3 bit
+    labels[3:5, 3:5, 3:5] = 1
+    labels[6, 6, 6] = 3
+    labels[9:11, 9:11, 9:11] = 1  # an island of class 1 in the air: 8 voxels
+    labels[0, 11, 0] = 3  # a single-voxel island of class 3
+    out = fn(labels, spacing=(1, 1, 1), classes=None)
+    assert out[9:11, 9:11, 9:11].max() == 0 and out[0, 11, 0] == 0
+    # inside the object every class stays, even a class whose own largest piece is elsewhere
+    np.testing.assert_array_equal(out[:8, :8, :8], labels[:8, :8, :8])
+    assert (out == 1).sum() == 8 and (out == 3).sum() == 1
+    # restricted to class 3 only: the two single voxels tie, one of them is kept
+    only_3 = fn(labels, spacing=(1, 1, 1), classes=[3])
+    assert (only_3 == 3).sum() == 1 and (only_3 == 1).sum() == 16
+    assert labels[0, 11, 0] == 3  # input untouched
+
+
 def test_fill_holes_fills_enclosed_background_only(registry):
     fn = registry.postprocessors.get("fill_holes").fn
     labels = np.zeros((9, 9, 9), np.uint8)

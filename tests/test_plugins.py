@@ -49,7 +49,8 @@ def _install_fake_distribution(site, dist, module, source, monkeypatch):
 def test_builtins_are_loaded_through_entry_points(registry):
     assert {"unet", "dynunet", "segresnet"} <= set(registry.architectures)
     assert {"ce", "dice", "iou", "focal", "dice_ce", "dice_focal"} <= set(registry.losses)
-    assert {"keep_largest", "fill_holes", "remove_small"} <= set(registry.postprocessors)
+    assert {"keep_largest", "keep_largest_foreground", "fill_holes", "remove_small"} <= set(
+        registry.postprocessors)
     assert {"nifti", "dicom", "itk", "image2d"} <= set(registry.readers)
     assert registry.architectures.providers["unet"] == "medseg:architectures"
     assert registry.readers.providers["dicom"] == "medseg:readers"

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from medseg.io import read_image, read_label_map
 from medseg.models.base import ModelInfo
 from medseg.qc import QC, check_segmentation, training_record
 from medseg.qc.checks import (
     absolute_channels,
     border_findings,
+    empty_findings,
     extent_findings,
     intensity_findings,
     volume_findings,
@@ -175,6 +179,37 @@ def test_border_check_ignores_the_end_slices_of_a_thin_stack():
     assert found == []
 
 
+def test_empty_check_flags_foreground_on_the_images_minimum():
+    img, lab = cube_case(spot=False)                   # organ at 100, air at -1000 (the minimum)
+    assert empty_findings(img, lab) == []
+    grown = lab.array[0].copy()
+    grown[4:28, 4:28, 2:14] = 1                        # the organ plus a shell of air around it
+    found = empty_findings(img, LabelMap.from_spatial(grown, lab.affine))
+    share = (grown > 0).sum() - (lab.array[0] > 0).sum()
+    assert [f.check for f in found] == ["empty"]
+    assert f"{share / (grown > 0).sum():.0%} of the foreground ({share:,} voxels)" in \
+        found[0].message and "-1,000" in found[0].message
+    # a sliver along the organ's edge (under 5 % of the foreground) is not flagged
+    edge = lab.array[0].copy()
+    edge[7, 8:24, 4:8] = 1                             # 64 voxels, 3 %
+    assert empty_findings(img, LabelMap.from_spatial(edge, lab.affine)) == []
+
+
+def test_empty_check_on_a_real_skull_stripped_head():
+    from scipy import ndimage
+
+    root = Path(__file__).resolve().parents[1] / "sample_data" / "real_mri"
+    head = read_image(root / "itk_t1_head.nii.gz")
+    outline = read_label_map(root / "itk_t1_brain_mask.nii.gz")
+    mask = outline.data > 0
+    stripped = head.with_array(np.where(mask[None], head.array, 0).astype(np.float32))
+    assert empty_findings(stripped, outline) == []     # the true brain: nothing on the zeros
+    assert empty_findings(head, outline) == []         # and the unstripped head has no zeros there
+    dilated = ndimage.binary_dilation(mask, iterations=4).astype(np.uint8)
+    found = empty_findings(stripped, LabelMap.from_spatial(dilated, outline.affine))
+    assert found and found[0].check == "empty"          # 8-12 mm of air labelled as brain
+
+
 def info(name, labels, record, **kw):
     return ModelInfo(name=name, format="medseg", labels=labels, training_record=record, **kw)
 
@@ -183,8 +218,8 @@ def test_no_record_runs_the_border_check_only():
     img, lab = cube_case()
     qc = check_segmentation(lab, NAMES, img, [info("m", {v: k for k, v in NAMES.items()},
                                                    None)])
-    assert qc == QC("ok", (), ("border",))
-    assert qc.summary() == "ok (border only: the model records no training data)"
+    assert qc == QC("ok", (), ("border", "empty"))
+    assert qc.summary() == "ok (border and empty input only: the model records no training data)"
 
 
 def test_malformed_record_is_a_warning_not_a_crash():
@@ -211,7 +246,8 @@ def test_merged_models_are_each_judged_on_their_own_classes():
     qc = check_segmentation(lab, NAMES, img, [a, b])
     assert [(f.check, f.class_name) for f in qc.findings] == [("volume", "spot")]
     assert qc.reasons == ["spot 0.1 mL, trained range 100-200 mL"]
-    assert qc.checked == ("volume", "intensity", "border")  # B's intensity: 8 voxels, skipped
+    # B's intensity: 8 voxels, skipped
+    assert qc.checked == ("volume", "intensity", "border", "empty")
 
 
 def test_qc_round_trips_through_json_and_lists_reasons_per_class():

@@ -25,6 +25,11 @@ not "slightly unusual".
   aorta leaving the scanned range) has a small share there; a large share means an organ cut
   by the field of view, so its volume is wrong, or background outside the body labelled as
   tissue.
+* **empty** (needs no record): a large share of the predicted foreground
+  (:data:`EMPTY_FRACTION`) lies where the input is empty, at its minimum value in every channel:
+  the exact zeros around a skull-stripped brain, the padding outside a CT's reconstruction
+  circle. No organ or tissue is imaged as the scan's minimum, so that is air or a
+  stripped-away background labelled as tissue.
 """
 
 from __future__ import annotations
@@ -55,7 +60,9 @@ BORDER_FRACTION = 0.2
 BORDER_MIN_AXIS_VOXELS = 16
 #: classes smaller than this (voxels) are not judged on the border
 BORDER_MIN_VOXELS = 50
-#: fewer predicted foreground voxels than this: the intensity check is skipped
+#: share of the predicted foreground lying on empty input (its minimum value) that is flagged
+EMPTY_FRACTION = 0.05
+#: fewer predicted foreground voxels than this: the intensity and empty checks are skipped
 INTENSITY_MIN_VOXELS = 100
 _SAMPLE = 200_000
 
@@ -92,8 +99,8 @@ class QC:
         """One line: ``warn: reason; reason`` or ``ok`` (noting checks that could not run)."""
         if self.status == "warn":
             return "warn: " + "; ".join(self.reasons)
-        if set(self.checked) <= {"border"}:
-            return "ok (border only: the model records no training data)"
+        if set(self.checked) <= {"border", "empty"}:
+            return "ok (border and empty input only: the model records no training data)"
         return "ok"
 
     def to_dict(self) -> dict[str, Any]:
@@ -236,6 +243,24 @@ def border_findings(labels: LabelMap, label_names: Mapping[int, str]) -> list[Fi
     return out
 
 
+def empty_findings(image: Volume, labels: LabelMap) -> list[Finding]:
+    """The predicted foreground lying where the input is empty (each channel at its minimum)."""
+    fg = labels.array[0] > 0
+    n_fg = int(fg.sum())
+    if n_fg < INTENSITY_MIN_VOXELS or image.spatial_shape != labels.spatial_shape:
+        return []
+    empty = np.ones(fg.shape, dtype=bool)
+    for channel in image.array:
+        empty &= channel <= channel.min()
+    n = int((fg & empty).sum())
+    if n < EMPTY_FRACTION * n_fg:
+        return []
+    low = float(image.array[0].min())
+    return [Finding("empty", f"{n / n_fg:.0%} of the foreground ({n:,} voxels) lies where the "
+                             f"image is empty (its minimum value, {_num(low)}): air or a "
+                             f"stripped-away background labelled as tissue")]
+
+
 def _foreground(labels: np.ndarray, values: list[int], n_classes: int) -> np.ndarray:
     """Voxels of the given label values (all foreground when they are every class)."""
     if len(set(values)) == n_classes:
@@ -284,7 +309,7 @@ def check_segmentation(labels: LabelMap, label_names: Mapping[int, str], image: 
                                            f"{check} not checked")]
             findings += [Finding(f.check, (tag if f.class_name is None and f.check != "record"
                                            else "") + f.message, f.class_name) for f in found]
-    checked.append("border")
-    findings += border_findings(labels, label_names)
+    checked += ["border", "empty"]
+    findings += border_findings(labels, label_names) + empty_findings(image, labels)
     unique = tuple(dict.fromkeys(findings))
     return QC("warn" if unique else "ok", unique, tuple(dict.fromkeys(checked)))

@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 
 #: head classes, numbered after the brain classes (offsets from ``n_brain + 1``)
-HEAD_CLASSES = ("extra_cerebral_csf", "skull", "scalp_muscle", "scalp_fat", "neck_soft_tissue")
+HEAD_CLASSES = ("extra_cerebral_csf", "skull", "scalp_muscle", "scalp_fat", "neck_soft_tissue",
+                "skull_marrow")
 
 
 def head_values(n_brain: int) -> dict[str, int]:

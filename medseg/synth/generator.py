@@ -46,9 +46,12 @@ class SynthSettings:
     """Probabilities and ranges of the generator (recorded in a bundle trained with it)."""
 
     #: margin added around the source so a head fits around the brain (mm)
-    pad_mm: float = 32.0
+    pad_mm: float = 48.0
     #: the field of view is a random fraction of the padded source along each axis
     fov_fraction: tuple[float, float] = (0.7, 1.0)
+    #: probability that a training patch is centred on a brain voxel (else anywhere, so
+    #: empty air and head-only patches are learnt as background)
+    p_foreground: float = 0.7
     p_head: float = 0.5
     p_skull_strip: float = 0.35
     #: probability to put the real source image (when given) inside the brain
@@ -87,7 +90,7 @@ class SynthSource:
     @classmethod
     def build(cls, labels: np.ndarray | torch.Tensor, spacing: Sequence[float],
               affine: np.ndarray, n_brain: int, image: np.ndarray | torch.Tensor | None = None,
-              pad_mm: float = 32.0) -> SynthSource:
+              pad_mm: float = 48.0) -> SynthSource:
         lab = torch.as_tensor(np.asarray(labels)).to(torch.int16)
         if lab.ndim != 3:
             raise MedsegError(f"synthesis needs a 3D label map, got shape {tuple(lab.shape)}")

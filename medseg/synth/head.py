@@ -1,9 +1,10 @@
 """Head label maps around a skull-stripped brain: shells of random thickness and shape.
 
 The MNI-derived label maps stop at the brain mask. As SynthSeg does when no head labels exist,
-the head is drawn as shells around that mask, outwards: extra-cerebral CSF, skull, scalp muscle
-and scalp fat, then background; below the brain a block of soft tissue stands for the face and
-neck that real head scans hold. Each shell's thickness varies smoothly over the head, so every
+the head is drawn as shells around that mask, outwards: extra-cerebral CSF, skull (on most
+draws with a layer of marrow between its tables, bright on T1), scalp muscle and scalp fat, then
+background; below the brain a block of soft tissue stands for the face and neck that real head
+scans hold. Each shell's thickness varies smoothly over the head, so every
 draw has another shape. Thicknesses follow adult anatomy (skull 4-9 mm, scalp 3-9 mm).
 """
 
@@ -42,7 +43,7 @@ def _thickness(shape, lo: float, hi: float, gen: torch.Generator) -> torch.Tenso
 
 
 def add_head(labels: torch.Tensor, distance: torch.Tensor, n_brain: int, gen: torch.Generator,
-             axis_inferior: int = 2) -> torch.Tensor:
+             axis_inferior: int = 2, p_marrow: float = 0.6) -> torch.Tensor:
     """Head label map: ``labels`` (``X, Y, Z`` integer, brain classes ``1..n_brain``) plus shells.
 
     ``distance`` is :func:`brain_distance` on the same grid (it may have been warped with the
@@ -62,6 +63,13 @@ def add_head(labels: torch.Tensor, distance: torch.Tensor, n_brain: int, gen: to
     names = ("extra_cerebral_csf", "skull", "scalp_muscle", "scalp_fat")
     lut = torch.tensor([values[n] for n in names] + [0], dtype=labels.dtype)
     out = torch.where(outside, lut[shell], labels)
+    # the diploe: on most heads fatty marrow (bright on T1) between the skull's two dark tables
+    if float(torch.rand((), generator=gen)) < p_marrow:
+        inner = thick[0]
+        frac = (distance - inner) / thick[1].clamp_min(1e-3)
+        lo = 0.25 + 0.1 * float(torch.rand((), generator=gen))
+        marrow = outside & (shell == 1) & (frac > lo) & (frac < 1.0 - lo)
+        out = torch.where(marrow, torch.full_like(out, values["skull_marrow"]), out)
     # face / neck: soft tissue below a plane near the bottom of the brain, within reach of it
     brain_idx = torch.nonzero(~outside)
     if brain_idx.numel():

@@ -63,5 +63,6 @@ class SynthPatches(torch.utils.data.IterableDataset):
             sample = synthesize(src, gen, self.settings)
             image = normalize(sample.image[None], self.intensity)[0]
             for _ in range(self.samples):
-                img, lab = cut_patch(image, sample.label, self.patch, gen)
+                img, lab = cut_patch(image, sample.label, self.patch, gen,
+                                     self.settings.p_foreground)
                 yield {"image": img[None].float(), "label": lab[None].to(torch.uint8)}

@@ -13,6 +13,11 @@ Variants of each labelled test case of ``Dataset001_BrainTissue`` (brain_100..10
   trained on heads drawn the same way, so this is a check of robustness to a head, not of
   real skulls.
 
+A real person from another source (``sample_data/real_mri``, ITK's example T1 with skull, 2 x 2
+x 3 mm, never trained on): Dice of the predicted brain (WM+GM+CSF) against the brain outline
+distributed with it, on the scan as it is (``with_skull``) and skull-stripped with a zero
+background (``stripped``), and the predicted volumes.
+
 Real scans: ``brain1``/``brain2`` of the pyradiomics 3.0.1 sdist (``data/``; clinical MR,
 0.78 x 0.78 x 6.5 mm, with skull): predicted WM+GM+CSF volume and an overlay picture.
 
@@ -47,6 +52,7 @@ from medseg.volume import Volume
 
 ROOT = Path(__file__).resolve().parents[2]
 DATASET = ROOT / "sample_data" / "Dataset001_BrainTissue"
+REAL_MRI = ROOT / "sample_data" / "real_mri"
 NAMES = {1: "white_matter", 2: "grey_matter", 3: "csf"}
 VARIANTS = ("as_is", "stripped", "scaled", "thick_1x1x5", "with_skull")
 
@@ -92,7 +98,8 @@ def with_synthetic_head(image: Volume, labels: np.ndarray, seed: int) -> tuple[V
     csf = float(np.median(arr[lab == 3]))
     hv = head_values(3)
     means = {hv["extra_cerebral_csf"]: csf, hv["skull"]: 0.08 * wm, hv["scalp_muscle"]: 0.55 * wm,
-             hv["scalp_fat"]: 1.1 * wm, hv["neck_soft_tissue"]: 0.6 * wm}
+             hv["scalp_fat"]: 1.1 * wm, hv["neck_soft_tissue"]: 0.6 * wm,
+             hv["skull_marrow"]: 0.9 * wm}
     from scipy import ndimage
 
     painted = np.zeros_like(arr_p)
@@ -148,9 +155,44 @@ def validate_mni(seg: Segmenter, variants=VARIANTS) -> dict:
     return out
 
 
-def validate_real(seg: Segmenter, data: Path, figure: Path | None) -> dict:
+def real_head_cases() -> dict[str, tuple[Volume, np.ndarray]]:
+    """The real T1 head of ``sample_data/real_mri`` as it is and skull-stripped (zero outside
+    the outline), each with its brain outline (boolean, on the image grid)."""
+    image = read_image(REAL_MRI / "itk_t1_head.nii.gz")
+    mask = read_label_map(REAL_MRI / "itk_t1_brain_mask.nii.gz").data > 0
+    stripped = image.with_array(np.where(mask[None], image.array, 0).astype(np.float32))
+    return {"with_skull": (image, mask), "stripped": (stripped, mask)}
+
+
+def _shown(name: str, image: Volume, pred: np.ndarray) -> tuple[str, np.ndarray, np.ndarray,
+                                                                  tuple[float, ...]]:
+    """A display row: image and prediction on the RAS grid (axial slices along z)."""
+    tr = canonical_transform(image)
+    img = reorient_array(image.array.astype(np.float32), tr)[0]
+    lab = reorient_array(pred[None], tr)[0]
+    spacing = tuple(float(v) for v in np.linalg.norm(canonical_affine(image, tr)[:3, :3],
+                                                     axis=0))
+    return name, img, lab, spacing
+
+
+def validate_real_head(seg: Segmenter, shown: list) -> dict:
     out = {}
-    shown = []
+    for name, (image, mask) in real_head_cases().items():
+        pred = seg(image, where=f"itk_t1_{name}").labels.data
+        voxel_ml = float(np.prod(image.spacing)) / 1000.0
+        vols = {n: round(float((pred == v).sum()) * voxel_ml, 1) for v, n in NAMES.items()}
+        out[name] = {"brain_dice": round(float(dice(pred > 0, mask)), 4),
+                     "volumes_ml": vols, "brain_ml": round(sum(vols.values()), 1),
+                     "outline_ml": round(float(mask.sum()) * voxel_ml, 1)}
+        print(f"itk_t1 {name:<10} brain Dice {out[name]['brain_dice']:.3f}  brain "
+              f"{out[name]['brain_ml']} mL (outline {out[name]['outline_ml']} mL) {vols}",
+              flush=True)
+        shown.append(_shown(f"ITK T1 {name.replace('_', ' ')}", image, pred))
+    return out
+
+
+def validate_real(seg: Segmenter, data: Path, shown: list) -> dict:
+    out = {}
     for name in ("brain1", "brain2"):
         image = read_image(data / f"{name}_image.nrrd")
         pred = seg(image, where=name).labels.data
@@ -162,9 +204,7 @@ def validate_real(seg: Segmenter, data: Path, figure: Path | None) -> dict:
                      "field_of_view_mm": extent, "spacing_mm": [round(s, 3) for s in
                                                                 image.spacing]}
         print(f"{name}: brain {out[name]['brain_ml']} mL {vols} (FOV {extent} mm)", flush=True)
-        shown.append((name, image.array[0], pred))
-    if figure is not None:
-        _overlay(shown, figure)
+        shown.append(_shown(f"pyradiomics {name}", image, pred))
     return out
 
 
@@ -180,19 +220,20 @@ def _overlay(shown, figure: Path) -> None:
     n_slices = 4
     fig, axes = plt.subplots(len(shown), n_slices * 2, figsize=(n_slices * 2 * 2.2,
                                                                  len(shown) * 2.4))
-    for row, (name, img, pred) in enumerate(shown):
+    for row, (name, img, pred, sp) in enumerate(shown):
         zs = np.linspace(img.shape[2] * 0.3, img.shape[2] * 0.8, n_slices).astype(int)
         vmax = np.percentile(img, 99.5)
         for k, z in enumerate(zs):
             for j, overlay in enumerate((False, True)):
                 ax = axes[row, 2 * k + j]
-                ax.imshow(img[:, :, z].T, cmap="gray", vmin=0, vmax=vmax, origin="lower")
+                ax.imshow(img[:, :, z].T, cmap="gray", vmin=0, vmax=vmax, origin="lower",
+                          aspect=sp[1] / sp[0])
                 if overlay:
                     ax.imshow(pred[:, :, z].T, cmap=cmap, vmin=0, vmax=3, origin="lower",
-                              interpolation="nearest")
+                              interpolation="nearest", aspect=sp[1] / sp[0])
                 ax.set_axis_off()
                 ax.set_title(f"{name} z={z}" + (" seg" if overlay else ""), fontsize=7)
-    fig.suptitle("brain_tissue on real clinical MR (pyradiomics brain1/brain2): "
+    fig.suptitle("brain_tissue on real MR never trained on (RAS axial slices): "
                  "blue WM, orange GM, magenta CSF", fontsize=9)
     fig.tight_layout()
     figure.parent.mkdir(parents=True, exist_ok=True)
@@ -215,9 +256,13 @@ def main(argv: list[str] | None = None) -> int:
     bundle = load_bundle(args.model)
     seg = Segmenter(bundle, InferenceSettings(device="cpu"))
     t0 = time.time()
-    result: dict = {"model": str(bundle.path), "mni_test": validate_mni(seg, args.variants)}
+    shown: list = []
+    result: dict = {"model": str(bundle.path), "mni_test": validate_mni(seg, args.variants),
+                    "real_head": validate_real_head(seg, shown)}
     if args.pyradiomics is not None:
-        result["real_mri"] = validate_real(seg, args.pyradiomics, args.figure)
+        result["real_mri"] = validate_real(seg, args.pyradiomics, shown)
+    if args.figure is not None:
+        _overlay(shown, args.figure)
     result["seconds"] = round(time.time() - t0, 1)
     result["command"] = "python sample_data/scripts/validate_brain.py " + " ".join(
         sys.argv[1:] if argv is None else argv)
