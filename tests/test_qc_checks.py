@@ -14,6 +14,7 @@ from medseg.qc.checks import (
     absolute_channels,
     border_findings,
     empty_findings,
+    plausible_findings,
     extent_findings,
     intensity_findings,
     volume_findings,
@@ -208,6 +209,33 @@ def test_empty_check_on_a_real_skull_stripped_head():
     dilated = ndimage.binary_dilation(mask, iterations=4).astype(np.uint8)
     found = empty_findings(stripped, LabelMap.from_spatial(dilated, outline.affine))
     assert found and found[0].check == "empty"          # 8-12 mm of air labelled as brain
+
+
+def test_plausible_ranges_are_checked_without_margin():
+    volumes = {"organ": 100.0, "spot": 5.0}
+    assert plausible_findings(volumes, {"all": [50, 105], "organ": [90, 110]}) == []
+    found = plausible_findings(volumes, {"all": [50, 104], "organ": [101, 300], "gone": [1, 2]})
+    assert [(f.check, f.class_name) for f in found] == [("plausible", None),
+                                                         ("plausible", "organ")]
+    assert found[0].message == "organ+spot 105.0 mL, outside the plausible 50.0-104 mL the " \
+                               "model declares"
+
+
+def test_plausible_brain_volume_flags_a_head_labelled_as_brain():
+    """The real head's brain outline is plausible; the outline grown over skull and scalp
+    (what a model that labels the head as tissue returns) is not."""
+    from scipy import ndimage
+
+    root = Path(__file__).resolve().parents[1] / "sample_data" / "real_mri"
+    head = read_image(root / "itk_t1_head.nii.gz")
+    outline = read_label_map(root / "itk_t1_brain_mask.nii.gz")
+    names = {0: "background", 1: "brain"}
+    model = info("brain", {"background": 0, "brain": 1}, {"plausible_ml": {"all": [900, 2300]}})
+    qc = check_segmentation(outline, names, head, [model])
+    assert qc.status == "ok" and "plausible" in qc.checked
+    grown = ndimage.binary_dilation(outline.data > 0, iterations=6).astype(np.uint8)
+    qc = check_segmentation(LabelMap.from_spatial(grown, outline.affine), names, head, [model])
+    assert [f.check for f in qc.findings] == ["plausible"], qc.reasons
 
 
 def info(name, labels, record, **kw):

@@ -20,6 +20,10 @@ not "slightly unusual".
   had no negative values, as a CT given to an MR model.
 * **extent**: the field of view along an axis of the RAS-canonical grid is below half the
   smallest or above twice the largest training extent (:data:`EXTENT_MARGIN`).
+* **plausible**: a class, or all the model's classes together (key ``"all"``), outside the
+  plausible volume range that the model's author declares from anatomy in the record's
+  ``plausible_ml`` (no margin: the range is the margin). Training volumes of a few template
+  subjects say little about people; the author knows that an adult brain is not 3 L.
 * **border** (needs no record): a large share of a class's voxels (:data:`BORDER_FRACTION`)
   lies on the outermost voxel layer of the image. A class that merely crosses the border (an
   aorta leaving the scanned range) has a small share there; a large share means an organ cut
@@ -150,6 +154,24 @@ def volume_findings(volumes_ml: Mapping[str, float],
         if (lo is not None and ml < float(lo) / VOLUME_MARGIN) or \
                 (hi is not None and ml > float(hi) * VOLUME_MARGIN):
             out.append(Finding("volume", f"{name} {ml:,.1f} mL, {trained}", name))
+    return out
+
+
+def plausible_findings(volumes_ml: Mapping[str, float],
+                       plausible: Mapping[str, Sequence[float]]) -> list[Finding]:
+    """Volumes outside the author's plausible ranges (``"all"``: the classes' sum)."""
+    out = []
+    for key, bounds in plausible.items():
+        lo, hi = (float(b) for b in bounds)
+        if key == "all":
+            ml, name, what = sum(volumes_ml.values()), None, "+".join(volumes_ml)
+        elif key in volumes_ml:
+            ml, name, what = volumes_ml[key], key, key
+        else:
+            continue
+        if not lo <= ml <= hi:
+            out.append(Finding("plausible", f"{what} {ml:,.1f} mL, outside the plausible "
+                                            f"{_num(lo)}-{_num(hi)} mL the model declares", name))
     return out
 
 
@@ -300,6 +322,10 @@ def check_segmentation(labels: LabelMap, label_names: Mapping[int, str], image: 
                                               absolute_channels(info))))
         if isinstance(extent, Mapping):
             runs.append(("extent", partial(extent_findings, image, extent)))
+        plausible = record.get("plausible_ml")
+        if isinstance(plausible, Mapping) and plausible:
+            runs.append(("plausible", partial(plausible_findings,
+                                              {n: volumes[n] for n in names}, plausible)))
         for check, run in runs:
             checked.append(check)
             try:

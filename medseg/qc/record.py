@@ -6,7 +6,8 @@ Schema (every key optional, so a format fills only what its metadata knows; nnU-
     {"cases": int,
      "classes": {name: {"min_ml": float, "max_ml": float, "present_fraction": float}},
      "intensity": [{"min", "max", "mean", "std", "p00_5", "p99_5"} per input channel],
-     "extent_mm": {"min": [per axis], "max": [per axis]}}
+     "extent_mm": {"min": [per axis], "max": [per axis]},
+     "plausible_ml": {name or "all": [low, high]}}
 
 * ``classes``: volume in mL of each class over the training cases where it is present, and
   the fraction of cases where it is present (background excluded).
@@ -16,6 +17,10 @@ Schema (every key optional, so a format fills only what its metadata knows; nnU-
   nothing.
 * ``extent_mm``: the field of view along the axes of the RAS-canonical grid (the grid models
   see), smallest and largest over the cases.
+* ``plausible_ml``: not measured but declared by the model's author from anatomy: the volume
+  range a class (or ``"all"`` classes together) can plausibly have in a person. Training
+  volumes of a few subjects of one template are a poor guide to people; this is the author's
+  knowledge, written into the bundle by hand (``add_training_record.py --plausible``).
 
 :class:`RecordBuilder` accumulates case by case; :func:`training_record` and
 :func:`dataset_training_record` are the one-call forms.

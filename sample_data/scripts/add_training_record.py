@@ -11,6 +11,8 @@ themselves.
 
 ``--no-intensity`` keeps only classes, extent and case count (for models trained on images
 synthesised with random contrasts, whose intensities mean nothing).
+``--plausible NAME LOW HIGH`` (repeatable; NAME a class or ``all``) adds the volume range in mL
+that the author declares plausible in a person (``plausible_ml``, checked without margin).
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("dataset", type=Path, help="the dataset folder it was trained on")
     parser.add_argument("--no-intensity", action="store_true",
                         help="record classes, extent and cases only")
+    parser.add_argument("--plausible", nargs=3, action="append", default=[],
+                        metavar=("NAME", "LOW", "HIGH"),
+                        help="plausible volume range in mL of a class, or of 'all' classes")
     args = parser.parse_args(argv)
     bundle = load_bundle(args.bundle)
     record = dataset_training_record(args.dataset, intensity=not args.no_intensity)
@@ -37,6 +42,10 @@ def main(argv: list[str] | None = None) -> None:
     if missing:
         raise SystemExit(f"{args.dataset}: dataset lacks the bundle's classes "
                          f"{', '.join(sorted(missing))}")
+    for name, low, high in args.plausible:
+        if name != "all" and name not in record["classes"]:
+            raise SystemExit(f"--plausible {name}: not a class of {args.bundle}")
+        record.setdefault("plausible_ml", {})[name] = sorted([float(low), float(high)])
     config = {k: v for k, v in bundle.config.items() if k != "weights"}
     config["training_record"] = record
     config["weights"] = bundle.config["weights"]  # unchanged: the weights are not touched
