@@ -14,9 +14,9 @@ from medseg.qc.checks import (
     absolute_channels,
     border_findings,
     empty_findings,
-    plausible_findings,
     extent_findings,
     intensity_findings,
+    plausible_findings,
     volume_findings,
 )
 from medseg.qc.record import extent_mm
