@@ -226,12 +226,14 @@ class Segmenter:
         self.models = [MedsegBundleModel(m, self.registry, self.device)
                        if isinstance(m, Bundle) else m for m in models]
         self.label_names, self._luts = merged_labels([m.info for m in self.models])
-        pp: list[Any] = []
-        for m in self.models:
-            pp += list(getattr(m, "postprocessors", []))
-        pp += list(self.settings.postprocessors)
+        # a model's own postprocessors run on its own classes before merging (their "classes"
+        # are the model's label values, mapped to the merged ones); the user's run after
+        self._model_postprocessors = [
+            [(self.registry.postprocessors.get(n), _merged_classes(p, m.info, lut))
+             for n, p in (_pp_item(x) for x in getattr(m, "postprocessors", []))]
+            for m, lut in zip(self.models, self._luts, strict=True)]
         self.postprocessors = [(self.registry.postprocessors.get(n), dict(p or {}))
-                               for n, p in (_pp_item(x) for x in pp)]
+                               for n, p in (_pp_item(x) for x in self.settings.postprocessors)]
 
     @property
     def info(self):
@@ -309,7 +311,8 @@ class Segmenter:
         self.check_memory(volume, where)
         labels: np.ndarray | None = None
         prob_maps: list[np.ndarray] = []
-        for model, lut in zip(self.models, self._luts, strict=True):
+        for model, lut, own_pp in zip(self.models, self._luts, self._model_postprocessors,
+                                      strict=True):
             tag = f"{model.info.name}: " if len(self.models) > 1 else ""
             say(f"{tag}preprocessing")
             prepared = model.prepare(volume, settings)
@@ -322,6 +325,10 @@ class Segmenter:
             if channels.dtype.kind not in "ui":
                 channels = channels.astype(np.int64)
             values = lut[channels]  # a small lookup table indexed by the channel array as is
+            for spec, params in own_pp:
+                say(f"{tag}postprocessing: {spec.name}")
+                values = _run_postprocessor(spec, values, volume.spacing, params,
+                                            self.registry.postprocessors.providers.get(spec.name))
             if labels is None:
                 labels = values
             else:  # an earlier model's foreground is kept where two models claim a voxel
@@ -393,6 +400,17 @@ def _pp_item(item: Any) -> tuple[str, dict[str, Any]]:
     if isinstance(item, dict) and "name" in item:
         return str(item["name"]), dict(item.get("params", {}))
     raise MedsegError(f"bad postprocessor entry {item!r}")
+
+
+def _merged_classes(params: dict[str, Any] | None, info, lut: np.ndarray) -> dict[str, Any]:
+    """A model's postprocessor parameters with ``classes`` (the model's own label values, or
+    all its classes when absent) as label values of the merged label map."""
+    params = dict(params or {})
+    own = info.label_values
+    wanted = params.get("classes")
+    wanted = [v for v in own if v != 0] if wanted is None else [int(v) for v in wanted]
+    params["classes"] = [int(lut[own.index(v)]) for v in wanted if v in own]
+    return params
 
 
 def _run_postprocessor(spec, labels: np.ndarray, spacing, params: dict[str, Any],

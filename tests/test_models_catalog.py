@@ -124,3 +124,24 @@ def test_bundled_models_listed_with_their_format(monkeypatch, capsys):
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["abdomen_ct"]["format"] == "medseg" and rows["abdomen_ct"]["origin"] == "bundled"
     assert "liver" in rows["abdomen_ct"]["labels"]
+
+
+def test_a_models_own_postprocessors_touch_only_its_own_classes(setup):
+    """A model that declares keep_largest_foreground (as the brain bundle does) drops its own
+    islands, not the disjoint classes of a model merged after it."""
+    from medseg.inference import Segmenter
+    from medseg.plugins import get_plugin_manager
+    from medseg.registry import build_registry
+
+    data = setup["data"].copy()
+    data[6, 5, 0] = 10.0  # a one-voxel island of "bright", apart from its box
+    infos = [plugin_dummy.describe_threshold_model(setup["models"] / n) for n in ("bright", "dim")]
+    bright, dim = (plugin_dummy.ThresholdModel(i) for i in infos)
+    bright.postprocessors = ["keep_largest_foreground"]
+    registry = build_registry(get_plugin_manager())
+    labels = Segmenter([bright, dim], registry=registry)(
+        Volume.from_spatial(data, AFFINE)).labels.data
+    expected = np.where(data > 5, 1, np.where(data > 1, 2, 0))
+    expected[6, 5, 0] = 2  # bright's island is gone; "dim" (above 1) claims the voxel
+    np.testing.assert_array_equal(labels, expected)
+    assert (labels == 2).sum() == int((data == 3).sum()) + 1  # dim's own box untouched
