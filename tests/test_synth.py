@@ -105,6 +105,24 @@ def test_head_shells_surround_the_brain_when_not_stripped(source, seed):
     assert float(s.image.numpy()[head == HEAD["scalp_muscle"]].mean()) > 0
 
 
+def test_skull_marrow_lies_between_the_skulls_two_tables(source):
+    from medseg.synth.head import add_head
+
+    labels = source.labels
+    with_marrow = add_head(labels, source.distance, N_BRAIN, torch.Generator().manual_seed(5),
+                           p_marrow=1.0).numpy()
+    without = add_head(labels, source.distance, N_BRAIN, torch.Generator().manual_seed(5),
+                       p_marrow=0.0).numpy()
+    marrow = with_marrow == HEAD["skull_marrow"]
+    assert marrow.sum() > 0 and not (without == HEAD["skull_marrow"]).any()
+    # marrow replaces only skull voxels, and skull remains on both sides of it
+    assert (without[marrow] == HEAD["skull"]).all()
+    np.testing.assert_array_equal(np.where(marrow, HEAD["skull"], with_marrow), without)
+    dist = source.distance.numpy()
+    skull = with_marrow == HEAD["skull"]
+    assert dist[skull].min() < dist[marrow].min() and dist[marrow].max() < dist[skull].max()
+
+
 def test_no_head_draw_has_no_head_classes(source):
     s = draw(source, 4, p_skull_strip=0.0, p_head=0.0)
     assert not s.draws["head"]

@@ -64,10 +64,10 @@ def add_head(labels: torch.Tensor, distance: torch.Tensor, n_brain: int, gen: to
     lut = torch.tensor([values[n] for n in names] + [0], dtype=labels.dtype)
     out = torch.where(outside, lut[shell], labels)
     # the diploe: on most heads fatty marrow (bright on T1) between the skull's two dark tables
-    if float(torch.rand((), generator=gen)) < p_marrow:
-        inner = thick[0]
-        frac = (distance - inner) / thick[1].clamp_min(1e-3)
-        lo = 0.25 + 0.1 * float(torch.rand((), generator=gen))
+    draw_marrow = float(torch.rand((), generator=gen)) < p_marrow
+    lo = 0.25 + 0.1 * float(torch.rand((), generator=gen))  # drawn always: same stream after
+    if draw_marrow:
+        frac = (distance - thick[0]) / thick[1].clamp_min(1e-3)
         marrow = outside & (shell == 1) & (frac > lo) & (frac < 1.0 - lo)
         out = torch.where(marrow, torch.full_like(out, values["skull_marrow"]), out)
     # face / neck: soft tissue below a plane near the bottom of the brain, within reach of it
