@@ -221,7 +221,9 @@ def _overlay(shown, figure: Path) -> None:
     fig, axes = plt.subplots(len(shown), n_slices * 2, figsize=(n_slices * 2 * 2.2,
                                                                  len(shown) * 2.4))
     for row, (name, img, pred, sp) in enumerate(shown):
-        zs = np.linspace(img.shape[2] * 0.3, img.shape[2] * 0.8, n_slices).astype(int)
+        found = np.nonzero((pred > 0).any(axis=(0, 1)))[0]  # slices with brain predicted
+        lo, hi = (found[0], found[-1]) if found.size else (0, img.shape[2] - 1)
+        zs = np.linspace(lo + 0.15 * (hi - lo), lo + 0.8 * (hi - lo), n_slices).astype(int)
         vmax = np.percentile(img, 99.5)
         for k, z in enumerate(zs):
             for j, overlay in enumerate((False, True)):
