@@ -12,7 +12,7 @@ import torch
 
 #: head classes, numbered after the brain classes (offsets from ``n_brain + 1``)
 HEAD_CLASSES = ("extra_cerebral_csf", "skull", "scalp_muscle", "scalp_fat", "neck_soft_tissue",
-                "skull_marrow")
+                "skull_marrow", "eye", "orbital_fat", "sinus_air")
 
 
 def head_values(n_brain: int) -> dict[str, int]:

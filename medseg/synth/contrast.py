@@ -24,13 +24,17 @@ def _ordered_means(n_brain: int, family: str, gen: torch.Generator) -> dict[str,
         return {"background": _u(gen, 0.0, 0.06), "wm": wm, "gm": wm * _u(gen, 0.55, 0.9),
                 "csf": wm * _u(gen, 0.05, 0.55), "skull": _u(gen, 0.0, 0.15),
                 "muscle": wm * _u(gen, 0.35, 0.7), "fat": _u(gen, 0.75, 1.0),
-                "soft": wm * _u(gen, 0.3, 0.8), "marrow": _u(gen, 0.5, 1.0)}
+                "soft": wm * _u(gen, 0.3, 0.8), "marrow": _u(gen, 0.5, 1.0),
+                "eye": wm * _u(gen, 0.05, 0.45), "orbital_fat": _u(gen, 0.75, 1.0),
+                "air": _u(gen, 0.0, 0.08)}
     # t2-like: CSF brightest, GM above WM, fat bright-ish, bone dark
     csf = _u(gen, 0.75, 1.0)
     return {"background": _u(gen, 0.0, 0.06), "wm": csf * _u(gen, 0.2, 0.45),
             "gm": csf * _u(gen, 0.45, 0.7), "csf": csf, "skull": _u(gen, 0.0, 0.15),
             "muscle": csf * _u(gen, 0.15, 0.4), "fat": csf * _u(gen, 0.5, 0.9),
-            "soft": csf * _u(gen, 0.2, 0.7), "marrow": csf * _u(gen, 0.3, 0.8)}
+            "soft": csf * _u(gen, 0.2, 0.7), "marrow": csf * _u(gen, 0.3, 0.8),
+            "eye": csf * _u(gen, 0.75, 1.0), "orbital_fat": csf * _u(gen, 0.5, 0.9),
+            "air": _u(gen, 0.0, 0.08)}
 
 
 def draw_means(n_brain: int, gen: torch.Generator, p_random: float = 0.5,
@@ -59,6 +63,9 @@ def draw_means(n_brain: int, gen: torch.Generator, p_random: float = 0.5,
     means[head["scalp_fat"]] = m["fat"]
     means[head["neck_soft_tissue"]] = m["soft"]
     means[head["skull_marrow"]] = m["marrow"]
+    means[head["eye"]] = m["eye"]
+    means[head["orbital_fat"]] = m["orbital_fat"]
+    means[head["sinus_air"]] = m["air"]
     return means, family
 
 

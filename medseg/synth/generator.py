@@ -5,7 +5,8 @@ that came with it). :func:`synthesize` draws, in this order (SynthSeg's order):
 
 1. a field of view inside the source padded by :attr:`SynthSettings.pad_mm`, and a random
    affine + elastic deformation (:mod:`medseg.synth.deform`);
-2. the head around the brain (:mod:`medseg.synth.head`), or none (a brain on dark air);
+2. the head around the brain (:mod:`medseg.synth.head`), usually with eyes and nasal air
+   (:mod:`medseg.synth.face`), or none (a brain on dark air);
 3. per-class Gaussian-mixture intensities (:mod:`medseg.synth.contrast`); with probability
    ``p_real_brain`` the real source image inside the brain instead (rescaled to the drawn WM
    mean), with the synthetic head or air around it;
@@ -38,6 +39,7 @@ from medseg.synth.artefacts import (
 from medseg.synth.classes import collapse
 from medseg.synth.contrast import draw_means, paint
 from medseg.synth.deform import DeformRanges, sampling_grid, warp
+from medseg.synth.face import add_face
 from medseg.synth.head import add_head, brain_distance
 
 
@@ -53,6 +55,8 @@ class SynthSettings:
     #: empty air and head-only patches are learnt as background)
     p_foreground: float = 0.7
     p_head: float = 0.5
+    #: probability that a head gets eyes, orbital fat and nasal air (:mod:`medseg.synth.face`)
+    p_face: float = 0.7
     p_skull_strip: float = 0.35
     #: probability to put the real source image (when given) inside the brain
     p_real_brain: float = 0.5
@@ -157,6 +161,8 @@ def synthesize(src: SynthSource, gen: torch.Generator,
             brain_distance(src.labels.numpy(), src.spacing))
         distance = warp(source_distance, grid, labels=False, padding="border")
         head = add_head(labels, distance, src.n_brain, gen)
+        if float(torch.rand((), generator=gen)) < s.p_face:
+            head = add_face(head, labels, src.spacing, src.n_brain, gen)
     else:
         head = labels
     means, family = draw_means(src.n_brain, gen, s.p_random_contrast, s.p_t1_contrast)
