@@ -11,7 +11,7 @@ from medseg.errors import MedsegError
 from medseg.io import read_label_map
 from medseg.preprocess import percentile_scheme
 from medseg.synth import SynthPatches, SynthSettings, SynthSource, synthesize
-from medseg.synth.classes import head_values, n_classes
+from medseg.synth.classes import collapse, head_values, n_classes
 from medseg.synth.deform import DeformRanges
 from tests.brain_datasets import BRAIN
 
@@ -121,6 +121,33 @@ def test_skull_marrow_lies_between_the_skulls_two_tables(source):
     dist = source.distance.numpy()
     skull = with_marrow == HEAD["skull"]
     assert dist[skull].min() < dist[marrow].min() and dist[marrow].max() < dist[skull].max()
+
+
+def test_face_puts_eyes_in_front_of_and_below_the_brain_and_never_on_it(source):
+    from medseg.synth.face import add_face
+    from medseg.synth.head import add_head
+
+    labels = source.labels
+    head = add_head(labels, source.distance, N_BRAIN, torch.Generator().manual_seed(2))
+    face = add_face(head, labels, source.spacing, N_BRAIN, torch.Generator().manual_seed(3))
+    again = add_face(head, labels, source.spacing, N_BRAIN, torch.Generator().manual_seed(3))
+    np.testing.assert_array_equal(face.numpy(), again.numpy())  # deterministic under a seed
+    face, lab = face.numpy(), labels.numpy()
+    brain = lab > 0
+    np.testing.assert_array_equal(face[brain], lab[brain])
+    eye = face == HEAD["eye"]
+    assert eye.sum() > 0 and (face == HEAD["orbital_fat"]).sum() > eye.sum() / 4
+    ex, ey, ez = np.nonzero(eye)
+    bx, by, bz = np.nonzero(brain)
+    # RAS grid: the eyes lie in the front (y) and lower (z) part of the brain's box, left and right
+    assert ey.mean() > by.mean() + 0.3 * (by.max() - by.min())
+    assert ez.mean() < bz.mean()
+    mid = (bx.min() + bx.max()) / 2
+    assert (ex < mid).any() and (ex > mid).any()
+    # every face class is a head class, so the training target sees it as background
+    assert int(face.max()) < n_classes(N_BRAIN)
+    target = collapse(torch.from_numpy(face), N_BRAIN).numpy()
+    np.testing.assert_array_equal(target, np.where(brain, lab, 0))
 
 
 def test_no_head_draw_has_no_head_classes(source):
