@@ -25,8 +25,9 @@ def add_face(head: torch.Tensor, labels: torch.Tensor, spacing: Sequence[float],
              gen: torch.Generator, axis_inferior: int = 2, axis_anterior: int = 1
              ) -> torch.Tensor:
     """``head`` (a head label map from :func:`medseg.synth.head.add_head`) with two eyes in
-    orbital fat inside a block of facial soft tissue, and the nasal cavity's air, placed from the brain (``labels > 0``) on a grid of
-    ``spacing`` mm whose ``axis_anterior`` grows forwards and ``axis_inferior`` upwards."""
+    orbital fat inside a block of facial soft tissue, and the nasal cavity's air, placed from
+    the brain (``labels > 0``) on a grid of ``spacing`` mm whose ``axis_anterior`` grows
+    forwards and ``axis_inferior`` upwards."""
     brain = labels > 0
     idx = torch.nonzero(brain)
     if idx.numel() == 0:
@@ -36,7 +37,7 @@ def add_face(head: torch.Tensor, labels: torch.Tensor, spacing: Sequence[float],
     lo = idx.min(0).values.float() * sp
     hi = idx.max(0).values.float() * sp
     size = hi - lo
-    lateral = [a for a in range(3) if a not in (axis_inferior, axis_anterior)][0]
+    lateral = next(a for a in range(3) if a not in (axis_inferior, axis_anterior))
     grids = torch.meshgrid(*[torch.arange(n, dtype=torch.float32) * s
                              for n, s in zip(head.shape, sp.tolist(), strict=True)],
                            indexing="ij")
