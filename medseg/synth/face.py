@@ -50,19 +50,23 @@ def add_face(head: torch.Tensor, labels: torch.Tensor, spacing: Sequence[float],
     fat = radius + _u(gen, 3.0, 9.0)
     out = head.clone()
     free = ~brain
-    # the face: soft tissue (then skin and fat of the head's own classes) around the orbits
+    # the face: soft tissue where the head left air, in an ellipsoid around the orbits
     margin = _u(gen, 6.0, 14.0)
-    semi = {lateral: apart + fat + margin, axis_anterior: 2.0 * (radius + margin),
-            axis_inferior: fat + margin + 20.0}
-    centre_of = {lateral: mid, axis_anterior: centre[axis_anterior],
-                 axis_inferior: centre[axis_inferior]}
-    face = sum(((grids[a] - float(centre_of[a])) / float(semi[a])) ** 2 for a in range(3)) <= 1
+    semi = torch.empty(3)
+    semi[lateral], semi[axis_anterior] = apart + fat + margin, 2.0 * (radius + margin)
+    semi[axis_inferior] = fat + margin + 20.0
+    middle = centre.clone()
+    middle[lateral] = mid
+    face = torch.stack([((g - float(m)) / float(a)) ** 2
+                        for g, m, a in zip(grids, middle.tolist(), semi.tolist(), strict=True)]
+                       ).sum(0) <= 1
     out = torch.where(free & face & (out == 0), torch.full_like(out, values["neck_soft_tissue"]),
                       out)
     for side in (-1.0, 1.0):
         c = centre.clone()
         c[lateral] = mid + side * apart
-        r = torch.sqrt(sum((g - float(v)) ** 2 for g, v in zip(grids, c.tolist(), strict=True)))
+        r = torch.stack([(g - float(v)) ** 2 for g, v in zip(grids, c.tolist(), strict=True)]
+                        ).sum(0).sqrt()
         out = torch.where(free & (r <= fat), torch.full_like(out, values["orbital_fat"]), out)
         out = torch.where(free & (r <= radius), torch.full_like(out, values["eye"]), out)
     # nasal cavity and sinuses: air between and below the orbits, in front of the skull base
