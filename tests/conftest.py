@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
@@ -9,6 +12,12 @@ from scipy.spatial.transform import Rotation
 from medseg.plugins import get_plugin_manager
 from medseg.registry import build_registry
 from medseg.volume import Volume, affine_from_geometry
+
+#: the web app's folder, on sys.path as ``streamlit run`` puts the main script's folder, so the
+#: app tests import ``medseg_ui`` as the app itself does
+APP = Path(__file__).resolve().parents[1] / "app"
+if str(APP) not in sys.path:
+    sys.path.insert(0, str(APP))
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import os
-import sys
 import zipfile
 from pathlib import Path
 
@@ -24,8 +23,6 @@ APP = ROOT / "app"
 BRAIN = ROOT / "sample_data" / "Dataset001_BrainTissue"
 TIMEOUT = 120
 
-if str(APP) not in sys.path:  # `streamlit run` puts the main script's folder on sys.path
-    sys.path.insert(0, str(APP))
 
 from medseg.volume import LabelMap, Volume  # noqa: E402
 from medseg_ui import render  # noqa: E402

@@ -27,8 +27,6 @@ APP = ROOT / "app"
 BRAIN = ROOT / "sample_data" / "Dataset001_BrainTissue"
 TIMEOUT = 120
 
-if str(APP) not in sys.path:  # `streamlit run` puts the main script's folder on sys.path
-    sys.path.insert(0, str(APP))
 
 from medseg_ui.session import OWNER_FILE, SessionFolder, sweep_stale_folders  # noqa: E402
 from medseg_ui.text import html_text, plain  # noqa: E402

@@ -4,7 +4,6 @@ markdown; patient columns are not shown; a server that refuses is one error line
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pydicom
@@ -20,8 +19,6 @@ ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app"
 SERIES = ROOT / "sample_data" / "dicom" / "ct_phantom_001"
 HOSTILE = "**PWN** <img src=x onerror=alert(1)> [link](http://evil.example)"
-if str(APP) not in sys.path:
-    sys.path.insert(0, str(APP))
 
 from medseg_ui.text import plain  # noqa: E402  (messages on the page are markdown-escaped)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,8 +15,6 @@ from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app"
-if str(APP) not in sys.path:
-    sys.path.insert(0, str(APP))
 
 from medseg_ui.qc_banner import escape_markdown  # noqa: E402
 

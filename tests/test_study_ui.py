@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 import zipfile
 from pathlib import Path
 
@@ -16,8 +15,6 @@ from streamlit.testing.v1 import AppTest
 from tests.study_cohorts import shifted_cohort
 
 APP = Path(__file__).resolve().parents[1] / "app"
-if str(APP) not in sys.path:
-    sys.path.insert(0, str(APP))
 
 from medseg_ui.text import plain  # noqa: E402  (messages on the page are markdown-escaped)
 
