@@ -14,11 +14,8 @@ import torch
 import torch.nn.functional as F
 from monai.transforms import GaussianSmooth
 
+from medseg.synth.draws import uniform
 from medseg.synth.head import smooth_field
-
-
-def _u(gen: torch.Generator, lo: float, hi: float) -> float:
-    return lo + (hi - lo) * float(torch.rand((), generator=gen))
 
 
 def draw_voxel_size(spacing: Sequence[float], gen: torch.Generator, p_thick: float = 0.5,
@@ -27,10 +24,10 @@ def draw_voxel_size(spacing: Sequence[float], gen: torch.Generator, p_thick: flo
     sp = [float(s) for s in spacing]
     if float(torch.rand((), generator=gen)) < p_thick:
         axis = int(torch.randint(0, len(sp), (), generator=gen))
-        size = [_u(gen, s, max(s, max_inplane * 0.8)) for s in sp]
-        size[axis] = _u(gen, sp[axis], max(sp[axis], max_thickness))
+        size = [uniform(gen, s, max(s, max_inplane * 0.8)) for s in sp]
+        size[axis] = uniform(gen, sp[axis], max(sp[axis], max_thickness))
         return size
-    iso = _u(gen, 0.0, 1.0)
+    iso = uniform(gen, 0.0, 1.0)
     return [s + iso * max(0.0, max_inplane - s) for s in sp]
 
 
@@ -50,7 +47,7 @@ def degrade_resolution(image: torch.Tensor, spacing: Sequence[float],
 
 def bias_field(shape: Sequence[int], gen: torch.Generator, max_std: float = 0.3) -> torch.Tensor:
     """Multiplicative smooth field ``exp(s * f)``, ``f`` a smooth unit field, ``s`` random."""
-    return torch.exp(_u(gen, 0.0, max_std) * smooth_field(shape, 4, gen))
+    return torch.exp(uniform(gen, 0.0, max_std) * smooth_field(shape, 4, gen))
 
 
 def gamma(image: torch.Tensor, gen: torch.Generator, std: float = 0.25) -> torch.Tensor:
@@ -64,7 +61,7 @@ def gamma(image: torch.Tensor, gen: torch.Generator, std: float = 0.25) -> torch
 def rician_noise(image: torch.Tensor, gen: torch.Generator, max_std: float = 0.05
                  ) -> torch.Tensor:
     """Magnitude of the image plus complex Gaussian noise of a random level."""
-    s = _u(gen, 0.0, max_std)
+    s = uniform(gen, 0.0, max_std)
     n1 = torch.randn(image.shape, generator=gen) * s
     n2 = torch.randn(image.shape, generator=gen) * s
     return torch.sqrt((image + n1) ** 2 + n2**2)

@@ -12,29 +12,26 @@ from __future__ import annotations
 import torch
 
 from medseg.synth.classes import head_values
-
-
-def _u(gen: torch.Generator, lo: float, hi: float) -> float:
-    return lo + (hi - lo) * float(torch.rand((), generator=gen))
+from medseg.synth.draws import uniform
 
 
 def _ordered_means(n_brain: int, family: str, gen: torch.Generator) -> dict[str, float]:
-    wm = _u(gen, 0.55, 0.9)
+    wm = uniform(gen, 0.55, 0.9)
     if family == "t1":
-        return {"background": _u(gen, 0.0, 0.06), "wm": wm, "gm": wm * _u(gen, 0.55, 0.9),
-                "csf": wm * _u(gen, 0.05, 0.55), "skull": _u(gen, 0.0, 0.15),
-                "muscle": wm * _u(gen, 0.35, 0.7), "fat": _u(gen, 0.75, 1.0),
-                "soft": wm * _u(gen, 0.3, 0.8), "marrow": _u(gen, 0.5, 1.0),
-                "eye": wm * _u(gen, 0.05, 0.45), "orbital_fat": _u(gen, 0.75, 1.0),
-                "air": _u(gen, 0.0, 0.08)}
+        return {"background": uniform(gen, 0.0, 0.06), "wm": wm, "gm": wm * uniform(gen, 0.55, 0.9),
+                "csf": wm * uniform(gen, 0.05, 0.55), "skull": uniform(gen, 0.0, 0.15),
+                "muscle": wm * uniform(gen, 0.35, 0.7), "fat": uniform(gen, 0.75, 1.0),
+                "soft": wm * uniform(gen, 0.3, 0.8), "marrow": uniform(gen, 0.5, 1.0),
+                "eye": wm * uniform(gen, 0.05, 0.45), "orbital_fat": uniform(gen, 0.75, 1.0),
+                "air": uniform(gen, 0.0, 0.08)}
     # t2-like: CSF brightest, GM above WM, fat bright-ish, bone dark
-    csf = _u(gen, 0.75, 1.0)
-    return {"background": _u(gen, 0.0, 0.06), "wm": csf * _u(gen, 0.2, 0.45),
-            "gm": csf * _u(gen, 0.45, 0.7), "csf": csf, "skull": _u(gen, 0.0, 0.15),
-            "muscle": csf * _u(gen, 0.15, 0.4), "fat": csf * _u(gen, 0.5, 0.9),
-            "soft": csf * _u(gen, 0.2, 0.7), "marrow": csf * _u(gen, 0.3, 0.8),
-            "eye": csf * _u(gen, 0.75, 1.0), "orbital_fat": csf * _u(gen, 0.5, 0.9),
-            "air": _u(gen, 0.0, 0.08)}
+    csf = uniform(gen, 0.75, 1.0)
+    return {"background": uniform(gen, 0.0, 0.06), "wm": csf * uniform(gen, 0.2, 0.45),
+            "gm": csf * uniform(gen, 0.45, 0.7), "csf": csf, "skull": uniform(gen, 0.0, 0.15),
+            "muscle": csf * uniform(gen, 0.15, 0.4), "fat": csf * uniform(gen, 0.5, 0.9),
+            "soft": csf * uniform(gen, 0.2, 0.7), "marrow": csf * uniform(gen, 0.3, 0.8),
+            "eye": csf * uniform(gen, 0.75, 1.0), "orbital_fat": csf * uniform(gen, 0.5, 0.9),
+            "air": uniform(gen, 0.0, 0.08)}
 
 
 def draw_means(n_brain: int, gen: torch.Generator, p_random: float = 0.5,

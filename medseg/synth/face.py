@@ -15,10 +15,7 @@ from collections.abc import Sequence
 import torch
 
 from medseg.synth.classes import head_values
-
-
-def _u(gen: torch.Generator, lo: float, hi: float) -> float:
-    return lo + (hi - lo) * float(torch.rand((), generator=gen))
+from medseg.synth.draws import uniform
 
 
 def add_face(head: torch.Tensor, labels: torch.Tensor, spacing: Sequence[float], n_brain: int,
@@ -42,16 +39,16 @@ def add_face(head: torch.Tensor, labels: torch.Tensor, spacing: Sequence[float],
                              for n, s in zip(head.shape, sp.tolist(), strict=True)],
                            indexing="ij")
     centre = torch.empty(3)
-    centre[axis_inferior] = lo[axis_inferior] + size[axis_inferior] * _u(gen, 0.2, 0.32)
-    centre[axis_anterior] = hi[axis_anterior] - size[axis_anterior] * _u(gen, 0.04, 0.14)
+    centre[axis_inferior] = lo[axis_inferior] + size[axis_inferior] * uniform(gen, 0.2, 0.32)
+    centre[axis_anterior] = hi[axis_anterior] - size[axis_anterior] * uniform(gen, 0.04, 0.14)
     mid = (lo[lateral] + hi[lateral]) / 2
-    apart = size[lateral] * _u(gen, 0.2, 0.26)
-    radius = _u(gen, 10.5, 13.0)
-    fat = radius + _u(gen, 3.0, 9.0)
+    apart = size[lateral] * uniform(gen, 0.2, 0.26)
+    radius = uniform(gen, 10.5, 13.0)
+    fat = radius + uniform(gen, 3.0, 9.0)
     out = head.clone()
     free = ~brain
     # the face: soft tissue where the head left air, in an ellipsoid around the orbits
-    margin = _u(gen, 6.0, 14.0)
+    margin = uniform(gen, 6.0, 14.0)
     semi = torch.empty(3)
     semi[lateral], semi[axis_anterior] = apart + fat + margin, 2.0 * (radius + margin)
     semi[axis_inferior] = fat + margin + 20.0
@@ -70,9 +67,9 @@ def add_face(head: torch.Tensor, labels: torch.Tensor, spacing: Sequence[float],
         out = torch.where(free & (r <= fat), torch.full_like(out, values["orbital_fat"]), out)
         out = torch.where(free & (r <= radius), torch.full_like(out, values["eye"]), out)
     # nasal cavity and sinuses: air between and below the orbits, in front of the skull base
-    half = size[lateral] * _u(gen, 0.05, 0.09)
+    half = size[lateral] * uniform(gen, 0.05, 0.09)
     nose = ((grids[lateral] - mid).abs() <= half) \
-        & (grids[axis_anterior] >= centre[axis_anterior] - _u(gen, 15.0, 30.0)) \
-        & (grids[axis_inferior] <= centre[axis_inferior] + _u(gen, 0.0, 12.0))
+        & (grids[axis_anterior] >= centre[axis_anterior] - uniform(gen, 15.0, 30.0)) \
+        & (grids[axis_inferior] <= centre[axis_inferior] + uniform(gen, 0.0, 12.0))
     out = torch.where(free & nose & (out != 0), torch.full_like(out, values["sinus_air"]), out)
     return out

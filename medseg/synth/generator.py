@@ -39,6 +39,7 @@ from medseg.synth.artefacts import (
 from medseg.synth.classes import collapse
 from medseg.synth.contrast import draw_means, paint
 from medseg.synth.deform import DeformRanges, sampling_grid, warp
+from medseg.synth.draws import uniform
 from medseg.synth.face import add_face
 from medseg.synth.head import add_head, brain_distance
 
@@ -131,15 +132,12 @@ class SynthSample:
     draws: dict
 
 
-def _u(gen: torch.Generator, lo: float, hi: float) -> float:
-    return lo + (hi - lo) * float(torch.rand((), generator=gen))
-
 
 def _field_of_view(src: SynthSource, s: SynthSettings, gen: torch.Generator
                    ) -> tuple[list[int], list[int]]:
     shape, offset = [], []
     for n in src.labels.shape:
-        m = max(8, round(n * _u(gen, *s.fov_fraction)))
+        m = max(8, round(n * uniform(gen, *s.fov_fraction)))
         shape.append(m)
         offset.append(int(torch.randint(0, n - m + 1, (), generator=gen)))
     return shape, offset

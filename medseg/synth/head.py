@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from medseg.synth.classes import head_values
+from medseg.synth.draws import uniform
 
 
 def brain_distance(labels: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
@@ -38,7 +39,7 @@ def smooth_field(shape: Sequence[int], coarse: int, gen: torch.Generator) -> tor
 
 def _thickness(shape, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:
     """Per-voxel thickness in mm: a random mean in [lo, hi] with smooth variation of ~25 %."""
-    mean = lo + (hi - lo) * float(torch.rand((), generator=gen))
+    mean = uniform(gen, lo, hi)
     return (mean * (1 + 0.25 * smooth_field(shape, 4, gen))).clamp_min(0.0)
 
 
