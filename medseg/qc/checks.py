@@ -271,13 +271,14 @@ def empty_findings(image: Volume, labels: LabelMap) -> list[Finding]:
     n_fg = int(fg.sum())
     if n_fg < INTENSITY_MIN_VOXELS or image.spatial_shape != labels.spatial_shape:
         return []
+    lows = [channel.min() for channel in image.array]
     empty = np.ones(fg.shape, dtype=bool)
-    for channel in image.array:
-        empty &= channel <= channel.min()
+    for channel, low_c in zip(image.array, lows, strict=True):
+        empty &= channel <= low_c
     n = int((fg & empty).sum())
     if n < EMPTY_FRACTION * n_fg:
         return []
-    low = float(image.array[0].min())
+    low = float(lows[0])
     return [Finding("empty", f"{n / n_fg:.0%} of the foreground ({n:,} voxels) lies where the "
                              f"image is empty (its minimum value, {_num(low)}): air or a "
                              f"stripped-away background labelled as tissue")]
