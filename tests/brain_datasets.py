@@ -12,6 +12,19 @@ from medseg.io import read_image, read_label_map
 from medseg.volume import affine_from_geometry
 
 BRAIN = Path(__file__).resolve().parents[1] / "sample_data" / "Dataset001_BrainTissue"
+SCRIPTS = BRAIN.parent / "scripts"
+
+
+def validate_brain_script():
+    """``sample_data/scripts/validate_brain.py`` as a module: tests score the shipped brain
+    model with the same variants and real cases as the figures it records."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("validate_brain",
+                                                  SCRIPTS / "validate_brain.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _start(root: Path) -> None:

@@ -5,7 +5,6 @@ the figures recorded in the bundle and printed in README are these."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,22 +12,15 @@ import pytest
 
 from medseg.bundle import load_bundle
 from medseg.inference import InferenceSettings, Segmenter
+from tests.brain_datasets import validate_brain_script
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRED = ("as_is", "stripped", "scaled", "thick_1x1x5")
 
 
-def _validate_brain():
-    spec = importlib.util.spec_from_file_location(
-        "validate_brain", ROOT / "sample_data" / "scripts" / "validate_brain.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def measured():
-    vb = _validate_brain()
+    vb = validate_brain_script()
     seg = Segmenter(load_bundle("brain_tissue"), InferenceSettings(device="cpu"))
     return {name: r["mean"] for name, r in vb.validate_mni(seg, REQUIRED).items()}
 

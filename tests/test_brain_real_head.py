@@ -5,17 +5,13 @@ with it. The figures are in README's model table; these bounds keep them from re
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from medseg.inference import Segmenter
-from medseg.io import read_image, read_label_map
 from medseg.metrics import dice
 from medseg.models import load_model
-
-REAL_MRI = Path(__file__).resolve().parents[1] / "sample_data" / "real_mri"
+from tests.brain_datasets import validate_brain_script
 
 
 @pytest.fixture(scope="module")
@@ -28,17 +24,15 @@ def brain():
 
 
 @pytest.fixture(scope="module")
-def head():
-    image = read_image(REAL_MRI / "itk_t1_head.nii.gz")
-    outline = read_label_map(REAL_MRI / "itk_t1_brain_mask.nii.gz").data > 0
-    return image, outline
+def heads():
+    """The head as it is and skull-stripped, each with its outline, as validate_brain.py
+    builds them for the figures it records."""
+    return validate_brain_script().real_head_cases()
 
 
 @pytest.mark.parametrize(("variant", "min_dice"), [("with_skull", 0.92), ("stripped", 0.94)])
-def test_brain_of_a_real_head_is_found_with_and_without_skull(brain, head, variant, min_dice):
-    image, outline = head
-    if variant == "stripped":
-        image = image.with_array(np.where(outline[None], image.array, 0).astype(np.float32))
+def test_brain_of_a_real_head_is_found_with_and_without_skull(brain, heads, variant, min_dice):
+    image, outline = heads[variant]
     result = brain(image)
     pred = result.labels.data
     assert pred.shape == outline.shape
