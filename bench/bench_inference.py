@@ -32,9 +32,9 @@ import torch
 from scipy import ndimage
 
 from medseg.bundle import load_bundle
+from medseg.evaluation.metrics import dice
 from medseg.inference import InferenceSettings, Segmenter
 from medseg.io import read_image, read_label_map, write_image
-from medseg.metrics import dice
 from medseg.volume import LabelMap, Volume
 
 PAGE = os.sysconf("SC_PAGE_SIZE")

@@ -3,7 +3,7 @@
 Builds a cohort of label maps (default 512 x 512 x 200, anisotropic 0.8 x 0.8 x 2.5 mm) with a
 few organ-like classes (deformed ellipsoids of realistic size, not full-volume noise) and
 predictions that differ by a shift and a different boundary deformation. Then, in one process,
-times :func:`medseg.evaluation.evaluate_pair` (every per-class metric of the report plus the
+times :func:`medseg.evaluation.pairs.evaluate_pair` (every per-class metric of the report plus the
 semantic view) against MONAI's ``DiceMetric``, ``HausdorffDistanceMetric(percentile=95)``,
 ``SurfaceDistanceMetric(symmetric=True)`` and ``SurfaceDiceMetric`` with the same spacing and
 tolerances, and prints the times, the speed ratio and the largest absolute difference of the
@@ -91,7 +91,7 @@ def monai_metrics(pred, ref, n_classes, tolerances):
 
 
 def medseg_metrics(pred, ref, tolerances):
-    from medseg.evaluation import evaluate_pair
+    from medseg.evaluation.pairs import evaluate_pair
     from medseg.volume import LabelMap, affine_from_geometry
 
     affine = affine_from_geometry(SPACING, (0, 0, 0))

@@ -200,7 +200,7 @@ def _synth_loader(cases: list[PreparedCase], pre: Preprocessing, patch, cfg: Tra
 
 
 def _dice_per_class(pred: np.ndarray, ref: np.ndarray, values: Sequence[int]) -> dict[int, float]:
-    from medseg.metrics import dice
+    from medseg.evaluation.metrics import dice
 
     return {int(v): float(dice(pred == v, ref == v)) for v in values}
 

@@ -12,16 +12,17 @@ from scipy import ndimage as ndi
 
 from medseg.cli import main
 from medseg.errors import GeometryError, InputError, MedsegError
-from medseg.evaluation import (
+from medseg.evaluation.metrics import class_metrics
+from medseg.evaluation.options import EvaluationOptions
+from medseg.evaluation.pairs import (
     case_name,
-    evaluate_folders,
     evaluate_pair,
     normalize_labels,
     pair_cases,
     resample_nearest,
 )
+from medseg.evaluation.run import evaluate_folders
 from medseg.io import write_image
-from medseg.metrics import class_metrics
 from medseg.specs import MetricSpec
 from medseg.volume import LabelMap, affine_from_geometry
 
@@ -195,8 +196,8 @@ def cohort(tmp_path):
 def test_evaluate_folders_scores_good_cases_and_records_bad_ones(cohort, tmp_path):
     p, r = cohort
     out = tmp_path / "report"
-    result = evaluate_folders(p, r, out, labels={"organ": 1, "lesion": 2}, workers=1,
-                              metrics=[], progress=False)
+    result = evaluate_folders(p, r, out, EvaluationOptions(labels={"organ": 1, "lesion": 2},
+                                                           workers=1, metrics=[], progress=False))
     errors = result.errors
     assert set(errors) == {"broken", "offgrid", "badlabel"}
     assert errors["broken"].startswith(str(p / "broken.nii.gz"))
@@ -222,8 +223,8 @@ def test_evaluate_folders_scores_good_cases_and_records_bad_ones(cohort, tmp_pat
     html = (out / "report.html").read_text()
     assert "orphan.nii.gz" in html and "offgrid" in html and "<svg" in html
     # resampling rescues the off-grid case
-    again = evaluate_folders(p, r, tmp_path / "r2", labels=[1, 2], resample=True, workers=1,
-                             metrics=[], progress=False)
+    again = evaluate_folders(p, r, tmp_path / "r2", EvaluationOptions(
+        labels=[1, 2], resample=True, workers=1, metrics=[], progress=False))
     assert "offgrid" not in again.errors
 
 
@@ -236,8 +237,10 @@ def test_evaluate_folders_in_parallel_with_discovered_labels(tmp_path):
             ref = LabelMap(np.where(ref.array == 2, 1, ref.array), AFFINE)
         write_image(pred, p / f"c{i}.nii.gz")
         write_image(ref, r / f"c{i}.nii.gz")
-    parallel = evaluate_folders(p, r, tmp_path / "out2", workers=2, metrics=[], progress=False)
-    serial = evaluate_folders(p, r, tmp_path / "out1", workers=1, metrics=[], progress=False)
+    parallel = evaluate_folders(p, r, tmp_path / "out2",
+                                EvaluationOptions(workers=2, metrics=[], progress=False))
+    serial = evaluate_folders(p, r, tmp_path / "out1",
+                              EvaluationOptions(workers=1, metrics=[], progress=False))
     assert not parallel.errors
     key = [(row["case"], row["class"]) for row in parallel.rows]
     assert key == [(row["case"], row["class"]) for row in serial.rows]
@@ -258,15 +261,15 @@ def test_extra_plugin_metrics_become_columns(tmp_path):
     write_image(pred, p / "a.nii.gz")
     write_image(ref, r / "a.nii.gz")
     spec = MetricSpec("volume_ratio", _volume_ratio, "pred / ref voxels", unit="")
-    result = evaluate_folders(p, r, tmp_path / "o", labels=[1, 2], metrics=[spec], workers=1,
-                              progress=False)
+    result = evaluate_folders(p, r, tmp_path / "o", EvaluationOptions(
+        labels=[1, 2], metrics=[spec], workers=1, progress=False))
     row = result.rows[0]
     assert row["volume_ratio"] == pytest.approx((pred.data == 1).sum() / (ref.data == 1).sum())
     assert "volume_ratio" in (tmp_path / "o" / "per_case.csv").read_text().splitlines()[0]
     assert result.summary["1"]["metrics"]["volume_ratio"]["n"] == 1
     with pytest.raises(MedsegError, match="clashes"):
-        evaluate_folders(p, r, tmp_path / "o2", metrics=[MetricSpec("dice", _volume_ratio)],
-                         workers=1, progress=False)
+        evaluate_folders(p, r, tmp_path / "o2", EvaluationOptions(
+            metrics=[MetricSpec("dice", _volume_ratio)], workers=1, progress=False))
 
 
 # ---- CLI --------------------------------------------------------------------------------------
@@ -339,7 +342,7 @@ def test_mismatched_reference_is_said_before_scores(tmp_path, capsys):
     """A reference on another grid, or with no label in common, is scored with a plain note in
     the case's row and a warning from ``medseg evaluate`` (no silent Dice 0.03)."""
     from medseg.cli import main
-    from medseg.evaluation import evaluate_pair
+    from medseg.evaluation.pairs import evaluate_pair
     from medseg.io import write_image
     from medseg.volume import LabelMap
 

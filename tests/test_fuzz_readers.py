@@ -43,7 +43,7 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 
 from medseg.errors import InputError, MedsegError
-from medseg.evaluation import CASE_SUFFIXES, case_name, pair_cases
+from medseg.evaluation.pairs import CASE_SUFFIXES, case_name, pair_cases
 from medseg.io import read_image, write_image
 from medseg.io.dicom_write import write_dicom_series
 from medseg.registry import load_registry

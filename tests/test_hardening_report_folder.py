@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from medseg.cli import main
+from medseg.evaluation.report.folder import INCOMPLETE, interrupted_builds
 from medseg.io import write_image
-from medseg.report.folder import INCOMPLETE, interrupted_builds
 from medseg.volume import LabelMap
 from tests.pause_kill import kill_at
 

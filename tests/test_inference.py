@@ -15,11 +15,11 @@ from scipy import ndimage
 from medseg.bundle import load_bundle
 from medseg.cli import main
 from medseg.errors import InputError, MedsegError
-from medseg.evaluation import resample_nearest
+from medseg.evaluation.metrics import dice
+from medseg.evaluation.pairs import resample_nearest
 from medseg.inference import InferenceSettings, Segmenter
 from medseg.io import read_image, read_label_map
 from medseg.io.dicom_write import write_dicom_series
-from medseg.metrics import dice
 from medseg.volume import Volume
 from tests.brain_datasets import axial_slices
 from tests.conftest import oblique_affine

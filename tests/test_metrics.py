@@ -1,4 +1,5 @@
-"""medseg.metrics against MONAI, an independent EDT implementation, analytic shapes, and the
+"""medseg.evaluation.metrics against MONAI, an independent EDT implementation, analytic shapes,
+and the
 empty-mask policy.
 
 Tolerances: overlap metrics are ratios of the same integer counts, so they agree with MONAI to
@@ -26,7 +27,7 @@ from monai.metrics import (
 from scipy import ndimage as ndi
 
 from medseg.errors import GeometryError
-from medseg.metrics import (
+from medseg.evaluation.metrics import (
     CLASS_METRICS,
     average_symmetric_surface_distance,
     border,
@@ -283,7 +284,7 @@ SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "Dataset002_Abdom
 @pytest.mark.skipif(not (SAMPLE / "abdomen_001.nii.gz").exists(), reason="no sample data")
 def test_matches_monai_on_real_organ_masks():
     """Two different subjects' organ labels (4x4x5 mm), one resampled onto the other's grid."""
-    from medseg.evaluation import resample_nearest
+    from medseg.evaluation.pairs import resample_nearest
     from medseg.io import read_label_map
 
     ref = read_label_map(SAMPLE / "abdomen_000.nii.gz")

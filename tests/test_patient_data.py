@@ -122,7 +122,8 @@ def test_segment_outputs_and_logs_carry_no_identity_unless_asked(identified_seri
 
 
 def test_evaluation_report_carries_no_identity(identified_series, bundle, tmp_path):
-    from medseg.evaluation import evaluate_folders
+    from medseg.evaluation.options import EvaluationOptions
+    from medseg.evaluation.run import evaluate_folders
     from medseg.io import read_image, write_image
     from medseg.volume import LabelMap
 
@@ -131,7 +132,8 @@ def test_evaluation_report_carries_no_identity(identified_series, bundle, tmp_pa
     labels = LabelMap.from_spatial((image.data > 200).astype(np.uint8), image.affine)
     write_image(labels, pred / "study1.nii.gz")
     write_image(labels, ref / "study1.nii.gz")
-    result = evaluate_folders(pred, ref, tmp_path / "report", workers=1, progress=False)
+    result = evaluate_folders(pred, ref, tmp_path / "report",
+                              EvaluationOptions(workers=1, progress=False))
     assert result.files
     for f in (tmp_path / "report").rglob("*"):
         if f.is_file():

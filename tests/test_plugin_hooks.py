@@ -19,7 +19,7 @@ from medseg import hookspecs
 from medseg.bundle import load_bundle
 from medseg.cli import main
 from medseg.errors import MedsegError, PluginError
-from medseg.evaluation import evaluate_pair
+from medseg.evaluation.pairs import evaluate_pair
 from medseg.inference import InferenceSettings, Segmenter
 from medseg.io import read_image
 from medseg.plugins import get_plugin_manager

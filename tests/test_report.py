@@ -1,4 +1,4 @@
-"""medseg.report: statistics, bootstrap, and the four report files."""
+"""medseg.evaluation.report: statistics, bootstrap, and the four report files."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import re
 import numpy as np
 import pytest
 
-from medseg.evaluation import Pairing
-from medseg.report import (
+from medseg.evaluation.pairs import Pairing
+from medseg.evaluation.report import (
     STATS,
     bootstrap_ci,
     box_strip_svg,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from medseg.cli import main
-from medseg.study.agreement import bland_altman, lins_ccc
+from medseg.evaluation.agreement import bland_altman, lins_ccc
 from tests.study_cohorts import SPACING, cube, write
 
 REF = np.array([10.0, 20.0, 30.0, 40.0])

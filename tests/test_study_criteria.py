@@ -11,7 +11,7 @@ import pytest
 
 from medseg.cli import main
 from medseg.errors import InputError
-from medseg.study.criteria import judge, load_criteria, statistic_of
+from medseg.evaluation.study.criteria import judge, load_criteria, statistic_of
 from tests.study_cohorts import shifted_cohort
 
 #: Dice of case i is (side - 1) / side: 0.875, 0.9, 0.9167, 0.875, 0.9, 0.9167

@@ -12,8 +12,8 @@ import pytest
 from scipy.stats import wilcoxon as scipy_wilcoxon
 
 from medseg.cli import main
-from medseg.study.compare import compare_rows, margin_for
-from medseg.study.paired import holm, paired_difference, wilcoxon
+from medseg.evaluation.study.compare import compare_rows, margin_for
+from medseg.evaluation.study.paired import holm, paired_difference, wilcoxon
 from tests.study_cohorts import shifted_cohort
 
 SIDES = [8, 10, 12, 8, 10, 12, 8, 10]

@@ -10,7 +10,7 @@ import pytest
 
 from medseg.cli import main
 from medseg.errors import GeometryError
-from medseg.study.readers import staple_consensus
+from medseg.evaluation.study.readers import staple_consensus
 from medseg.volume import LabelMap
 from tests.study_cohorts import AFFINE, cube, write
 

@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 
 from medseg.cli import main
-from medseg.report.gallery import COLOURS, disagreement_slice, slice_png
-from medseg.report.pdf import find_chromium
+from medseg.evaluation.report.gallery import COLOURS, disagreement_slice, slice_png
+from medseg.evaluation.report.pdf import find_chromium
 from tests.study_cohorts import cube, write
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from medseg.cli import main
 from medseg.errors import InputError
-from medseg.study.subgroups import (
+from medseg.evaluation.study.subgroups import (
     DICOM_TAGS,
     dicom_metadata,
     dicom_metadata_table,

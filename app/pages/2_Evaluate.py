@@ -9,13 +9,15 @@ import shutil
 
 import streamlit as st
 
-from medseg.evaluation import evaluate_folders, evaluate_pair
+from medseg.evaluation.options import EvaluationOptions
+from medseg.evaluation.pairs import evaluate_pair
+from medseg.evaluation.report import paired_svg, summary_rows
+from medseg.evaluation.run import evaluate_folders
+from medseg.evaluation.study.compare import compare_folders
+from medseg.evaluation.study.criteria import load_criteria
+from medseg.evaluation.study.options import StudyOptions
+from medseg.evaluation.study.subgroups import read_metadata
 from medseg.io.archive import safe_extract_zip
-from medseg.report import paired_svg, summary_rows
-from medseg.study.compare import compare_folders
-from medseg.study.criteria import load_criteria
-from medseg.study.options import StudyOptions
-from medseg.study.subgroups import read_metadata
 from medseg_ui import engine
 from medseg_ui.session import (
     DEFAULT_MAX_UPLOAD_MB,
@@ -218,18 +220,18 @@ if ready:
         labels = class_labels()
         study = study_options(labels)
         with st.spinner("Scoring cases…"):
-            kwargs = {"labels": labels, "resample": True, "workers": 1, "progress": False,
-                      "study": study}
+            options = EvaluationOptions(labels=labels, resample=True, workers=1, progress=False)
             comparison = None
             if (cohort / "pred2").is_dir():
                 compared = compare_folders(cohort / "ref", [cohort / "pred", cohort / "pred2"],
-                                           cohort / "report", names=["A", "B"], **kwargs)
+                                           cohort / "report", options, names=["A", "B"],
+                                           study=study)
                 result = compared.models["A"]
                 comparison = {"rows": compared.rows,
                               "html": compared.files["html"].read_bytes()}
             else:
                 result = evaluate_folders(cohort / "pred", cohort / "ref", cohort / "report",
-                                          **kwargs)
+                                          options, study=study)
     except Exception as exc:
         state["cohort_error"] = error_message(exc, {**HIDE, str(cohort / "ref"): "references",
                                                     str(cohort / "pred"): "predictions"})

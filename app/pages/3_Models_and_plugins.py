@@ -6,7 +6,7 @@ import json
 
 import streamlit as st
 
-from medseg.metrics import METRIC_INFO
+from medseg.evaluation.metrics import METRIC_INFO
 from medseg_ui import engine
 from medseg_ui.session import error_message
 from medseg_ui.text import plain

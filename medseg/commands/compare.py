@@ -1,6 +1,7 @@
 """``medseg compare --ref REF --pred A --pred B [...] -o OUT``: paired comparison of models.
 
-A thin wrapper over :func:`medseg.study.compare.compare_folders`: every model is evaluated
+A thin wrapper over :func:`medseg.evaluation.study.compare.compare_folders`: every model is
+evaluated
 (its report in ``OUT/<name>/``), then each later model is compared with the first.
 Exit status 0, or 1 when some case failed or some file had no partner in any model.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import math
 import sys
 
-from medseg.commands.evaluate import add_scoring_args, scoring_kwargs, sweep_interrupted_reports
+from medseg.commands.evaluate import add_scoring_args, scoring_options, sweep_interrupted_reports
 from medseg.errors import MedsegError
 
 
@@ -54,8 +55,8 @@ def parse_margin(tokens: list[str] | None) -> float | dict[str, float] | None:
 
 
 def run(args) -> int:
-    from medseg.metrics import CLASS_METRICS
-    from medseg.study.compare import COMPARE_METRICS, compare_folders
+    from medseg.evaluation.metrics import CLASS_METRICS
+    from medseg.evaluation.study.compare import COMPARE_METRICS, compare_folders
 
     if len(args.pred) < 2:
         raise MedsegError("compare needs at least two --pred folders")
@@ -72,8 +73,9 @@ def run(args) -> int:
         bad = [k for k in margin if k != "default" and k not in metrics]
         if bad:
             raise MedsegError(f"--margin names metrics not compared: {', '.join(bad)}")
-    result = compare_folders(args.ref, args.pred, args.output, metrics=metrics, margin=margin,
-                             names=args.name, pdf=args.pdf, **scoring_kwargs(args))
+    result = compare_folders(args.ref, args.pred, args.output, scoring_options(args),
+                             metrics=metrics, margin=margin,
+                             names=args.name, pdf=args.pdf)
     failed = False
     for name, res in result.models.items():
         for case, message in res.errors.items():

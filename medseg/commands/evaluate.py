@@ -1,7 +1,8 @@
 """``medseg evaluate --pred DIR --ref DIR -o REPORT_DIR``: score a cohort, write a report.
 
-A thin wrapper over :func:`medseg.evaluation.evaluate_folders` (and
-:func:`medseg.study.readers.evaluate_readers` for several ``--ref``). Exit status 0 when every
+A thin wrapper over :func:`medseg.evaluation.run.evaluate_folders` (and
+:func:`medseg.evaluation.study.readers.evaluate_readers` for several ``--ref``). Exit status 0
+when every
 file was paired and scored, 1 when the report was written but some case failed or some file
 had no partner (both are listed in the output and in the report), 3 with
 ``--fail-on-criteria`` when an acceptance criterion failed (this takes precedence).
@@ -13,6 +14,7 @@ import math
 import sys
 
 from medseg.errors import MedsegError
+from medseg.evaluation.options import EvaluationOptions
 
 
 def add_scoring_args(p) -> None:
@@ -103,9 +105,9 @@ def parse_tolerance(tokens: list[str]) -> float | dict[str, float]:
 
 def study_options(args, labels: dict[int, str] | None):
     """Criteria and subgroups from the command line, validated before any scoring."""
-    from medseg.study.criteria import load_criteria
-    from medseg.study.options import StudyOptions
-    from medseg.study.subgroups import DEFAULT_MIN_N, dicom_metadata_table, read_metadata
+    from medseg.evaluation.study.criteria import load_criteria
+    from medseg.evaluation.study.options import StudyOptions
+    from medseg.evaluation.study.subgroups import DEFAULT_MIN_N, dicom_metadata_table, read_metadata
 
     criteria = load_criteria(args.criteria, labels) if args.criteria else ()
     if args.fail_on_criteria and not criteria:
@@ -135,20 +137,20 @@ def study_options(args, labels: dict[int, str] | None):
                         metadata_source="; ".join(sources))
 
 
-def scoring_kwargs(args) -> dict:
-    return {
-        "labels": parse_labels(args.labels),
-        "tolerance": parse_tolerance(args.tolerance),
-        "empty_score": math.nan if args.empty_score is None else args.empty_score,
-        "resample": args.resample,
-        "workers": args.workers,
-        "plugins_dir": args.plugins_dir,
-    }
+def scoring_options(args) -> EvaluationOptions:
+    return EvaluationOptions(
+        labels=parse_labels(args.labels),
+        tolerance=parse_tolerance(args.tolerance),
+        empty_score=math.nan if args.empty_score is None else args.empty_score,
+        resample=args.resample,
+        workers=args.workers,
+        plugins_dir=args.plugins_dir,
+    )
 
 
 def sweep_interrupted_reports(output: str) -> None:
     """Say so, and clear up, when an earlier run writing this report folder was killed."""
-    from medseg.report.folder import sweep_interrupted
+    from medseg.evaluation.report.folder import sweep_interrupted
 
     for path in sweep_interrupted(output):
         print(f"medseg: warning: {output}: an earlier run was interrupted before its report "
@@ -156,19 +158,19 @@ def sweep_interrupted_reports(output: str) -> None:
 
 
 def run(args) -> int:
-    from medseg.evaluation import evaluate_folders
+    from medseg.evaluation.run import evaluate_folders
 
     sweep_interrupted_reports(args.output)
-    kwargs = scoring_kwargs(args)
-    study = study_options(args, kwargs["labels"])
+    options = scoring_options(args)
+    study = study_options(args, options.labels)
     if len(args.ref) > 1:
-        from medseg.study.readers import evaluate_readers
+        from medseg.evaluation.study.readers import evaluate_readers
 
-        result = evaluate_readers(args.pred, args.ref, args.output, study=study, pdf=args.pdf,
-                                  **kwargs)
+        result = evaluate_readers(args.pred, args.ref, args.output, options, study=study,
+                                  pdf=args.pdf)
     else:
-        result = evaluate_folders(args.pred, args.ref[0], args.output, study=study,
-                                  pdf=args.pdf, **kwargs)
+        result = evaluate_folders(args.pred, args.ref[0], args.output, options, study=study,
+                                  pdf=args.pdf)
     pairing = result.pairing
     errors = result.errors
     n_cases = len({r["case"] for r in result.rows})

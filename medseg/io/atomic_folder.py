@@ -7,7 +7,7 @@ every moment the old complete folder or the new one; elsewhere two renames leave
 without the target, and the folders of a writer killed then (the new one, and the old one
 renamed ``....part-old``) stay beside it. Build folders of writers that no longer run are
 found by :func:`interrupted_builds` and removed by :func:`sweep_interrupted`; a live writer's
-is never touched. Used by report folders (:mod:`medseg.report.folder`) and model bundles
+is never touched. Used by report folders (:mod:`medseg.evaluation.report.folder`) and model bundles
 (:func:`medseg.bundle.save_bundle`).
 """
 

@@ -44,9 +44,9 @@ import numpy as np
 import torch
 
 from medseg.bundle import load_bundle
+from medseg.evaluation.metrics import dice
 from medseg.inference import InferenceSettings, Segmenter
 from medseg.io import read_image, read_label_map
-from medseg.metrics import dice
 from medseg.preprocess import canonical_affine, canonical_transform, reorient_array
 from medseg.volume import Volume
 

@@ -21,6 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from medseg.errors import MedsegError
+from medseg.evaluation.metrics import bounding_box
+from medseg.evaluation.pairs import resample_nearest
+from medseg.io import read_label_map
+
 COLOURS = {"both": (170, 170, 170), "ref_only": (230, 40, 40), "pred_only": (40, 120, 255)}
 #: smallest long side of a picture, in pixels
 MIN_SIDE = 240
@@ -57,7 +62,6 @@ def disagreement_slice(pred: np.ndarray, ref: np.ndarray) -> tuple[int, np.ndarr
 def crop_to_masks(pred2d: np.ndarray, ref2d: np.ndarray, margin: int = MARGIN) -> tuple:
     """Both slices cropped to the box of their union plus ``margin`` voxels (whole slice
     when both are empty)."""
-    from medseg.metrics import bounding_box
 
     box = bounding_box(pred2d | ref2d)
     if box is None:
@@ -90,9 +94,6 @@ def write_gallery(rows: Sequence[Mapping[str, Any]], folder: str | Path,
     Each item: case, class, dice, slice, file (relative to the report folder) and
     ``png_base64`` for embedding. A case whose files cannot be read again is skipped.
     """
-    from medseg.errors import MedsegError
-    from medseg.evaluation import resample_nearest
-    from medseg.io import read_label_map
 
     folder = Path(folder)
     out: list[dict[str, Any]] = []

@@ -1,9 +1,9 @@
 """``medseg compare``: several models' prediction folders against one reference folder.
 
-Every model is scored with :func:`medseg.evaluation.evaluate_folders` (its full report goes
+Every model is scored with :func:`medseg.evaluation.run.evaluate_folders` (its full report goes
 to ``OUT/<model>/``); then each model B after the first is compared with the first, A (the
 baseline), per class and metric on the cases both scored, with the statistics of
-:mod:`medseg.study.paired`. Holm's adjustment runs over the classes of one metric and one
+:mod:`medseg.evaluation.study.paired`. Holm's adjustment runs over the classes of one metric and one
 pair of models (the family a reader scans when asking "is B better for any organ?").
 Writes ``comparison.csv``, ``comparison.json`` and ``comparison.html`` (a section with a
 paired plot per class), and ``comparison.pdf`` with ``pdf``.
@@ -20,8 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from medseg.errors import MedsegError
-from medseg.metrics import METRIC_INFO
-from medseg.study.paired import holm, paired_difference
+from medseg.evaluation import report
+from medseg.evaluation.metrics import METRIC_INFO
+from medseg.evaluation.options import EvaluationOptions
+from medseg.evaluation.report.folder import check_target, relocate, report_folder
+from medseg.evaluation.run import evaluate_folders
+from medseg.evaluation.study.paired import holm, paired_difference
+from medseg.io.atomic import write_text_atomic
 
 #: metrics compared by default
 COMPARE_METRICS = ("dice", "iou", "hd95", "assd", "nsd", "abs_volume_diff_ml")
@@ -111,26 +116,23 @@ def compare_folders(
     ref_dir: str | Path,
     pred_dirs: Sequence[str | Path],
     out_dir: str | Path,
+    options: EvaluationOptions | None = None,
     *,
     metrics: Sequence[str] = COMPARE_METRICS,
     margin: float | Mapping[str, float] | None = None,
     names: Sequence[str] | None = None,
     pdf: bool = False,
-    **kwargs: Any,
+    study: Any = None,
 ) -> ComparisonResult:
     """Evaluate every prediction folder and compare them (see the module docstring)."""
-    from medseg import report
-    from medseg.evaluation import evaluate_folders
-    from medseg.io.atomic import write_text_atomic
-    from medseg.report.folder import check_target, relocate, report_folder
 
     if len(pred_dirs) < 2:
         raise MedsegError("compare needs at least two --pred folders")
     names = list(names) if names else model_names(pred_dirs)
     check_target(out_dir)
-    kwargs.pop("atomic", None)
     with report_folder(out_dir) as out:
-        results = {name: evaluate_folders(pred, ref_dir, out / name, atomic=False, **kwargs)
+        results = {name: evaluate_folders(pred, ref_dir, out / name, options,
+                                          study=study, atomic=False)
                    for name, pred in zip(names, pred_dirs, strict=True)}
         known = set(results[names[0]].rows[0]) if results[names[0]].rows else set()
         unknown = [m for m in metrics if known and m not in known]

@@ -11,8 +11,16 @@ from typing import Any
 
 import numpy as np
 
-from medseg.metrics import CLASS_METRICS, METRIC_INFO, METRICS_VERSION, NSD_RTOL, SEMANTIC_METRICS
-from medseg.report.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
+from medseg import __version__
+from medseg.evaluation.metrics import (
+    CLASS_METRICS,
+    METRIC_INFO,
+    METRICS_VERSION,
+    NSD_RTOL,
+    SEMANTIC_METRICS,
+    tolerance_for,
+)
+from medseg.evaluation.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 
 EMPTY_POLICY = (
     "Both masks empty (both_empty): Dice, IoU and NSD are undefined (NaN) unless empty_score "
@@ -36,7 +44,6 @@ def software_versions() -> dict[str, str]:
     import scipy
     import SimpleITK
 
-    from medseg import __version__
 
     return {"medseg": __version__, "numpy": np.__version__, "scipy": scipy.__version__,
             "SimpleITK": SimpleITK.Version_VersionString(),
@@ -56,7 +63,6 @@ def settings_dict(
     ref_dir: str = "",
 ) -> dict[str, Any]:
     """Everything a reader of the report needs to reproduce or judge it."""
-    from medseg.metrics import tolerance_for
 
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -7,9 +7,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from medseg.metrics import METRIC_INFO
-from medseg.report.stats import STATS
-from medseg.report.svg import bland_altman_svg, box_strip_svg, paired_svg
+from medseg.evaluation.metrics import METRIC_INFO
+from medseg.evaluation.report.methods import methods_paragraph
+from medseg.evaluation.report.svg import bland_altman_svg, box_strip_svg, paired_svg
+from medseg.evaluation.stats import STATS
 
 CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
@@ -236,7 +237,6 @@ def _readers_html(readers: Mapping[str, Any]) -> list[str]:
 
 def render_html(document: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> str:
     """The self-contained report page."""
-    from medseg.study.methods import methods_paragraph
 
     esc = html.escape
     settings = document["settings"]
@@ -347,7 +347,6 @@ def comparison_html(document: Mapping[str, Any], plot_metric: str = "dice") -> s
 
 def render_comparison_page(document: Mapping[str, Any]) -> str:
     """``comparison.html``: the comparison section as a page of its own."""
-    from medseg.study.methods import methods_paragraph
 
     esc = html.escape
     models = "".join(f"<li>{esc(n)}: {esc(p)}</li>" for n, p in document["models"].items())

@@ -6,13 +6,13 @@ and model B on the cases where both are finite (the empty-mask policy makes some
 
 * mean difference and its 95% paired percentile-bootstrap CI (cases resampled with
   replacement, the same resample for both models, i.e. the bootstrap of ``d``;
-  :func:`medseg.report.bootstrap_ci`);
+  :func:`medseg.evaluation.report.bootstrap_ci`);
 * the Wilcoxon signed-rank test of ``d`` (``scipy.stats.wilcoxon``, two-sided,
   ``zero_method="wilcox"``: cases with ``d = 0`` are dropped, so ``n_wilcoxon`` says how many
   entered the test; exact distribution for small n without ties, normal approximation
   otherwise, as scipy chooses);
 * wins / ties / losses of B against A, "better" following the metric's direction
-  (:data:`medseg.metrics.METRIC_INFO`), a tie being ``|d| <= TIE_TOL``;
+  (:data:`medseg.evaluation.metrics.METRIC_INFO`), a tie being ``|d| <= TIE_TOL``;
 * non-inferiority at a margin ``m`` (in the metric's unit): for a higher-is-better metric B is
   non-inferior when the lower CI bound of ``d`` is above ``-m``; for a lower-is-better metric
   (HD95, ...) when the upper CI bound is below ``+m``;
@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from medseg.metrics import METRIC_INFO
-from medseg.report import bootstrap_ci
+from medseg.evaluation.metrics import METRIC_INFO
+from medseg.evaluation.report import bootstrap_ci
 
 #: |b - a| at or below this counts as a tie
 TIE_TOL = 1e-9

@@ -1,26 +1,24 @@
 """Scoring predictions against references: one pair of label maps, or two folders (a cohort).
 
 * :func:`evaluate_pair` scores two :class:`~medseg.volume.LabelMap` objects per class with
-  :func:`medseg.metrics.class_metrics` (one row per class) plus one ``"all"`` row with the
+  :func:`medseg.evaluation.metrics.class_metrics` (one row per class) plus one ``"all"`` row
+  with the
   semantic view (pixel accuracy, mIoU). It checks that both share one grid (or resamples the
   prediction onto the reference grid, nearest neighbour) and that every label value is known.
 * :func:`pair_cases` pairs files of two folders by case name (the file name without
   ``.nii.gz``, ``.nii``, ``.nrrd`` or ``.mha``) and lists what is unpaired.
 * :func:`evaluate_folders` scores every pair in parallel (a process pool), keeps going past a
   bad case (its error lands in the ``error`` column) and writes the report files of
-  :mod:`medseg.report`.
+  :mod:`medseg.evaluation.report`.
 
-The empty-mask policy is the one of :mod:`medseg.metrics`.
+The empty-mask policy is the one of :mod:`medseg.evaluation.metrics`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import warnings
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,10 +26,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-from medseg.errors import GeometryError, InputError, MedsegError, PluginError
-from medseg.metrics import (
-    CLASS_METRICS,
-    SEMANTIC_METRICS,
+from medseg.errors import GeometryError, InputError, MedsegError
+from medseg.evaluation.metrics import (
     class_metrics,
     semantic_from_counts,
     tolerance_for,
@@ -143,7 +139,7 @@ def evaluate_pair(
     ``tolerance`` is the NSD tolerance in mm, one number or per class (name or value ->
     mm). ``extra_metrics`` (plugin :class:`MetricSpec`) add columns named after them.
     Each class row holds ``class``, ``label``, ``status`` and every metric of
-    :data:`medseg.metrics.CLASS_METRICS`; the ``"all"`` row holds the semantic metrics.
+    :data:`medseg.evaluation.metrics.CLASS_METRICS`; the ``"all"`` row holds the semantic metrics.
     """
     label_names = normalize_labels(labels)
     grid_note = grid_note_for(pred, ref)
@@ -302,244 +298,3 @@ def pair_cases(pred_dir: str | Path, ref_dir: str | Path) -> Pairing:
             f"({len(preds)} predictions, {len(refs)} references)"
         )
     return out
-
-
-# ---- cohort ---------------------------------------------------------------------------------
-@dataclass
-class EvaluationResult:
-    """What :func:`evaluate_folders` scored and wrote."""
-
-    rows: list[dict[str, Any]]
-    pairing: Pairing
-    settings: dict[str, Any]
-    summary: dict[str, Any]
-    files: dict[str, Path]
-    #: study sections (criteria, subgroups, volume agreement, readers) as written
-    sections: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def criteria_passed(self) -> bool | None:
-        """True/False when criteria were judged, None when there were none."""
-        crit = self.sections.get("criteria")
-        return None if crit is None else bool(crit["passed"])
-
-    @property
-    def errors(self) -> dict[str, str]:
-        """case -> error message, for cases that could not be scored."""
-        return {r["case"]: r["error"] for r in self.rows if r.get("error")}
-
-
-def _score_case(job: dict[str, Any]) -> dict[str, Any]:
-    """Worker: read one pair and score it; errors are returned, never raised."""
-    from medseg.io import read_label_map
-    from medseg.registry import load_registry
-
-    try:
-        registry = load_registry(job["plugins_dir"])
-        pred = read_label_map(job["pred"], registry=registry)
-        ref = read_label_map(job["ref"], registry=registry)
-        rows = evaluate_pair(
-            pred, ref, job["labels"], tolerance=job["tolerance"],
-            empty_score=job["empty_score"], resample=job["resample"],
-            extra_metrics=job["extra_metrics"],
-        )
-        return {"case": job["case"], "rows": rows, "error": ""}
-    except MedsegError as exc:
-        return {"case": job["case"], "rows": [], "error": str(exc)}
-    except Exception as exc:  # a bug or a plugin metric failing: recorded for this case only
-        return {"case": job["case"], "rows": [], "error": f"{type(exc).__name__}: {exc}"}
-
-
-def _extra_metric_specs(metrics: Sequence[MetricSpec] | None, plugins_dir: Any) -> list:
-    if metrics is None:
-        from medseg.registry import load_registry
-
-        table = load_registry(plugins_dir).metrics
-        metrics = [table.specs[name] for name in table]
-    reserved = set(CLASS_METRICS) | set(SEMANTIC_METRICS) | {"case", "class", "label", "status"}
-    for spec in metrics:
-        if spec.name in reserved:
-            raise PluginError(f"plugin metric {spec.name!r} clashes with a built-in metric name")
-    return list(metrics)
-
-
-def default_workers() -> int:
-    """``min(2, CPU count)``: evaluation is memory-bound on large volumes."""
-    return max(1, min(2, os.cpu_count() or 1))
-
-
-@dataclass
-class Scored:
-    """Per-case rows of one prediction folder against one reference folder (nothing written)."""
-
-    rows: list[dict[str, Any]]
-    pairing: Pairing
-    extras: list[MetricSpec]
-    labels: dict[int, str] | None
-    workers: int
-
-
-def score_folders(
-    pred_dir: str | Path,
-    ref_dir: str | Path,
-    *,
-    labels: Any = None,
-    tolerance: float | Mapping[Any, float] = 1.0,
-    empty_score: float = math.nan,
-    resample: bool = False,
-    workers: int | None = None,
-    metrics: Sequence[MetricSpec] | None = None,
-    plugins_dir: str | Path | None = None,
-    progress: bool | None = None,
-    cases: Sequence[str] | None = None,
-) -> Scored:
-    """Score every paired case (or only ``cases``) of two folders; write nothing."""
-    from tqdm import tqdm
-
-    label_names = normalize_labels(labels)
-    pairing = pair_cases(pred_dir, ref_dir)
-    if cases is not None:
-        keep = set(cases)
-        pairing.pairs = [p for p in pairing.pairs if p[0] in keep]
-    extras = _extra_metric_specs(metrics, plugins_dir)
-    workers = default_workers() if workers is None else max(1, int(workers))
-    jobs = [
-        {"case": case, "pred": str(p), "ref": str(r), "labels": label_names,
-         "tolerance": tolerance, "empty_score": empty_score, "resample": resample,
-         "extra_metrics": extras, "plugins_dir": plugins_dir}
-        for case, p, r in pairing.pairs
-    ]
-    results: list[dict[str, Any]] = [
-        {"case": case, "rows": [], "error": reason} for case, reason in pairing.ambiguous.items()
-    ]
-    bar = tqdm(total=len(jobs), desc="evaluate", unit="case",
-               disable=None if progress is None else not progress)
-    try:
-        if workers == 1 or len(jobs) <= 1:
-            for job in jobs:
-                results.append(_score_case(job))
-                bar.update()
-        else:
-            import multiprocessing
-
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
-                futures = [pool.submit(_score_case, job) for job in jobs]
-                for fut in as_completed(futures):
-                    results.append(fut.result())
-                    bar.update()
-    finally:
-        bar.close()
-    files = {case: (str(p), str(r)) for case, p, r in pairing.pairs}
-    rows = _collect_rows(results, label_names, files, extras, empty_score)
-    return Scored(rows=rows, pairing=pairing, extras=extras, labels=label_names, workers=workers)
-
-
-def evaluate_folders(
-    pred_dir: str | Path,
-    ref_dir: str | Path,
-    out_dir: str | Path,
-    *,
-    labels: Any = None,
-    tolerance: float | Mapping[Any, float] = 1.0,
-    empty_score: float = math.nan,
-    resample: bool = False,
-    workers: int | None = None,
-    metrics: Sequence[MetricSpec] | None = None,
-    plugins_dir: str | Path | None = None,
-    progress: bool | None = None,
-    study: Any = None,
-    sections: Mapping[str, Any] | None = None,
-    pdf: bool = False,
-    atomic: bool = True,
-    ref_label: str | None = None,
-) -> EvaluationResult:
-    """Score every case of ``pred_dir`` against ``ref_dir`` and write the report to ``out_dir``.
-
-    Writes ``per_case.csv``, ``summary.csv``, ``summary.json``, ``report.html`` (and
-    ``report.pdf`` with ``pdf``; see :mod:`medseg.report`). A case that cannot be scored
-    (unreadable file, grid mismatch without ``resample``, unknown label value) is kept with
-    its ``error``; the rest are scored. ``metrics``: extra :class:`MetricSpec` columns
-    (default: those of the plugin registry; they must be picklable when ``workers > 1``).
-    ``progress``: tqdm bar (None = on a terminal). ``study``: a
-    :class:`medseg.study.StudyOptions` (criteria, subgroups); ``sections``: report sections
-    computed elsewhere (the readers of :mod:`medseg.study.readers`). ``atomic``: build the
-    report beside ``out_dir`` and swap it in as a whole (:mod:`medseg.report.folder`); False
-    when ``out_dir`` is itself inside such a build folder. ``ref_label``: the reference
-    folder as the report names it (default ``ref_dir``).
-    """
-    from medseg import report
-    from medseg.report.folder import check_target, relocate, report_folder
-
-    if atomic:
-        check_target(out_dir)  # before the scoring, which can take minutes
-    scored = score_folders(pred_dir, ref_dir, labels=labels, tolerance=tolerance,
-                           empty_score=empty_score, resample=resample, workers=workers,
-                           metrics=metrics, plugins_dir=plugins_dir, progress=progress)
-    rows, extras = scored.rows, scored.extras
-    classes = {int(r["label"]): r["class"] for r in rows if r.get("label") is not None}
-    settings = report.settings_dict(
-        labels=scored.labels, classes=dict(sorted(classes.items())), tolerance=tolerance,
-        empty_score=empty_score, resample=resample, workers=scored.workers,
-        extra_metrics=extras, pred_dir=str(pred_dir), ref_dir=ref_label or str(ref_dir),
-    )
-    from medseg.study.agreement import volume_agreement
-
-    extra = {"volume_agreement": volume_agreement(rows), **(sections or {})}
-    if study is not None:
-        extra.update(study.sections(rows, [*CLASS_METRICS, *(s.name for s in extras)]))
-    folder = report_folder(out_dir) if atomic else contextlib.nullcontext(Path(out_dir))
-    with folder as build:
-        summary, written = report.write_report(rows, build, settings=settings,
-                                               pairing=scored.pairing,
-                                               extra_metrics=[s.name for s in extras],
-                                               sections=extra, pdf=pdf)
-    if atomic:
-        written = relocate(written, build, Path(out_dir))
-    return EvaluationResult(rows=rows, pairing=scored.pairing, settings=settings,
-                            summary=summary, files=written, sections=extra)
-
-
-def _collect_rows(
-    results: list[dict[str, Any]],
-    label_names: dict[int, str] | None,
-    files: dict[str, tuple[str, str]],
-    extras: list[MetricSpec],
-    empty_score: float,
-) -> list[dict[str, Any]]:
-    """Flatten per-case results; fill classes absent from a case (labels found per case)."""
-    seen: dict[int, str] = dict(label_names or {})
-    for res in results:
-        for row in res["rows"]:
-            if row.get("label") is not None:
-                seen.setdefault(int(row["label"]), row["class"])
-    classes = dict(sorted(seen.items()))
-    rows: list[dict[str, Any]] = []
-    for res in sorted(results, key=lambda r: r["case"]):
-        pred_file, ref_file = files.get(res["case"], ("", ""))
-        base = {"case": res["case"], "pred_file": pred_file, "ref_file": ref_file}
-        if res["error"]:
-            targets: list[tuple[int | None, str]] = list(classes.items()) or [(None, "")]
-            for value, name in targets:
-                rows.append({**base, "class": name, "label": value, "status": "error",
-                             "error": res["error"]})
-            continue
-        by_label = {r["label"]: r for r in res["rows"]}
-        for value, name in classes.items():
-            row = by_label.get(value)
-            if row is None:  # class in neither map of this case: the both-empty policy
-                row = _both_empty_row(value, name, empty_score, extras)
-            rows.append({**base, **row, "error": ""})
-        rows.append({**base, **by_label[None], "error": ""})
-    return rows
-
-
-def _both_empty_row(value: int, name: str, empty_score: float,
-                    extras: list[MetricSpec]) -> dict[str, Any]:
-    """The row of a class found in neither map of a case (labels discovered per case)."""
-    empty = np.zeros((1, 1), dtype=bool)
-    row: dict[str, Any] = {"class": name, "label": value}
-    row.update(class_metrics(empty, empty, empty_score=empty_score))  # specificity 1, volumes 0
-    for spec in extras:
-        row[spec.name] = math.nan
-    return row

@@ -33,7 +33,7 @@ Definitions (version :data:`METRICS_VERSION`), with TP/FP/FN/TN voxel counts:
   (column norms off by 1e-16) put a point that lies exactly on the tolerance a hair outside
   it, which changed NSD from 1.0 to 0.77 for a cube shifted by exactly the tolerance.
 * A 3D image with a single slice (``X x Y x 1``) has every voxel on the border in 3D;
-  :func:`medseg.evaluation.evaluate_pair` scores such images in 2D (in-plane borders and
+  :func:`medseg.evaluation.pairs.evaluate_pair` scores such images in 2D (in-plane borders and
   distances, volumes with the slice thickness) and warns.
 * Semantic view over a whole label map (:func:`semantic_metrics`): ``pixel_accuracy`` = fraction
   of voxels whose label agrees; ``miou`` = mean IoU over background and the evaluated classes,
@@ -52,7 +52,7 @@ Empty-mask policy (the same everywhere in medseg; ``status`` names the case):
 * ``ok``: both present; every metric is defined.
 
 Summaries never average NaN: they report how many cases each statistic covers and how many
-were NaN (:mod:`medseg.report`).
+were NaN (:mod:`medseg.evaluation.report`).
 """
 
 from __future__ import annotations

@@ -32,7 +32,13 @@ from typing import Any
 import numpy as np
 
 from medseg.errors import GeometryError, MedsegError
-from medseg.report import bootstrap_ci, describe
+from medseg.evaluation.options import EvaluationOptions
+from medseg.evaluation.pairs import normalize_labels, pair_cases, resample_nearest
+from medseg.evaluation.report import bootstrap_ci, describe
+from medseg.evaluation.report.folder import check_target, relocate, report_folder
+from medseg.evaluation.run import evaluate_folders
+from medseg.evaluation.scoring import score_folders
+from medseg.io import read_label_map, write_image
 from medseg.volume import LabelMap
 
 #: metrics shown for readers
@@ -140,41 +146,31 @@ def evaluate_readers(
     pred_dir: str | Path,
     ref_dirs: Sequence[str | Path],
     out_dir: str | Path,
+    options: EvaluationOptions | None = None,
     *,
-    labels: Any = None,
     reader_names: Sequence[str] | None = None,
-    **kwargs: Any,
+    study: Any = None,
+    pdf: bool = False,
 ) -> Any:
     """Model against several readers; the main report is scored against their consensus.
 
     Writes the consensus label maps to ``out_dir/consensus/`` and the usual report (see
-    :func:`medseg.evaluation.evaluate_folders`, which receives ``kwargs``) with a
+    :func:`medseg.evaluation.run.evaluate_folders`, with ``options``) with a
     ``readers`` section.
     """
-    from medseg.evaluation import (
-        evaluate_folders,
-        normalize_labels,
-        pair_cases,
-        resample_nearest,
-        score_folders,
-    )
-    from medseg.io import read_label_map, write_image
-    from medseg.report.folder import check_target, relocate, report_folder
 
     if len(ref_dirs) < 2:
         raise MedsegError("several readers need at least two --ref folders")
     check_target(out_dir)
-    kwargs.pop("atomic", None)
+    opts = options or EvaluationOptions()
     names = list(reader_names or [f"R{i + 1}" for i in range(len(ref_dirs))])
-    label_names = normalize_labels(labels)
+    label_names = normalize_labels(opts.labels)
+    opts = opts.replace(labels=label_names)
     reader_files = [{c: r for c, _, r in pair_cases(pred_dir, ref).pairs} for ref in ref_dirs]
     cases = set.intersection(*(set(files) for files in reader_files))
     if not cases:
         raise MedsegError("no case is present in the prediction folder and every reader folder")
-    resample = bool(kwargs.get("resample", False))
-    score_kw = {k: v for k, v in kwargs.items()
-                if k in ("tolerance", "empty_score", "resample", "workers", "metrics",
-                         "plugins_dir")}
+    resample = opts.resample
     with report_folder(out_dir) as build:
         consensus_dir = build / "consensus"
         consensus_dir.mkdir()
@@ -189,22 +185,21 @@ def evaluate_readers(
             write_image(staple_consensus(maps, present), consensus_dir / f"{case}.nii.gz")
         chosen = sorted(cases)
         vs_reader = {
-            name: score_folders(pred_dir, ref, labels=label_names, cases=chosen, **score_kw).rows
+            name: score_folders(pred_dir, ref, opts, cases=chosen).rows
             for name, ref in zip(names, ref_dirs, strict=True)
         }
         between = {
-            f"{names[i]} vs {names[j]}": score_folders(ref_dirs[i], ref_dirs[j],
-                                                       labels=label_names, cases=chosen,
-                                                       **score_kw).rows
+            f"{names[i]} vs {names[j]}": score_folders(ref_dirs[i], ref_dirs[j], opts,
+                                                       cases=chosen).rows
             for i, j in itertools.combinations(range(len(ref_dirs)), 2)
         }
-        consensus_rows = score_folders(pred_dir, consensus_dir, labels=label_names,
-                                       cases=chosen, **score_kw).rows
+        consensus_rows = score_folders(pred_dir, consensus_dir, opts,
+                                       cases=chosen).rows
         section = readers_section(vs_reader, between, consensus_rows)
         section["consensus"] = "STAPLE (SimpleITK STAPLEImageFilter per class, p >= 0.5)"
         section["reader_folders"] = {n: str(r) for n, r in zip(names, ref_dirs, strict=True)}
-        result = evaluate_folders(pred_dir, consensus_dir, build, labels=label_names,
+        result = evaluate_folders(pred_dir, consensus_dir, build, opts, study=study, pdf=pdf,
                                   sections={"readers": section}, atomic=False,
-                                  ref_label=str(Path(out_dir) / "consensus"), **kwargs)
+                                  ref_label=str(Path(out_dir) / "consensus"))
     result.files = relocate(result.files, build, Path(out_dir))
     return result

@@ -3,7 +3,7 @@
 The metadata is a CSV with a ``case`` column (the case names of the evaluated folders) and one
 column per attribute. Each ``--by`` column is its own grouping (``--by site --by scanner``
 gives one table per site and one per scanner, not their cross product). Per subgroup, class
-and metric the statistics are those of :func:`medseg.report.describe` over the subgroup's
+and metric the statistics are those of :func:`medseg.evaluation.report.describe` over the subgroup's
 cases; a subgroup with fewer than ``min_n`` finite values is shown with its n and mean but
 without a CI (``ci_low``/``ci_high`` None): a bootstrap over a handful of cases is not an
 interval anyone should read. Cases the metadata does not list fall in the group
@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from medseg.errors import InputError
-from medseg.report import describe
+from medseg.evaluation.report import describe
+from medseg.io.dicom import _iter_files, dcmread, sniff_dicom_file
 
 #: a subgroup needs at least this many finite values to get a CI
 DEFAULT_MIN_N = 5
@@ -112,7 +113,6 @@ def dicom_metadata(path: str | Path) -> dict[str, str]:
 
     Values are strings (empty when the tag is absent); nothing else is read or returned.
     """
-    from medseg.io.dicom import _iter_files, dcmread, sniff_dicom_file
 
     path = Path(path)
     files = [path] if path.is_file() else [p for p in _iter_files(path) if sniff_dicom_file(p)]

@@ -7,9 +7,11 @@ or ``{"criteria": [...]}``. Each criterion::
      "id": "C1"}   # id optional
 
 * ``class``: a class name of ``--labels`` (or its value); without ``--labels`` a label value.
-* ``metric``: a per-class metric (:data:`medseg.metrics.CLASS_METRICS`, or a plugin metric).
+* ``metric``: a per-class metric (:data:`medseg.evaluation.metrics.CLASS_METRICS`, or a plugin
+  metric).
 * ``statistic``: ``mean``, ``median``, ``ci_low``/``ci_high`` (95% bootstrap CI of the mean,
-  :mod:`medseg.report`), or ``pNN``: the NN-th percentile of the per-case values (``p5`` of
+  :mod:`medseg.evaluation.report`), or ``pNN``: the NN-th percentile of the per-case values
+  (``p5`` of
   Dice >= 0.8 says "95% of cases reach 0.8", with numpy's linear interpolation).
 * ``op``: ``>=``, ``>``, ``<=``, ``<``; ``threshold``: a number.
 
@@ -35,8 +37,8 @@ from typing import Any
 import numpy as np
 
 from medseg.errors import InputError
-from medseg.metrics import CLASS_METRICS
-from medseg.report import bootstrap_ci
+from medseg.evaluation.metrics import CLASS_METRICS
+from medseg.evaluation.report import bootstrap_ci
 
 OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 STATISTICS = ("mean", "median", "ci_low", "ci_high")

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from medseg.metrics import METRIC_INFO
+from medseg.evaluation.metrics import METRIC_INFO
 
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
@@ -67,7 +67,7 @@ def describe(values: Sequence[float | None] | np.ndarray) -> dict[str, float | i
 def summarize(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> dict[str, Any]:
     """Per class: label, case counts by status and :func:`describe` of every metric.
 
-    ``rows`` are :func:`medseg.evaluation.evaluate_folders` rows; a metric a class row does not
+    ``rows`` are :func:`medseg.evaluation.run.evaluate_folders` rows; a metric a class row does not
     carry (None) is not applicable and is left out.
     """
     out: dict[str, Any] = {}

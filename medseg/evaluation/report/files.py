@@ -17,9 +17,13 @@ import numpy as np
 
 from medseg.csvsafe import safe_row
 from medseg.debughooks import pause_point
+from medseg.evaluation.agreement import volume_agreement
+from medseg.evaluation.metrics import CLASS_METRICS, SEMANTIC_METRICS
+from medseg.evaluation.report.gallery import write_gallery
+from medseg.evaluation.report.html import render_html
+from medseg.evaluation.report.pdf import html_to_pdf
+from medseg.evaluation.stats import STATS, summarize, worst_cases
 from medseg.io.atomic import write_text_atomic
-from medseg.metrics import CLASS_METRICS, SEMANTIC_METRICS
-from medseg.report.stats import STATS, summarize, worst_cases
 
 
 def _cell(value: Any) -> str:
@@ -105,10 +109,6 @@ def write_report(
     caller; volume agreement is always computed here. ``gallery``: how many worst cases get
     a slice picture (0: none). ``pdf``: also print ``report.pdf`` (headless Chromium).
     """
-    from medseg.report.gallery import write_gallery
-    from medseg.report.html import render_html
-    from medseg.report.pdf import html_to_pdf
-    from medseg.study.agreement import volume_agreement
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

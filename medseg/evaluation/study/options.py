@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from medseg.study.criteria import Criterion, judge
-from medseg.study.subgroups import DEFAULT_MIN_N, subgroup_summary
+from medseg.evaluation.study.criteria import Criterion, judge
+from medseg.evaluation.study.subgroups import DEFAULT_MIN_N, subgroup_summary
 
 #: metrics summarised per subgroup
 SUBGROUP_METRICS = ("dice", "iou", "hd95", "assd", "nsd", "abs_volume_diff_ml",

@@ -1,0 +1,44 @@
+"""How two folders are scored: the settings that change the numbers, as one frozen object."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medseg.specs import MetricSpec
+
+
+@dataclass(frozen=True)
+class EvaluationOptions:
+    """Options of :func:`~medseg.evaluation.scoring.score_folders` and
+    :func:`~medseg.evaluation.run.evaluate_folders`.
+
+    * ``labels``: class names (``{name: value}``, ``{value: name}`` or a list of values);
+      None = the values found in the files.
+    * ``tolerance``: surface-Dice tolerance in mm, one number or per class.
+    * ``empty_score``: the score of a class empty in both maps (NaN = left out).
+    * ``resample``: put a prediction on another grid onto the reference's (nearest neighbour)
+      instead of refusing it.
+    * ``workers``: scoring processes (None = :func:`~medseg.evaluation.scoring.default_workers`).
+    * ``metrics``: extra :class:`~medseg.specs.MetricSpec` columns (None = the registry's;
+      picklable when ``workers > 1``).
+    * ``plugins_dir``: extra plugin folder for readers and metrics.
+    * ``progress``: tqdm bar (None = on a terminal).
+    """
+
+    labels: Any = None
+    tolerance: float | Mapping[Any, float] = 1.0
+    empty_score: float = math.nan
+    resample: bool = False
+    workers: int | None = None
+    metrics: Sequence[MetricSpec] | None = None
+    plugins_dir: str | Path | None = None
+    progress: bool | None = None
+
+    def replace(self, **changes: Any) -> EvaluationOptions:
+        """A copy with ``changes`` applied."""
+        return dataclasses.replace(self, **changes)
