@@ -71,3 +71,16 @@ def input_error_from_os(path: str | Path, exc: OSError) -> InputError:
     the path the OS names, when it is more precise, is kept."""
     named = exc.filename if isinstance(exc.filename, str) and exc.filename else None
     return InputError(named or path, os_problem(exc))
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of ``str(exc)``, stripped and cut to ``limit`` characters ('' if none)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0].strip()[:limit] if lines else ""
+
+
+def exception_summary(exc: BaseException, limit: int = 200) -> str:
+    """``TypeName: first line`` of an exception, or the type name alone when it has no
+    message: how a foreign library's failure is quoted in a one-line error."""
+    text = first_line(exc, limit)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

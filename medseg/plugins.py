@@ -20,7 +20,7 @@ from types import ModuleType
 import pluggy
 
 from medseg import hookspecs
-from medseg.errors import PluginError
+from medseg.errors import PluginError, exception_summary
 
 ENTRY_POINT_GROUP = "medseg"
 PLUGINS_DIR_ENV = "MEDSEG_PLUGINS_DIR"
@@ -45,10 +45,6 @@ def report_plugin_failure(plugin: str, problem: str, strict: bool) -> None:
     warnings.warn(message, PluginWarning, stacklevel=3)
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
 
 def _register(pm: pluggy.PluginManager, plugin: object, name: str, strict: bool) -> None:
     if pm.get_plugin(name) is not None or pm.is_registered(plugin):
@@ -56,7 +52,7 @@ def _register(pm: pluggy.PluginManager, plugin: object, name: str, strict: bool)
     try:
         pm.register(plugin, name=name)
     except (pluggy.PluginValidationError, ValueError) as exc:
-        report_plugin_failure(name, f"could not be registered ({_short(exc)})", strict)
+        report_plugin_failure(name, f"could not be registered ({exception_summary(exc)})", strict)
 
 
 def load_entry_points(pm: pluggy.PluginManager, strict: bool) -> None:
@@ -67,7 +63,7 @@ def load_entry_points(pm: pluggy.PluginManager, strict: bool) -> None:
         try:
             plugin = ep.load()
         except Exception as exc:
-            report_plugin_failure(name, f"failed to import ({_short(exc)})", strict)
+            report_plugin_failure(name, f"failed to import ({exception_summary(exc)})", strict)
             continue
         _register(pm, plugin, name, strict)
 
@@ -109,7 +105,8 @@ def _import_file(path: Path, name: str, strict: bool) -> ModuleType | None:
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
-        report_plugin_failure(name, f"failed to import from {path} ({_short(exc)})", strict)
+        report_plugin_failure(name, f"failed to import from {path} ({exception_summary(exc)})",
+                              strict)
         return None
     sys.modules[mod_name] = module
     return module
@@ -144,5 +141,5 @@ def get_plugin_manager(
     except pluggy.PluginValidationError as exc:
         bad = pm.get_name(exc.plugin) or repr(exc.plugin)
         pm.unregister(exc.plugin)
-        report_plugin_failure(bad, f"implements an unknown hook ({_short(exc)})", strict)
+        report_plugin_failure(bad, f"implements an unknown hook ({exception_summary(exc)})", strict)
     return pm

@@ -9,8 +9,8 @@ from typing import Any, Generic, TypeVar
 
 import pluggy
 
-from medseg.errors import PluginError
-from medseg.plugins import _short, get_plugin_manager, report_plugin_failure, strict_mode
+from medseg.errors import PluginError, exception_summary
+from medseg.plugins import get_plugin_manager, report_plugin_failure, strict_mode
 from medseg.specs import (
     ArchitectureSpec,
     LossSpec,
@@ -129,7 +129,8 @@ def build_registry(pm: pluggy.PluginManager, *, strict: bool | None = None) -> R
             try:
                 result = impl.function()
             except Exception as exc:
-                report_plugin_failure(plugin, f"raised in {hook_name} ({_short(exc)})", strict)
+                report_plugin_failure(plugin, f"raised in {hook_name} ({exception_summary(exc)})",
+                                      strict)
                 continue
             if result is None:
                 continue
