@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from medseg.hookspecs import hookimpl
-from medseg.models.medseg_bundle import (
+from medseg.models.medseg_bundle.model import (
     describe_medseg_bundle,
     load_medseg_bundle,
     sniff_medseg_bundle,

@@ -3,25 +3,8 @@
 from __future__ import annotations
 
 from medseg.hookspecs import hookimpl
+from medseg.models.nnunet import OPTIONS, describe_nnunet, load_nnunet, sniff_nnunet
 from medseg.specs import ModelFormatSpec
-
-
-def _sniff(path):
-    from medseg.models.nnunet import sniff_nnunet
-
-    return sniff_nnunet(path)
-
-
-def _load(path, **kwargs):
-    from medseg.models.nnunet import load_nnunet
-
-    return load_nnunet(path, **kwargs)
-
-
-def _describe(path):
-    from medseg.models.nnunet import describe_nnunet
-
-    return describe_nnunet(path)
 
 
 @hookimpl
@@ -29,13 +12,13 @@ def medseg_register_model_formats() -> list[ModelFormatSpec]:
     return [
         ModelFormatSpec(
             name="nnunet_v2",
-            sniff=_sniff,
-            load=_load,
-            describe=_describe,
+            sniff=sniff_nnunet,
+            load=load_nnunet,
+            describe=describe_nnunet,
             description="nnU-Net v2 result folder: <Trainer>__<Plans>__<configuration>/ with "
                         "dataset.json, plans.json, fold_N/checkpoint_final.pth (or its "
                         "DatasetNNN_Name/ folder)",
-            options=("configuration", "folds", "checkpoint"),
+            options=OPTIONS,
             priority=20,
         ),
     ]

@@ -1,7 +1,7 @@
 """The one protocol every model format implements, and what it reports about itself.
 
 A format (medseg bundle, nnU-Net v2 result folder, MONAI bundle, a plugin's own) turns a folder
-into a :class:`SegmentationModel`. The generic :class:`medseg.inference.Segmenter` knows only
+into a :class:`SegmentationModel`. The generic :class:`medseg.engine.segmenter.Segmenter` knows only
 this protocol:
 
 1. ``prepare(volume, settings)`` brings the input onto the model's grid (orientation, crop,
@@ -28,8 +28,24 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-    from medseg.inference import InferenceSettings
     from medseg.volume import Volume
+
+
+@dataclass
+class InferenceSettings:
+    """How the engine runs a model (the ``medseg segment`` flags that change the pipeline)."""
+
+    #: sliding-window overlap; None = the model's own default (bundle config, nnU-Net 0.5)
+    overlap: float | None = None
+    sw_batch_size: int = 2
+    mirror: bool = False
+    fast: bool = False
+    roi_size: tuple[int, ...] | None = None
+    #: (name, params) pairs applied in order after argmax
+    postprocessors: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    probabilities: bool = False
+    device: str | None = None
+
 
 
 @dataclass(frozen=True)

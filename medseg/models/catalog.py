@@ -16,9 +16,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from medseg.bundle import DEFAULT_MODELS_DIR
 from medseg.registry import Registry
 
+#: the bundled models (``--model brain_tissue``), in the source tree's ``sample_data/models``
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[2] / "sample_data" / "models"
 MODELS_DIR_ENV = "MEDSEG_MODELS_DIR"
 USER_MODELS_DIR = Path("~/.medseg/models")
 TOTALSEG_PREFIX = "totalseg:"

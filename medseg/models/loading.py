@@ -39,6 +39,21 @@ def describe_model(name_or_path: str | Path, registry: Registry | None = None) -
     return _call(spec, "describe", spec.describe, path)
 
 
+def format_options(spec: ModelFormatSpec, options: dict[str, Any],
+                   where: str | Path) -> dict[str, Any]:
+    """``options`` with ``None`` values dropped, checked against what the format takes (its
+    :attr:`ModelFormatSpec.options`): one it does not take is a one-line error naming the
+    model and the options it does take."""
+    given = {k: v for k, v in options.items() if v is not None}
+    unknown = sorted(set(given) - set(spec.options))
+    if unknown:
+        takes = ", ".join(spec.options) or "no options"
+        raise InputError(where, f"{spec.name} models do not take "
+                                f"{', '.join('--' + u.replace('_', '-') for u in unknown)} "
+                                f"(they take: {takes})")
+    return given
+
+
 def load_model(name_or_path: str | Path, registry: Registry | None = None,
                device: Any = None, **options: Any) -> SegmentationModel:
     """Load a runnable model. ``options`` are format options (``configuration``, ``folds``,
@@ -46,13 +61,7 @@ def load_model(name_or_path: str | Path, registry: Registry | None = None,
     take is an error."""
     reg = registry or load_registry()
     path, spec = resolve_model(name_or_path, reg)
-    options = {k: v for k, v in options.items() if v is not None}
-    unknown = sorted(set(options) - set(spec.options))
-    if unknown:
-        takes = ", ".join(spec.options) or "no options"
-        raise InputError(path, f"{spec.name} models do not take "
-                               f"{', '.join('--' + u.replace('_', '-') for u in unknown)} "
-                               f"(they take: {takes})")
+    options = format_options(spec, options, path)
     model = _call(spec, "load", spec.load, path, registry=reg, device=device, **options)
     if not isinstance(getattr(model, "info", None), ModelInfo):
         raise PluginError(f"model format {spec.name!r} of plugin "

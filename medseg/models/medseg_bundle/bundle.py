@@ -15,12 +15,13 @@ from typing import Any
 
 import torch
 
-from medseg.bundle_schema import validate_config
-from medseg.debughooks import pause_point
 from medseg.errors import InputError, MedsegError
 from medseg.io.atomic_folder import atomic_folder
 from medseg.io.checksum import sha256_file
-from medseg.preprocess import Preprocessing
+from medseg.io.debughooks import pause_point
+from medseg.models.catalog import models_dirs
+from medseg.models.medseg_bundle.schema import validate_config
+from medseg.ops.preprocess import Preprocessing
 from medseg.registry import Registry, load_registry
 
 CONFIG_NAME = "config.json"
@@ -28,8 +29,6 @@ WEIGHTS_NAME = "weights.pt"
 FORMAT_VERSION = 1
 #: a bundle config is a few kB; anything this large is not one
 MAX_CONFIG_BYTES = 1024 * 1024
-#: folder searched for bundles given by name (``--model brain_tissue``)
-DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "sample_data" / "models"
 
 
 @dataclass
@@ -117,7 +116,6 @@ def resolve_bundle_path(name_or_path: str | Path) -> Path:
     p = Path(name_or_path)
     if p.is_dir():
         return p
-    from medseg.models.catalog import models_dirs
 
     if p.name == str(name_or_path):  # a bare name, never a path
         for folder in models_dirs():
@@ -129,7 +127,6 @@ def resolve_bundle_path(name_or_path: str | Path) -> Path:
 
 def list_bundles() -> list[str]:
     """Names of the medseg bundles in the models folders (first folder wins a name)."""
-    from medseg.models.catalog import models_dirs
 
     names: list[str] = []
     for root in models_dirs():

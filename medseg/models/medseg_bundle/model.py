@@ -8,11 +8,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from medseg.bundle import CONFIG_NAME, Bundle, load_bundle
-from medseg.device import resolve_device
-from medseg.errors import MedsegError, PluginError
+from medseg.errors import MedsegError, PluginError, exception_summary
 from medseg.models.base import ModelInfo, Prediction
-from medseg.preprocess import Prepared, Preprocessing, inverse_transform, prepare, reorient_array
+from medseg.models.medseg_bundle.bundle import CONFIG_NAME, Bundle, load_bundle
+from medseg.models.medseg_bundle.predict import labels_on_input_grid, predict_probabilities
+from medseg.ops.device import resolve_device
+from medseg.ops.plugin_calls import architecture_label
+from medseg.ops.preprocess import (
+    Prepared,
+    Preprocessing,
+    inverse_transform,
+    prepare,
+    reorient_array,
+    resize,
+)
 from medseg.registry import Registry, load_registry
 
 FORMAT = "medseg"
@@ -47,11 +56,10 @@ def describe_medseg_bundle(path: Path) -> ModelInfo:
 
 class MedsegBundleModel:
     """Reorient to RAS, resample to the bundle spacing, normalise, sliding window with
-    Gaussian blending; back per class with a running argmax (see :mod:`medseg.inference`)."""
+    Gaussian blending; back per class with a running argmax (see :mod:`.predict`)."""
 
     def __init__(self, bundle: Bundle, registry: Registry | None = None,
                  device: str | torch.device | None = None) -> None:
-        from medseg.inference import _short, architecture_label
 
         self.bundle = bundle
         self.registry = registry or load_registry()
@@ -65,7 +73,7 @@ class MedsegBundleModel:
             raise
         except Exception as exc:
             raise PluginError(f"{self.arch_label} failed to build or load its weights: "
-                              f"{_short(exc)}") from None
+                              f"{exception_summary(exc)}") from None
         self.info = bundle_info(bundle)
         self._checked = False
         self.postprocessors = list(bundle.inference.get("postprocessors", []))
@@ -81,7 +89,6 @@ class MedsegBundleModel:
         return prepare(volume, self.preprocessing(settings.fast))
 
     def predict(self, prepared: Prepared, settings) -> torch.Tensor:
-        from medseg.inference import predict_probabilities
 
         probs = predict_probabilities(self.net, prepared.image, self.bundle, settings,
                                       self.device, None if self._checked else self.arch_label)
@@ -89,8 +96,6 @@ class MedsegBundleModel:
         return probs
 
     def restore(self, prepared: Prepared, probabilities: torch.Tensor, settings) -> Prediction:
-        from medseg.inference import labels_on_input_grid
-        from medseg.preprocess import resize
 
         if not settings.probabilities:
             return Prediction(labels_on_input_grid(probabilities, prepared.canonical_shape,

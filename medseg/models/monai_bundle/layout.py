@@ -9,13 +9,14 @@ instantiated, so :func:`describe_monai_bundle` is safe on any bundle.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from medseg.errors import InputError
 from medseg.models.base import ModelInfo
+from medseg.models.monai_bundle.trust import first_code
+from medseg.models.monai_bundle.walk import walk
 
 FORMAT = "monai_bundle"
 METADATA = Path("configs") / "metadata.json"
@@ -109,20 +110,6 @@ def read_config(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputError(path, "config must be a JSON/YAML object")
     return data
-
-
-def walk(config: Any, where: str = "") -> Iterator[tuple[str, Any]]:
-    """Every ``(id, value)`` in a nested config, ids joined with ``#`` as MONAI writes them."""
-    if isinstance(config, dict):
-        for key, value in config.items():
-            sub = f"{where}#{key}" if where else str(key)
-            yield sub, value
-            yield from walk(value, sub)
-    elif isinstance(config, list):
-        for i, value in enumerate(config):
-            sub = f"{where}#{i}" if where else str(i)
-            yield sub, value
-            yield from walk(value, sub)
 
 
 def _target_name(item: Any) -> str:
@@ -226,8 +213,6 @@ def bundle_info(layout: BundleLayout, meta: dict[str, Any], config: dict[str, An
 
 def describe_monai_bundle(path: Path) -> ModelInfo:
     """Metadata only: labels, version, spacing and patch size as the files state them."""
-    from medseg.models.monai_bundle.trust import first_code
-
     layout = find_layout(path, need_weights=False)
     meta = read_config(layout.metadata)
     config = read_config(layout.inference)

@@ -35,12 +35,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from medseg.device import resolve_device
-from medseg.errors import InputError, MedsegError, PluginError
-from medseg.inference import _short
+from medseg.errors import InputError, MedsegError, PluginError, exception_summary
 from medseg.models.base import ModelInfo, Prediction
 from medseg.models.monai_bundle.layout import BundleLayout, bundle_info, find_layout, read_config
 from medseg.models.monai_bundle.trust import TRUST_ENV, check_trust, is_trusted
+from medseg.models.monai_bundle.walk import walk
+from medseg.ops.device import resolve_device
 
 #: affine entries (mm) within which the bundle's output counts as lying on the input grid
 GRID_TOLERANCE_MM = 1e-3
@@ -68,7 +68,7 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
         raise InputError(path, f"not a plain state dict: refused by weights_only loading "
                                f"({str(exc).strip().splitlines()[0][:160]})") from None
     except Exception as exc:
-        raise InputError(path, f"corrupt weights file ({_short(exc)})") from None
+        raise InputError(path, f"corrupt weights file ({exception_summary(exc)})") from None
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         obj = obj["model"]
     if (not isinstance(obj, dict) or not obj
@@ -129,7 +129,7 @@ class MonaiBundleModel:
             raise
         except Exception as exc:
             raise InputError(self.layout.inference, f"cannot build {key!r}: "
-                                                    f"{_short(exc)}") from None
+                                                    f"{exception_summary(exc)}") from None
 
     def _evaluator_amp(self, parser: Any) -> bool:
         """The zoo evaluator's ``amp`` flag: float16 autocast on CUDA, as MONAI's
@@ -147,7 +147,8 @@ class MonaiBundleModel:
             try:
                 net = torch.jit.load(str(weights), map_location="cpu")
             except Exception as exc:
-                raise InputError(weights, f"corrupt TorchScript model ({_short(exc)})") from None
+                raise InputError(weights,
+                                 f"corrupt TorchScript model ({exception_summary(exc)})") from None
         else:
             state = load_weights(weights)
             net = self._component(parser, "network_def")
@@ -158,7 +159,7 @@ class MonaiBundleModel:
                 net.load_state_dict(state, strict=True)
             except Exception as exc:
                 raise InputError(weights, f"weights do not fit network_def "
-                                          f"({_short(exc)})") from None
+                                          f"({exception_summary(exc)})") from None
         return net.to(self.device).eval()
 
     # -- the protocol ---------------------------------------------------------------------
@@ -191,7 +192,7 @@ class MonaiBundleModel:
             raise
         except Exception as exc:
             raise PluginError(f"MONAI bundle {self.layout.root} preprocessing failed: "
-                              f"{_short(exc)}") from None
+                              f"{exception_summary(exc)}") from None
         finally:
             path.unlink(missing_ok=True)
         if isinstance(item, list):
@@ -214,7 +215,7 @@ class MonaiBundleModel:
                 pred = self.inferer(x, self.net)
         except Exception as exc:
             raise PluginError(f"MONAI bundle {self.layout.root} network failed on input of "
-                              f"shape {tuple(x.shape)}: {_short(exc)}") from None
+                              f"shape {tuple(x.shape)}: {exception_summary(exc)}") from None
         batch[self.image_key] = x
         batch[self.pred_key] = pred
         item = decollate_batch(batch, detach=True)[0]
@@ -279,7 +280,7 @@ class MonaiBundleModel:
                     out = apply_transform(t, item)
             except Exception as exc:
                 raise PluginError(f"MONAI bundle {self.layout.root} postprocessing "
-                                  f"{type(t).__name__} failed: {_short(exc)}") from None
+                                  f"{type(t).__name__} failed: {exception_summary(exc)}") from None
             if not isinstance(out, dict):
                 raise PluginError(f"MONAI bundle {self.layout.root} postprocessing "
                                   f"{type(t).__name__} returned a {type(out).__name__}, "
@@ -326,8 +327,6 @@ def _split_postprocessing(post: Any) -> tuple[list[Any], list[Any]]:
 
 def _refuse_multilabel(layout: BundleLayout, config: dict[str, Any]) -> None:
     """Sigmoid outputs are overlapping regions (BraTS-style), not one class per voxel."""
-    from medseg.models.monai_bundle.layout import walk
-
     for where, item in walk(config.get("postprocessing", {}), "postprocessing"):
         target = item.get("_target_") if isinstance(item, dict) else None
         if (isinstance(target, str) and target.rsplit(".", 1)[-1] in ("Activationsd",

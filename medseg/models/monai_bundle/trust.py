@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from medseg.errors import InputError
-from medseg.models.monai_bundle.layout import walk
+from medseg.models.monai_bundle.walk import walk
 
 TRUST_ENV = "MEDSEG_TRUSTED_BUNDLES"
 #: where an untrusted bundle's ``_target_`` components may come from: networks, transforms,

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from medseg.device import resolve_device
 from medseg.errors import InputError
 from medseg.models.base import ModelInfo, Prediction
 from medseg.models.nnunet import folder as folders
@@ -45,6 +44,7 @@ from medseg.models.nnunet.sliding_window import (
     sliding_window_logits,
     softmax_inplace,
 )
+from medseg.ops.device import resolve_device
 
 FORMAT = "nnunet_v2"
 OPTIONS = ("configuration", "folds", "checkpoint")
@@ -261,8 +261,8 @@ class NnunetModel:
 
 
 def load(path: Path, *, registry: Any = None, device: Any = None,
-         **options: Any) -> NnunetModel:
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise InputError(path, f"nnU-Net models do not take {', '.join(unknown)}")
-    return NnunetModel(read_definition(Path(path), **options), device)
+         configuration: str | None = None, folds: Any = None,
+         checkpoint: str | None = None) -> NnunetModel:
+    """The format's loader; its keyword options are :data:`OPTIONS` (checked by
+    :func:`medseg.models.loading.format_options`)."""
+    return NnunetModel(read_definition(Path(path), configuration, folds, checkpoint), device)

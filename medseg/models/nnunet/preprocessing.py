@@ -32,7 +32,7 @@ from medseg.errors import InputError
 from medseg.models.nnunet.plans import ChannelIntensity, Configuration, Plans
 from medseg.models.nnunet.resampling import new_shape, resample_image
 from medseg.models.nnunet.sliding_window import every_channel
-from medseg.preprocess import canonical_transform, inverse_transform, reorient_array
+from medseg.ops.preprocess import canonical_transform, inverse_transform, reorient_array
 from medseg.volume import Volume
 
 #: readers that reorient the image to RAS before nnU-Net sees it

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
-from medseg.device import autocast
+from medseg.ops.device import autocast
 
 
 def every_channel(spatial: Iterable[Any]) -> tuple[Any, ...]:
