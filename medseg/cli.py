@@ -2,8 +2,11 @@
 
 Each module in :data:`COMMANDS` (under ``medseg.commands``) defines
 ``register(subparsers)`` that adds its parser and sets ``func=run`` where
-``run(args) -> int`` calls the engine. User errors (:class:`MedsegError`) print one line
-``medseg: error: ...`` and exit 2; ``--debug`` shows tracebacks.
+``run(args) -> int`` calls the engine. Only the module of the command being run is imported
+(each imports the engine parts it needs, torch included), so ``medseg --version`` and a
+command's own ``--help`` stay quick; ``medseg --help`` imports them all. User errors
+(:class:`MedsegError`) print one line ``medseg: error: ...`` and exit 2; ``--debug`` shows
+tracebacks.
 """
 
 from __future__ import annotations
@@ -23,7 +26,22 @@ COMMANDS: tuple[str, ...] = ("info", "convert", "plugins", "models", "train", "s
                              "evaluate", "compare", "app", "pacs")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def chosen_command(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is not an option or the value of
+    ``--plugins-dir``), or None."""
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word == "--plugins-dir":
+            skip = True
+        elif not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser with every subcommand, or only the one ``argv`` names."""
     parser = argparse.ArgumentParser(
         prog="medseg", description="Medical image segmentation with exact geometry."
     )
@@ -32,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder of single-file plugins (also $MEDSEG_PLUGINS_DIR)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    chosen = chosen_command(sys.argv[1:] if argv is None else argv)
+    for name in (chosen,) if chosen else COMMANDS:
         module = importlib.import_module(f"medseg.commands.{name}")
         module.register(sub)
     return parser
@@ -43,7 +62,7 @@ def _format_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -13,6 +13,8 @@ import sys
 
 from medseg.commands.evaluate import add_scoring_args, scoring_options, sweep_interrupted_reports
 from medseg.errors import MedsegError
+from medseg.evaluation.metrics import CLASS_METRICS
+from medseg.evaluation.study.compare import COMPARE_METRICS, compare_folders
 
 
 def register(sub) -> None:
@@ -55,8 +57,6 @@ def parse_margin(tokens: list[str] | None) -> float | dict[str, float] | None:
 
 
 def run(args) -> int:
-    from medseg.evaluation.metrics import CLASS_METRICS
-    from medseg.evaluation.study.compare import COMPARE_METRICS, compare_folders
 
     if len(args.pred) < 2:
         raise MedsegError("compare needs at least two --pred folders")

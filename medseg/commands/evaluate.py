@@ -15,6 +15,12 @@ import sys
 
 from medseg.errors import MedsegError
 from medseg.evaluation.options import EvaluationOptions
+from medseg.evaluation.report.folder import sweep_interrupted
+from medseg.evaluation.run import evaluate_folders
+from medseg.evaluation.study.criteria import load_criteria
+from medseg.evaluation.study.options import StudyOptions
+from medseg.evaluation.study.readers import evaluate_readers
+from medseg.evaluation.study.subgroups import DEFAULT_MIN_N, dicom_metadata_table, read_metadata
 
 
 def add_scoring_args(p) -> None:
@@ -105,9 +111,6 @@ def parse_tolerance(tokens: list[str]) -> float | dict[str, float]:
 
 def study_options(args, labels: dict[int, str] | None):
     """Criteria and subgroups from the command line, validated before any scoring."""
-    from medseg.evaluation.study.criteria import load_criteria
-    from medseg.evaluation.study.options import StudyOptions
-    from medseg.evaluation.study.subgroups import DEFAULT_MIN_N, dicom_metadata_table, read_metadata
 
     criteria = load_criteria(args.criteria, labels) if args.criteria else ()
     if args.fail_on_criteria and not criteria:
@@ -150,7 +153,6 @@ def scoring_options(args) -> EvaluationOptions:
 
 def sweep_interrupted_reports(output: str) -> None:
     """Say so, and clear up, when an earlier run writing this report folder was killed."""
-    from medseg.evaluation.report.folder import sweep_interrupted
 
     for path in sweep_interrupted(output):
         print(f"medseg: warning: {output}: an earlier run was interrupted before its report "
@@ -158,13 +160,11 @@ def sweep_interrupted_reports(output: str) -> None:
 
 
 def run(args) -> int:
-    from medseg.evaluation.run import evaluate_folders
 
     sweep_interrupted_reports(args.output)
     options = scoring_options(args)
     study = study_options(args, options.labels)
     if len(args.ref) > 1:
-        from medseg.evaluation.study.readers import evaluate_readers
 
         result = evaluate_readers(args.pred, args.ref, args.output, options, study=study,
                                   pdf=args.pdf)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from medseg.describe import describe_file
+from medseg.io.describe import describe_file
 from medseg.models.base import ModelInfo
 from medseg.models.catalog import find_model, sniff_format
 from medseg.models.loading import describe_model

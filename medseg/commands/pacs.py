@@ -9,7 +9,10 @@ from typing import Any
 
 from medseg.errors import MedsegError
 from medseg.pacs.auth import resolve_credentials
+from medseg.pacs.batch import segment_series
 from medseg.pacs.client import Server, open_client
+from medseg.pacs.query import list_series, list_studies
+from medseg.pacs.worklist import plan, requests_from
 
 
 def add_server_options(p) -> None:
@@ -61,8 +64,6 @@ def server_from_args(url: str, args) -> Server:
 
 def segment_from_args(args, segmenter) -> list[dict[str, Any]]:
     """The ``--dicomweb`` path of ``medseg segment``: plan, download, segment, push."""
-    from medseg.pacs.batch import segment_series
-    from medseg.pacs.worklist import plan, requests_from
 
     if args.inputs:
         raise MedsegError("give local INPUTs or --dicomweb, not both")
@@ -108,7 +109,6 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 
 def run(args) -> int:
-    from medseg.pacs.query import list_series, list_studies
 
     server = server_from_args(args.url, args)
     client = open_client(server)

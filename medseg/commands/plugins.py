@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from medseg.devtools.scaffold import create_plugin, plugin_files
 from medseg.registry import load_registry
 
 PLURAL = {"loss": "losses"}
@@ -44,7 +45,6 @@ def run(args) -> int:
 
 
 def run_new(args) -> int:
-    from medseg.scaffold import create_plugin, plugin_files
 
     target = create_plugin(args.name, args.output, force=args.force)
     print(f"wrote plugin {args.name!r} to {target}:")

@@ -7,15 +7,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from medseg.batch import expand_inputs, segment_cases
 from medseg.commands.pacs import add_segment_options, segment_from_args, uses_dicomweb
-from medseg.device import resolve_device
+from medseg.engine.batch import CaseInput, expand_inputs, is_dicom_input, segment_cases
+from medseg.engine.instances import PANOPTIC_OFFSET, find_instances
+from medseg.engine.outputs import output_paths, write_instances
+from medseg.engine.segmenter import InferenceSettings, Segmenter
 from medseg.errors import InputError, MedsegError
-from medseg.inference import InferenceSettings, Segmenter
-from medseg.instances import PANOPTIC_OFFSET, find_instances
 from medseg.io import read_label_map
 from medseg.models import load_model, resolve_model
-from medseg.outputs import output_paths, write_instances
+from medseg.ops.device import resolve_device
 from medseg.qc import QC
 from medseg.registry import load_registry
 
@@ -119,7 +119,10 @@ def run(args) -> int:
     elif not args.inputs:
         raise MedsegError("give INPUT files or folders, or --dicomweb URL --study UID")
     else:
-        rows = segment_cases(expand_inputs(args.inputs), args.output, segmenter,
+        cases = expand_inputs(args.inputs)
+        if args.dicom_seg:
+            check_dicom_seg_inputs(cases)
+        rows = segment_cases(cases, args.output, segmenter,
                              overwrite=args.overwrite, progress=not args.quiet,
                              dicom_seg=args.dicom_seg, keep_patient_data=args.keep_patient_data,
                              keep={"keep_dates": args.keep_dates,
@@ -128,6 +131,18 @@ def run(args) -> int:
         add_instances(rows, args.output, segmenter, classes, overwrite=args.overwrite,
                       offset=args.panoptic_offset, min_voxels=args.min_instance_voxels)
     return report_rows(rows)
+
+
+def check_dicom_seg_inputs(cases: list[CaseInput]) -> None:
+    """``--dicom-seg`` needs DICOM input (a SEG references the series it segments): an error
+    when no input is DICOM, a warning naming each input that is not."""
+    others = [c for c in cases if not c.error and not is_dicom_input(c.path)]
+    if others and len(others) == len([c for c in cases if not c.error]):
+        raise InputError(others[0].path, "--dicom-seg needs DICOM input (a DICOM folder or zip):"
+                                         " a DICOM SEG references the series it segments")
+    for case in others:
+        print(f"medseg: warning: {case.path}: not DICOM, so no DICOM SEG is written for it "
+              "(--dicom-seg)", file=sys.stderr)
 
 
 #: exit statuses of ``medseg segment`` (README "Command line")

@@ -7,7 +7,7 @@ import shlex
 import sys
 
 from medseg.registry import load_registry
-from medseg.training import TrainConfig, train
+from medseg.training.train import TrainConfig, train
 
 
 def _json_dict(text: str) -> dict:

@@ -227,11 +227,13 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from medseg.inference import InferenceSettings, Segmenter
+from medseg.engine.segmenter import Segmenter
 from medseg.io import read_image
+from medseg.models.base import InferenceSettings
+from medseg.models.medseg_bundle.model import MedsegBundleModel
 from medseg.plugins import get_plugin_manager
 from medseg.registry import build_registry
-from medseg.training import TrainConfig, train
+from medseg.training.train import TrainConfig, train
 
 from $module.plugin import dice_ce, min_volume, two_level_unet
 
@@ -296,7 +298,7 @@ def test_trains_and_segments(tmp_path, registry):
         samples_per_volume=1, augment=False), registry=registry, progress=False)
     image = read_image(root / "imagesTr" / "ball0_0000.nii.gz")
     settings = InferenceSettings(postprocessors=[("${short}_min_volume", {"min_volume_mm3": 1})])
-    result = Segmenter(bundle, settings, registry)(image)
+    result = Segmenter(MedsegBundleModel(bundle, registry), settings, registry)(image)
     assert result.labels.same_grid(image)
 '''
 

@@ -24,23 +24,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medseg.debughooks import pause_point
-from medseg.errors import InputError, MedsegError
-from medseg.io import NIFTI_SUFFIXES, read_image, read_label_map
-from medseg.io.atomic import part_writer_gone, write_text_atomic
-from medseg.io.dicom import sniff_dicom_file
-from medseg.limits import working_bytes_per_voxel, working_memory
-from medseg.manifest import (
+from medseg.engine.manifest import (
     BASE_OUTPUTS,
     manifest_path,
     missing_outputs,
     read_manifest,
     write_manifest,
 )
-from medseg.outputs import output_paths, write_segmentation
-
-IMAGE_SUFFIXES = (*NIFTI_SUFFIXES, ".nrrd", ".nhdr", ".mha", ".mhd", ".png", ".jpg", ".jpeg",
-                  ".tif", ".tiff", ".bmp", ".zip", ".dcm")
+from medseg.engine.outputs import output_paths, write_segmentation
+from medseg.engine.segmenter import Segmentation
+from medseg.errors import InputError, MedsegError
+from medseg.io import read_image, read_label_map
+from medseg.io.atomic import part_writer_gone, write_text_atomic
+from medseg.io.debughooks import pause_point
+from medseg.io.dicom import sniff_dicom_file
+from medseg.io.dicom_seg import write_dicom_seg
+from medseg.io.limits import working_bytes_per_voxel, working_memory
+from medseg.io.names import IMAGE_SUFFIXES, case_name
 
 
 @dataclass(frozen=True)
@@ -52,15 +52,6 @@ class CaseInput:
     error: str | None = None
 
 
-def case_name(path: Path) -> str:
-    name = path.name
-    for suffix in sorted(IMAGE_SUFFIXES, key=len, reverse=True):
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    if name.endswith("_0000"):  # nnU-Net channel suffix
-        name = name[:-5]
-    return name
 
 
 def _is_dicom_folder(path: Path) -> bool:
@@ -74,13 +65,13 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[CaseInput]:
         text = str(item)
         matches = sorted(glob.glob(text)) if any(ch in text for ch in "*?[") else [text]
         if not matches:
-            cases.append(CaseInput(case_name(Path(text)), Path(text),
+            cases.append(CaseInput(case_name(Path(text), bare=True) or text, Path(text),
                                    "no file matches this pattern"))
             continue
         for m in matches:
             p = Path(m)
             if not p.exists():
-                cases.append(CaseInput(case_name(p), p, "file not found"))
+                cases.append(CaseInput(case_name(p, bare=True) or p.name, p, "file not found"))
                 continue
             if p.is_dir() and not _is_dicom_folder(p):
                 files = sorted(f for f in p.iterdir() if f.is_file()
@@ -89,10 +80,10 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[CaseInput]:
                 if not files and not subdirs:
                     cases.append(CaseInput(p.name, p, "folder holds no images or DICOM series"))
                     continue
-                cases += [CaseInput(case_name(f), f) for f in files]
+                cases += [CaseInput(case_name(f, bare=True) or f.name, f) for f in files]
                 cases += [CaseInput(d.name, d) for d in subdirs]
             else:
-                cases.append(CaseInput(case_name(p), p))
+                cases.append(CaseInput(case_name(p, bare=True) or p.name, p))
     seen: dict[str, Path] = {}
     for c in cases:
         if c.name in seen and seen[c.name] != c.path:
@@ -143,7 +134,6 @@ def _write_seg(result, case: CaseInput, target: Path, segmenter, keep_patient_da
                keep: dict[str, bool] | None = None):
     """``keep``: what the SEG may keep beyond the de-identification profile
     (``keep_dates``, ``keep_institution``; see :mod:`medseg.io.deid`)."""
-    from medseg.io.dicom_seg import write_dicom_seg
 
     keep = keep or {}
     return write_dicom_seg(result, case.path, target, keep_patient_data=keep_patient_data,
@@ -183,7 +173,6 @@ def _complete_case(case: CaseInput, out_dir: Path, segmenter, doc: dict[str, Any
                    settings: dict[str, Any],
                    keep: dict[str, bool] | None = None) -> dict[str, Any]:
     """Add a missing DICOM SEG from the case's existing mask (no new segmentation)."""
-    from medseg.inference import Segmentation
 
     paths = output_paths(out_dir, case.name)
     done = dict(doc.get("result") or {})
@@ -205,7 +194,7 @@ def segment_cases(cases: list[CaseInput], out_dir: str | Path, segmenter, *,
     """Segment every case; return one summary row per case (status ok/skipped/error).
 
     A case is skipped only when its manifest lists every output now requested (see
-    :mod:`medseg.manifest`); skipped rows carry the results recorded then. A case whose only
+    :mod:`medseg.engine.manifest`); skipped rows carry the results recorded then. A case whose only
     missing output is its DICOM SEG gets it from the existing mask; any other gap redoes it.
     """
     out_dir = Path(out_dir)

@@ -9,11 +9,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from medseg.csvsafe import safe_dict
-from medseg.inference import Segmentation
-from medseg.instances import Instances
+from medseg.engine.instances import Instances
+from medseg.engine.segmenter import Segmentation
 from medseg.io import write_image
 from medseg.io.atomic import write_text_atomic
+from medseg.io.csvsafe import safe_dict
 from medseg.qc import QC
 from medseg.volume import Volume
 

@@ -33,11 +33,12 @@ from medseg.evaluation.metrics import (
     tolerance_for,
     union_box,
 )
+from medseg.io.names import LABEL_SUFFIXES, case_name
 from medseg.specs import MetricSpec
 from medseg.volume import LabelMap
 
 #: file name endings recognised as cases (longest first)
-CASE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
+CASE_SUFFIXES = LABEL_SUFFIXES
 #: class name of the per-case row holding the semantic metrics
 ALL_CLASSES = "all"
 
@@ -235,13 +236,6 @@ def labels_note(pred_values: set[int], ref_values: set[int]) -> str | None:
 
 
 # ---- pairing folders ------------------------------------------------------------------------
-def case_name(path: str | Path) -> str | None:
-    """The case name of an image file (name without its image suffix), or None."""
-    name = Path(path).name
-    for suffix in CASE_SUFFIXES:
-        if name.lower().endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return None
 
 
 @dataclass
@@ -267,7 +261,7 @@ def _scan(folder: Path, role: str) -> tuple[dict[str, list[Path]], list[str]]:
     for path in sorted(folder.iterdir()):
         if path.name.startswith("."):
             continue
-        name = case_name(path) if path.is_file() else None
+        name = case_name(path, CASE_SUFFIXES) if path.is_file() else None
         if name is None:
             ignored.append(str(path))
         else:

@@ -11,6 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from medseg.errors import GeometryError, InputError, MedsegError, input_error_from_os
 from medseg.io.guards import reason
+from medseg.io.image2d import write_png
+from medseg.io.itk import ITK_EXTENSIONS, write_itk
+from medseg.io.nifti import write_nifti
+from medseg.registry import load_registry
 from medseg.volume import LabelMap, Volume
 
 if TYPE_CHECKING:
@@ -27,7 +31,6 @@ def has_suffix(path: str | Path, suffixes: tuple[str, ...]) -> bool:
 def _registry(registry: Registry | None) -> Registry:
     if registry is not None:
         return registry
-    from medseg.registry import load_registry
 
     return load_registry()
 
@@ -111,15 +114,12 @@ def write_image(volume: Volume, path: str | Path, *, reference: Volume | None = 
             )
         volume = type(volume)(volume.array, reference.affine)
     if has_suffix(path, NIFTI_SUFFIXES):
-        from medseg.io.nifti import write_nifti
 
         return write_nifti(volume, path, label_names)
-    from medseg.io.itk import ITK_EXTENSIONS, write_itk
 
     if has_suffix(path, ITK_EXTENSIONS):
         return write_itk(volume, path)
     if has_suffix(path, (".png",)):
-        from medseg.io.image2d import write_png
 
         return write_png(volume, path)
     raise InputError(path, "unsupported output format; use .nii.gz, .nii, .nrrd, .mha or .png")

@@ -2,7 +2,7 @@
 
 Every member is checked before anything is written: absolute paths, ``..`` components,
 symbolic links and drive letters are refused; member count and the uncompressed size are
-bounded (``$MEDSEG_MAX_ZIP_MEMBERS``, ``$MEDSEG_MAX_UNZIPPED_BYTES``: :mod:`medseg.limits`), and
+bounded (``$MEDSEG_MAX_ZIP_MEMBERS``, ``$MEDSEG_MAX_UNZIPPED_BYTES``: :mod:`medseg.io.limits`), and
 the size is counted while decompressing (headers can lie).
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 
 from medseg.errors import InputError
 from medseg.io.guards import DECODE_ERRORS, reason
-from medseg.limits import max_unzipped_bytes, max_zip_members
+from medseg.io.limits import max_unzipped_bytes, max_zip_members
 
 _CHUNK = 1 << 20
 _ZIP_ERRORS: tuple[type[BaseException], ...] = (zipfile.BadZipFile, zipfile.LargeZipFile,

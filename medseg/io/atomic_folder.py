@@ -8,7 +8,7 @@ without the target, and the folders of a writer killed then (the new one, and th
 renamed ``....part-old``) stay beside it. Build folders of writers that no longer run are
 found by :func:`interrupted_builds` and removed by :func:`sweep_interrupted`; a live writer's
 is never touched. Used by report folders (:mod:`medseg.evaluation.report.folder`) and model bundles
-(:func:`medseg.bundle.save_bundle`).
+(:func:`medseg.models.medseg_bundle.bundle.save_bundle`).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from medseg.debughooks import pause_point
 from medseg.io.atomic import _owner, part_writer_gone
+from medseg.io.debughooks import pause_point
 
 #: swap with one ``renameat2(RENAME_EXCHANGE)`` where the system has it
 USE_EXCHANGE = sys.platform.startswith("linux")

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from medseg import __version__
-from medseg.colours import label_colour
 from medseg.errors import GeometryError, InputError
 from medseg.io.atomic import atomic_path
+from medseg.io.colours import label_colour
 from medseg.io.deid import deidentify
 from medseg.io.dicom import series_datasets
 from medseg.io.seg_codes import SegmentCodes, codes_for_name

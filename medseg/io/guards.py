@@ -2,7 +2,7 @@
 
 * :func:`check_declared_size`: the size an image header declares is refused when a dimension
   is not positive, when the image's working memory would exceed
-  :func:`medseg.limits.max_memory_bytes`,
+  :func:`medseg.io.limits.max_memory_bytes`,
   or when the file is too small to hold what it declares (a tiny compressed "bomb").
 * :func:`mapped`: a file opened for a decoder as a read-only memory map.
 * :func:`reason`: the one-line text of a library exception for an :class:`InputError`.
@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from medseg.errors import InputError
-from medseg.limits import MAX_COMPRESSION_RATIO, max_memory_bytes, working_bytes_per_voxel
+from medseg.io.limits import MAX_COMPRESSION_RATIO, max_memory_bytes, working_bytes_per_voxel
 
 #: exceptions decoders (nibabel, pydicom, Pillow, numpy) raise on malformed bytes
 DECODE_ERRORS: tuple[type[BaseException], ...] = (

@@ -12,6 +12,7 @@ One concern per module:
   same limits as zip archives;
 - :mod:`~medseg.pacs.store`: the SEG as stored into the source study (STOW-RS);
 - :mod:`~medseg.pacs.worklist`: studies from ``--study`` and CSV worklists, planned into cases;
-- :mod:`~medseg.pacs.batch`: the per-series loop (download, :func:`medseg.batch.segment_cases`,
+- :mod:`~medseg.pacs.batch`: the per-series loop (download,
+                                                  :func:`medseg.engine.batch.segment_cases`,
   push) with one summary row per case.
 """

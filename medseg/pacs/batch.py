@@ -1,7 +1,7 @@
 """Segment series straight from a DICOMweb server, one case per series.
 
 Each case is downloaded into a temporary folder, segmented through
-:func:`medseg.batch.segment_cases` (the same outputs, skip-on-rerun and per-case failure
+:func:`medseg.engine.batch.segment_cases` (the same outputs, skip-on-rerun and per-case failure
 isolation as folder batches; a finished case is skipped before anything is downloaded) and,
 with ``push``, its SEG is stored into the source study. A case whose push fails is not left
 looking finished: its mask and SEG are removed so that the next run redoes it. The
@@ -19,10 +19,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from medseg.batch import CaseInput, segment_cases
+from medseg.engine.batch import CaseInput, segment_cases
+from medseg.engine.outputs import output_paths
 from medseg.errors import MedsegError
 from medseg.io.atomic import write_text_atomic
-from medseg.outputs import output_paths
 from medseg.pacs.client import Server
 from medseg.pacs.retrieve import download_series
 from medseg.pacs.store import push_seg, same_study_seg

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from medseg.errors import InputError, MedsegError
-from medseg.limits import MAX_UNZIPPED_BYTES_ENV, max_unzipped_bytes
+from medseg.io.limits import MAX_UNZIPPED_BYTES_ENV, max_unzipped_bytes
 from medseg.pacs.auth import TOKEN_ENV, USER_ENV, Credentials
 
 #: seconds to wait for a connection and between two received bytes

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from medseg.limits import MAX_ZIP_MEMBERS_ENV, max_zip_members
+from medseg.io.limits import MAX_ZIP_MEMBERS_ENV, max_zip_members
 from medseg.pacs.client import Server, ServerError, server_errors
 from medseg.pacs.query import check_uid
 

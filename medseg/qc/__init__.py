@@ -5,6 +5,6 @@
 """
 
 from medseg.qc.checks import QC, Finding, check_segmentation
-from medseg.qc.record import dataset_training_record, training_record
+from medseg.qc.record import training_record
 
-__all__ = ["QC", "Finding", "check_segmentation", "dataset_training_record", "training_record"]
+__all__ = ["QC", "Finding", "check_segmentation", "training_record"]

@@ -23,17 +23,17 @@ Schema (every key optional, so a format fills only what its metadata knows; nnU-
   knowledge, written into the bundle by hand (``add_training_record.py --plausible``).
 
 :class:`RecordBuilder` accumulates case by case; :func:`training_record` and
-:func:`dataset_training_record` are the one-call forms.
+:func:`medseg.training.record.dataset_training_record` are the one-call forms.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from medseg.ops.preprocess import canonical_affine, canonical_transform
 from medseg.volume import LabelMap, Volume
 
 #: foreground voxels sampled per case and channel for the percentiles
@@ -43,7 +43,6 @@ SAMPLE_PER_CASE = 100_000
 def extent_mm(volume: Volume) -> list[float]:
     """Field of view in mm along each axis of the volume's RAS-canonical grid
     (voxel count times spacing; 2 values for 2D)."""
-    from medseg.preprocess import canonical_affine, canonical_transform
 
     transform = canonical_transform(volume)
     n = volume.spatial_ndim
@@ -138,20 +137,4 @@ def training_record(cases: Iterable[tuple[Volume | None, LabelMap]],
     builder = RecordBuilder(label_names, intensity=intensity)
     for image, labels in cases:
         builder.add(labels, image if intensity else None)
-    return builder.record()
-
-
-def dataset_training_record(dataset: Any, *, intensity: bool = True) -> dict[str, Any]:
-    """The record of a dataset folder's labelled training cases (a path or a loaded
-    :class:`medseg.dataset.Dataset`), read one case at a time."""
-    from medseg.dataset import load_dataset
-    from medseg.io import read_label_map
-    from medseg.training import read_case_image
-
-    ds = load_dataset(dataset) if isinstance(dataset, (str, Path)) else dataset
-    builder = RecordBuilder(ds.label_names, intensity=intensity)
-    for case in ds.training:
-        if case.label is None:
-            continue
-        builder.add(read_label_map(case.label), read_case_image(case) if intensity else None)
     return builder.record()

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from medseg.preprocess import normalize
+from medseg.ops.preprocess import normalize
 from medseg.synth.generator import SynthSettings, SynthSource, synthesize
 
 

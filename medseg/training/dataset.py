@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 
 from medseg.errors import InputError
+from medseg.io import read_image, read_label_map
+from medseg.volume import Volume
 
 #: Largest tolerated difference between image and label affines (mm).
 AFFINE_ATOL_MM = 1e-3
@@ -280,14 +282,12 @@ def _header(path: Path) -> _Header:
             raise InputError(path, f"unsupported dimensionality {shape}")
         channels = shape[3] if len(shape) == 4 else 1
         return _Header(shape[:3], channels, np.asarray(img.affine, dtype=float))
-    from medseg.io import read_image
 
     vol = read_image(path)
     return _Header(vol.spatial_shape, vol.n_channels, vol.affine)
 
 
 def _label_values(path: Path) -> np.ndarray:
-    from medseg.io import read_label_map
 
     if path.name.lower().endswith((".nii", ".nii.gz")):
         import nibabel as nib
@@ -374,3 +374,11 @@ def validate_dataset(ds: Dataset, check_geometry: bool = True, *,
         _check_case(ds, case, check_geometry, check_labels, "training")
     for case in ds.test:
         _check_case(ds, case, check_geometry, check_labels, "test")
+
+
+def read_case_image(case: Case) -> Volume:
+    """A case's image, its channels (one file each) stacked."""
+    vols = [read_image(p) for p in case.images]
+    if len(vols) == 1:
+        return vols[0]
+    return Volume(np.concatenate([v.array.astype(np.float32) for v in vols]), vols[0].affine)

@@ -24,14 +24,35 @@ import numpy as np
 import torch
 
 from medseg import __version__
-from medseg.bundle import Bundle, load_bundle, save_bundle
-from medseg.dataset import Dataset, load_dataset, validate_dataset
-from medseg.device import autocast, resolve_device
+from medseg.engine.segmenter import Segmenter
 from medseg.errors import MedsegError
-from medseg.io import read_image, read_label_map
-from medseg.preprocess import Preprocessing, ct_statistics, prepare, prepare_labels
+from medseg.evaluation.metrics import dice
+from medseg.io import read_label_map
+from medseg.io.atomic import atomic_path, write_text_atomic
+from medseg.models.base import InferenceSettings
+from medseg.models.medseg_bundle.bundle import Bundle, load_bundle, save_bundle
+from medseg.models.medseg_bundle.model import MedsegBundleModel
+from medseg.models.medseg_bundle.predict import predict_probabilities
+from medseg.ops.device import autocast, resolve_device
+from medseg.ops.plugin_calls import (
+    architecture_label,
+    build_architecture,
+    checked_forward,
+    plugin_call,
+)
+from medseg.ops.preprocess import (
+    Preprocessing,
+    canonical_affine,
+    canonical_transform,
+    ct_statistics,
+    percentile_scheme,
+    prepare,
+    prepare_labels,
+)
 from medseg.qc.record import training_record
 from medseg.registry import Registry, load_registry
+from medseg.synth import SynthPatches, SynthSettings, SynthSource
+from medseg.training.dataset import Dataset, load_dataset, read_case_image, validate_dataset
 from medseg.volume import Volume
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -101,17 +122,9 @@ class PreparedCase:
     label: torch.Tensor  # 1, *grid (uint8)
 
 
-def read_case_image(case) -> Volume:
-    vols = [read_image(p) for p in case.images]
-    if len(vols) == 1:
-        return vols[0]
-    return Volume(np.concatenate([v.array.astype(np.float32) for v in vols]), vols[0].affine)
-
-
 def plan_preprocessing(ds: Dataset, volumes: list[Volume], labels: list[np.ndarray],
                        target_spacing: Sequence[float] | None) -> Preprocessing:
     """Median canonical spacing; CT normalisation when the channel is called CT."""
-    from medseg.preprocess import canonical_affine, canonical_transform
 
     if target_spacing is None:
         spacings = [np.linalg.norm(canonical_affine(v, canonical_transform(v))[:3, :v.spatial_ndim],
@@ -167,7 +180,6 @@ def _transforms(keys_shape: tuple[int, ...], num_classes: int, ratios: list[floa
 def _with_intensity(pre: Preprocessing, scheme: str, ds: Dataset) -> Preprocessing:
     from dataclasses import replace
 
-    from medseg.preprocess import percentile_scheme
 
     if scheme != "percentile":
         raise MedsegError(f"{ds.json_path}: unknown intensity scheme {scheme!r} "
@@ -176,7 +188,6 @@ def _with_intensity(pre: Preprocessing, scheme: str, ds: Dataset) -> Preprocessi
 
 
 def _synth_settings():
-    from medseg.synth import SynthSettings
 
     return SynthSettings()
 
@@ -186,7 +197,6 @@ def _synth_loader(cases: list[PreparedCase], pre: Preprocessing, patch, cfg: Tra
     """Endless batches of synthetic patches drawn from the cases' label maps (and images)."""
     from monai.data import DataLoader
 
-    from medseg.synth import SynthPatches, SynthSource
 
     if spatial_dims != 3:
         raise MedsegError("--synth needs 3D label maps")
@@ -200,7 +210,6 @@ def _synth_loader(cases: list[PreparedCase], pre: Preprocessing, patch, cfg: Tra
 
 
 def _dice_per_class(pred: np.ndarray, ref: np.ndarray, values: Sequence[int]) -> dict[int, float]:
-    from medseg.evaluation.metrics import dice
 
     return {int(v): float(dice(pred == v, ref == v)) for v in values}
 
@@ -259,13 +268,6 @@ def train(dataset_dir: str | Path, output: str | Path, config: TrainConfig | Non
     if cfg.architecture == "dynunet":
         params.setdefault("patch_size", list(patch))
         params.setdefault("spacing", list(pre.target_spacing or [1.0] * spatial_dims))
-    from medseg.inference import (
-        architecture_label,
-        build_architecture,
-        checked_forward,
-        plugin_call,
-    )
-
     arch_label = architecture_label(reg, cfg.architecture)
     net = build_architecture(reg, cfg.architecture, spatial_dims=spatial_dims,
                              in_channels=ds.n_channels, out_channels=num_classes, **params)
@@ -427,8 +429,6 @@ def _validate_and_save(net, val_cases, label_values, patch, pre, cfg, ds, state,
                        command_line, best: list) -> bool:
     stop_flag = torch.zeros(1)
     if rank == 0:
-        from medseg.inference import InferenceSettings, predict_probabilities
-
         fake_bundle = Bundle(output, {"patch_size": list(patch), "labels": dict(ds.labels),
                                       "spatial_dims": spatial_dims})
         settings = InferenceSettings(overlap=cfg.overlap, sw_batch_size=2)
@@ -464,7 +464,6 @@ def _validate_and_save(net, val_cases, label_values, patch, pre, cfg, ds, state,
 def _save_checkpoint(output: Path, net, optimizer, state, best: list | None = None) -> None:
     """The training state; with the best bundle's config and weights, so ``--resume`` can
     repair a bundle a killed run left inconsistent (:func:`repair_bundle`)."""
-    from medseg.io.atomic import atomic_path
 
     ckpt = {"model": net.state_dict(), "optimizer": optimizer.state_dict(),
             "state_json": json.dumps(state)}
@@ -500,7 +499,6 @@ def repair_bundle(output: Path, ckpt: dict[str, Any]) -> bool:
 
 def _write_rank_checksum(net, output: Path, rank: int) -> None:
     """Per-rank weight fingerprint, so DDP synchronisation can be checked."""
-    from medseg.io.atomic import write_text_atomic
 
     flat = torch.cat([p.detach().float().flatten().cpu() for p in net.parameters()])
     write_text_atomic(output / f"ddp_rank{rank}.json", json.dumps({
@@ -513,8 +511,6 @@ def _write_rank_checksum(net, output: Path, rank: int) -> None:
 def _finalize(bundle: Bundle, ds: Dataset, state: dict[str, Any], reg: Registry,
               cfg: TrainConfig) -> Bundle:
     """Score held-out labelled test cases with the saved best bundle; record in the config."""
-    from medseg.inference import InferenceSettings, Segmenter
-
     config = dict(bundle.config)
     training = dict(config["training"])
     training["seconds"] = state.get("seconds")
@@ -522,7 +518,9 @@ def _finalize(bundle: Bundle, ds: Dataset, state: dict[str, Any], reg: Registry,
     training["loss_history_every_10"] = state["history"][::10]
     labelled = [c for c in ds.test if c.label is not None]
     if labelled:
-        seg = Segmenter(bundle, InferenceSettings(device=cfg.device, overlap=cfg.overlap), reg)
+        settings = InferenceSettings(device=cfg.device, overlap=cfg.overlap)
+        model = MedsegBundleModel(bundle, reg, resolve_device(cfg.device))
+        seg = Segmenter(model, settings, reg)
         per_case = {}
         for case in labelled:
             result = seg(read_case_image(case), where=str(case.images[0]))
@@ -535,7 +533,6 @@ def _finalize(bundle: Bundle, ds: Dataset, state: dict[str, Any], reg: Registry,
                                  for n in names}
         training["test_dice_per_case"] = per_case
     config["training"] = training
-    from medseg.io.atomic import write_text_atomic
 
     write_text_atomic(bundle.path / "config.json", json.dumps(config, indent=2) + "\n")
     return load_bundle(bundle.path, reg)

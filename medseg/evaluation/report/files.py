@@ -15,8 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from medseg.csvsafe import safe_row
-from medseg.debughooks import pause_point
 from medseg.evaluation.agreement import volume_agreement
 from medseg.evaluation.metrics import CLASS_METRICS, SEMANTIC_METRICS
 from medseg.evaluation.report.gallery import write_gallery
@@ -24,6 +22,8 @@ from medseg.evaluation.report.html import render_html
 from medseg.evaluation.report.pdf import html_to_pdf
 from medseg.evaluation.stats import STATS, summarize, worst_cases
 from medseg.io.atomic import write_text_atomic
+from medseg.io.csvsafe import safe_row
+from medseg.io.debughooks import pause_point
 
 
 def _cell(value: Any) -> str:
@@ -53,7 +53,7 @@ def per_case_columns(extra_metrics: Sequence[str] = ()) -> list[str]:
 
 def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
     """CSV with fixed columns: NaN as ``nan``, not applicable (None) as an empty cell; text
-    that a spreadsheet would run as a formula starts with ``'`` (:mod:`medseg.csvsafe`)."""
+    that a spreadsheet would run as a formula starts with ``'`` (:mod:`medseg.io.csvsafe`)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns)

@@ -1,0 +1,33 @@
+"""Case names from file names: one rule for segmenting, pairing and reporting."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+#: endings of images medseg reads (a ``.zip`` or ``.dcm`` is a DICOM input)
+IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".png", ".jpg", ".jpeg",
+                  ".tif", ".tiff", ".bmp", ".zip", ".dcm")
+#: endings of label maps that evaluation pairs by case name
+LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
+#: nnU-Net's suffix of the first input channel (``case_0000.nii.gz`` is case ``case``)
+CHANNEL_SUFFIX = "_0000"
+
+
+def case_name(path: str | Path, suffixes: Sequence[str] = IMAGE_SUFFIXES, *,
+              bare: bool = False) -> str | None:
+    """The case a file holds: its name without the longest of ``suffixes`` it ends with (any
+    letter case) and without nnU-Net's channel suffix ``_0000``.
+
+    A name that ends in none of ``suffixes``, or of which nothing would be left, is no case
+    (None), unless ``bare``: then the whole name (a DICOM folder's) is the case.
+    """
+    name = Path(path).name
+    stem: str | None = name if bare else None
+    for suffix in sorted(suffixes, key=len, reverse=True):
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            stem = name[: -len(suffix)]
+            break
+    if stem and stem.endswith(CHANNEL_SUFFIX) and len(stem) > len(CHANNEL_SUFFIX):
+        stem = stem[: -len(CHANNEL_SUFFIX)]
+    return stem
