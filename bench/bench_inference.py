@@ -31,10 +31,11 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from medseg.bundle import load_bundle
+from medseg.engine.segmenter import InferenceSettings, Segmenter
 from medseg.evaluation.metrics import dice
-from medseg.inference import InferenceSettings, Segmenter
 from medseg.io import read_image, read_label_map, write_image
+from medseg.models.medseg_bundle.bundle import load_bundle
+from medseg.models.medseg_bundle.model import MedsegBundleModel
 from medseg.volume import LabelMap, Volume
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -90,7 +91,7 @@ def monai_baseline(image_path: Path, out_dir: Path, bundle, net) -> Path:
     else:
         steps.append(T.NormalizeIntensityd(keys="image", nonzero=True, channel_wise=True))
     # scale_extent=True keeps the field of view's outer edges, which is the grid the bundle was
-    # trained on (medseg.preprocess); with the default (first voxel centre anchored) the
+    # trained on (medseg.ops.preprocess); with the default (first voxel centre anchored) the
     # baseline samples a grid shifted by up to half a model voxel and loses ~0.015 Dice.
     steps.append(T.Spacingd(keys="image", pixdim=pre.target_spacing, mode="bilinear",
                             scale_extent=True))
@@ -152,7 +153,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.manual_seed(0)
     bundle = load_bundle(args.model)
-    segmenter = Segmenter(bundle, InferenceSettings(device="cpu",
+    segmenter = Segmenter(MedsegBundleModel(bundle), InferenceSettings(device="cpu",
                                                     sw_batch_size=args.sw_batch_size))
     net = segmenter.models[0].net
     with tempfile.TemporaryDirectory() as tmpdir:

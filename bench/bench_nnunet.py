@@ -48,7 +48,7 @@ def make_input(path: Path, shape: tuple[int, int, int], spacing: tuple[float, fl
     axes as x, z, y (as the fixture's training images), same world geometry."""
     import nibabel as nib
 
-    from medseg.phantoms import make_ct_case
+    from medseg.synth.phantoms import make_ct_case
 
     image, _ = make_ct_case(7001, shape, spacing, orientation="LPS")
     data, affine = np.asarray(image.data), np.asarray(image.affine)
@@ -110,7 +110,7 @@ def run_nnunet(args: argparse.Namespace) -> dict:
 def run_medseg(args: argparse.Namespace) -> dict:
     import torch
 
-    from medseg.inference import InferenceSettings, Segmenter
+    from medseg.engine.segmenter import InferenceSettings, Segmenter
     from medseg.io import read_image, write_image
     from medseg.models import load_model
 

@@ -56,7 +56,7 @@ def main() -> int:
     parser.add_argument("--sample", default="BrainTissue / brain_100")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    from medseg.bundle import list_bundles
+    from medseg.models.medseg_bundle.bundle import list_bundles
 
     with tempfile.TemporaryDirectory(prefix="medseg-shots-") as tmp:
         tmp = Path(tmp)

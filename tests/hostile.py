@@ -18,7 +18,7 @@ def write_named_bundle(path: Path, names: tuple[str, ...]) -> Path:
     """A 3D U-Net bundle (seeded, untrained, about 10 kB) whose classes 1..n are ``names``."""
     import torch
 
-    from medseg.bundle import save_bundle
+    from medseg.models.medseg_bundle.bundle import save_bundle
     from medseg.registry import load_registry
 
     params = {"channels": [4, 8], "strides": [2], "num_res_units": 0}

@@ -1,4 +1,4 @@
-"""Run a real child process until it reaches a named pause point (``medseg.debughooks``) and
+"""Run a real child process until it reaches a named pause point (``medseg.io.debughooks``) and
 SIGKILL it there: the crash tests' one way of killing at a chosen moment."""
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def models_dir(tmp_path_factory):
     and training even a tiny one takes tens of seconds on a busy machine."""
     import torch
 
-    from medseg.bundle import save_bundle
+    from medseg.models.medseg_bundle.bundle import save_bundle
     from medseg.registry import load_registry
 
     root = tmp_path_factory.mktemp("models")

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 import torch
 
+from medseg.engine.segmenter import InferenceSettings, Segmenter
 from medseg.errors import PluginError
-from medseg.inference import InferenceSettings, Segmenter
 from medseg.io import read_image
-from medseg.training import TrainConfig, train
+from medseg.models.medseg_bundle.model import MedsegBundleModel
+from medseg.training.train import TrainConfig, train
 from tests.brain_datasets import axial_slices, cropped_brains
 
 
@@ -49,7 +50,8 @@ def test_extra_architecture_trains_and_segments(arch, params, dims, brain3d, bra
     assert bundle.config["architecture"]["name"] == arch
     assert bundle.config["training"]["iterations_done"] == 2
     image = read_image(next((dataset / "imagesTr").glob("*_0000.nii.gz")))
-    result = Segmenter(bundle, InferenceSettings(overlap=0.0), registry)(image)
+    result = Segmenter(MedsegBundleModel(bundle, registry), InferenceSettings(overlap=0.0),
+                       registry)(image)
     assert result.labels.spatial_shape == image.spatial_shape
     np.testing.assert_allclose(result.labels.affine, image.affine)
     assert set(np.unique(result.labels.data)) <= {0, 1, 2, 3}

@@ -52,7 +52,7 @@ def write_tiny_bundle(path: Path) -> Path:
     """A 3D two-class U-Net bundle with seeded, untrained weights (about 10 kB)."""
     import torch
 
-    from medseg.bundle import save_bundle
+    from medseg.models.medseg_bundle.bundle import save_bundle
     from medseg.registry import load_registry
 
     params = {"channels": [4, 8], "strides": [2], "num_res_units": 0}
@@ -210,7 +210,7 @@ def test_rerun_skips_finished_cases_and_overwrite_redoes_them(setup, tmp_path):
 def test_a_paused_writers_part_is_left_alone_and_a_dead_ones_removed(tmp_path):
     """Cleanup goes by the writer's process, not by file age: a writer paused for longer than
     any age threshold keeps its temporary; once it is SIGKILLed the temporary is removed."""
-    from medseg.batch import remove_stale_parts
+    from medseg.engine.batch import remove_stale_parts
 
     ready = tmp_path / "ready"
     writer = subprocess.Popen([sys.executable, "-c", (

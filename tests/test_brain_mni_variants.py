@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from medseg.bundle import load_bundle
-from medseg.inference import InferenceSettings, Segmenter
+from medseg.engine.segmenter import InferenceSettings, Segmenter
+from medseg.models.medseg_bundle.bundle import load_bundle
+from medseg.models.medseg_bundle.model import MedsegBundleModel
 from tests.brain_datasets import validate_brain_script
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,7 +22,7 @@ REQUIRED = ("as_is", "stripped", "scaled", "thick_1x1x5")
 @pytest.fixture(scope="module")
 def measured():
     vb = validate_brain_script()
-    seg = Segmenter(load_bundle("brain_tissue"), InferenceSettings(device="cpu"))
+    seg = Segmenter(MedsegBundleModel(load_bundle("brain_tissue")), InferenceSettings(device="cpu"))
     return {name: r["mean"] for name, r in vb.validate_mni(seg, REQUIRED).items()}
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from medseg.engine.segmenter import Segmenter
 from medseg.evaluation.metrics import dice
-from medseg.inference import Segmenter
 from medseg.models import load_model
 from tests.brain_datasets import validate_brain_script
 

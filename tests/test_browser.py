@@ -43,7 +43,7 @@ def write_demo_bundle(root: Path) -> Path:
     under test)."""
     import torch
 
-    from medseg.bundle import save_bundle
+    from medseg.models.medseg_bundle.bundle import save_bundle
     from medseg.registry import load_registry
 
     params = {"channels": [8, 16, 32], "strides": [2, 2], "num_res_units": 1}

@@ -10,9 +10,9 @@ import json
 import pytest
 import torch
 
-from medseg.bundle import BUILDING, load_bundle, save_bundle
 from medseg.errors import MedsegError
-from medseg.training import CHECKPOINT_NAME, train
+from medseg.models.medseg_bundle.bundle import BUILDING, load_bundle, save_bundle
+from medseg.training.train import CHECKPOINT_NAME, train
 from tests.pause_kill import kill_at
 from tests.test_training import BRAIN, tiny_config
 
@@ -28,7 +28,7 @@ def test_killed_while_saving_leaves_the_old_bundle_usable(tmp_path, point):
                          "preprocessing": {}}, state)
     (bundle / "notes.txt").write_text("kept")
     old_sha = json.loads((bundle / "config.json").read_text())["weights"]["sha256"]
-    code = ("import torch, json; from medseg.bundle import save_bundle; "
+    code = ("import torch, json; from medseg.models.medseg_bundle.bundle import save_bundle; "
             f"cfg = json.load(open({str(bundle / 'config.json')!r})); cfg.pop('weights'); "
             f"save_bundle({str(bundle)!r}, cfg, {{'w': torch.ones(3)}})")
     kill_at(point, ["-c", code], tmp_path)

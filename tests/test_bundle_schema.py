@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from medseg.bundle import load_bundle
 from medseg.cli import main
 from medseg.errors import InputError
+from medseg.models.medseg_bundle.bundle import load_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLE = ROOT / "sample_data" / "models" / "abdomen_ct"

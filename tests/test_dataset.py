@@ -9,8 +9,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from medseg.dataset import Case, Dataset, load_dataset, validate_dataset
 from medseg.errors import InputError
+from medseg.training.dataset import Case, Dataset, load_dataset, validate_dataset
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
 AFFINE = np.array([[-2.0, 0, 0, 10], [0, -2.0, 0, 20], [0, 0, 3.0, -5], [0, 0, 0, 1]])

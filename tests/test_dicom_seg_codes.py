@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from medseg.cli import main
-from medseg.colours import label_colour
+from medseg.io.colours import label_colour
 from medseg.io.seg_codes import codes_for_name
 
 ROOT = Path(__file__).resolve().parent.parent

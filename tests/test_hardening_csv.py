@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from medseg.cli import main
-from medseg.csvsafe import safe_cell
 from medseg.io import write_image
+from medseg.io.csvsafe import safe_cell
 from medseg.volume import LabelMap, Volume
 from tests.hostile import FORMULA_NAMES, write_named_bundle
 

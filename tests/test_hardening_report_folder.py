@@ -1,7 +1,7 @@
 """Report folders change as a whole (issue 16, item 4).
 
 ``medseg evaluate`` of cohort B over a report of cohort A runs as a child process and is
-killed with SIGKILL at named pause points (:mod:`medseg.debughooks`): after the per-case table
+killed with SIGKILL at named pause points (:mod:`medseg.io.debughooks`): after the per-case table
 is written, after the swap, and (without ``renameat2``) between the two renames. After every
 kill the folder holds one complete report of one cohort (``per_case.csv``, ``summary.*`` and
 ``report.html`` agree) or is absent while the unfinished build beside it says it is

@@ -332,7 +332,7 @@ def test_default_limit_applies_without_the_variable(tmp_path, monkeypatch):
 # ---- hostile bundles ---------------------------------------------------------------------------
 @pytest.fixture
 def tiny_bundle(tmp_path):
-    from medseg.bundle import save_bundle
+    from medseg.models.medseg_bundle.bundle import save_bundle
     from medseg.registry import load_registry
 
     params = {"channels": [4, 8], "strides": [2], "num_res_units": 0}
@@ -356,7 +356,7 @@ def _rewrite(bundle: Path, **changes) -> None:
 
 
 def _reseal(bundle: Path) -> None:
-    from medseg.bundle import sha256_file
+    from medseg.models.medseg_bundle.bundle import sha256_file
 
     cfg = json.loads((bundle / "config.json").read_text())
     cfg["weights"]["sha256"] = sha256_file(bundle / "weights.pt")
@@ -364,7 +364,7 @@ def _reseal(bundle: Path) -> None:
 
 
 def test_tiny_bundle_loads(tiny_bundle):
-    from medseg.bundle import load_bundle
+    from medseg.models.medseg_bundle.bundle import load_bundle
 
     net = load_bundle(tiny_bundle).load_network()
     assert sum(p.numel() for p in net.parameters()) > 0
@@ -372,7 +372,7 @@ def test_tiny_bundle_loads(tiny_bundle):
 
 @pytest.mark.parametrize("content", ["[1, 2, 3]", '"a string"', "null", "42"])
 def test_bundle_config_that_is_not_an_object(tiny_bundle, content):
-    from medseg.bundle import load_bundle
+    from medseg.models.medseg_bundle.bundle import load_bundle
 
     (tiny_bundle / "config.json").write_text(content)
     with pytest.raises(InputError, match="must be a JSON object"):
@@ -385,7 +385,7 @@ def test_bundle_config_that_is_not_an_object(tiny_bundle, content):
     torch.zeros(3),                                # a bare tensor
 ])
 def test_weights_that_are_not_a_state_dict(tiny_bundle, payload):
-    from medseg.bundle import load_bundle
+    from medseg.models.medseg_bundle.bundle import load_bundle
 
     torch.save(payload, tiny_bundle / "weights.pt")
     _reseal(tiny_bundle)
@@ -394,7 +394,7 @@ def test_weights_that_are_not_a_state_dict(tiny_bundle, payload):
 
 
 def test_weights_with_a_pickled_object_are_not_executed(tiny_bundle, tmp_path):
-    from medseg.bundle import load_bundle
+    from medseg.models.medseg_bundle.bundle import load_bundle
 
     marker = tmp_path / "pwned"
 
@@ -410,7 +410,7 @@ def test_weights_with_a_pickled_object_are_not_executed(tiny_bundle, tmp_path):
 
 
 def test_unknown_architecture_and_missing_checksum(tiny_bundle):
-    from medseg.bundle import load_bundle
+    from medseg.models.medseg_bundle.bundle import load_bundle
 
     _rewrite(tiny_bundle, architecture={"name": "os.system", "params": {}})
     with pytest.raises(InputError, match=r"unknown architecture 'os\.system'"):
@@ -424,7 +424,7 @@ def test_unknown_architecture_and_missing_checksum(tiny_bundle):
 def test_weights_file_outside_the_bundle_is_checked_like_any_other(tiny_bundle, tmp_path):
     """A config naming a file outside the bundle is refused by the schema; one naming another
     file inside it still needs that file's checksum to match."""
-    from medseg.bundle import load_bundle
+    from medseg.models.medseg_bundle.bundle import load_bundle
 
     other = tmp_path / "other.pt"
     torch.save({"weight": torch.zeros(1)}, other)
@@ -439,7 +439,7 @@ def test_weights_file_outside_the_bundle_is_checked_like_any_other(tiny_bundle, 
 
 def test_huge_config_is_a_clear_error_or_loads(tiny_bundle):
     """A 20 MB config (a huge unused field) loads or fails with a MedsegError, no crash."""
-    from medseg.bundle import load_bundle
+    from medseg.models.medseg_bundle.bundle import load_bundle
 
     _rewrite(tiny_bundle, padding=["x" * 1000] * 20000)
     try:
@@ -452,7 +452,7 @@ def test_huge_config_is_a_clear_error_or_loads(tiny_bundle):
 
 
 def test_deeply_nested_config_is_a_clear_error(tiny_bundle):
-    from medseg.bundle import load_bundle
+    from medseg.models.medseg_bundle.bundle import load_bundle
 
     (tiny_bundle / "config.json").write_text("[" * 200000 + "]" * 200000)
     with pytest.raises(InputError, match="corrupt bundle config"):

@@ -12,14 +12,15 @@ import pytest
 import torch
 from scipy import ndimage
 
-from medseg.bundle import load_bundle
 from medseg.cli import main
+from medseg.engine.segmenter import InferenceSettings, Segmenter
 from medseg.errors import InputError, MedsegError
 from medseg.evaluation.metrics import dice
 from medseg.evaluation.pairs import resample_nearest
-from medseg.inference import InferenceSettings, Segmenter
 from medseg.io import read_image, read_label_map
 from medseg.io.dicom_write import write_dicom_series
+from medseg.models.medseg_bundle.bundle import load_bundle
+from medseg.models.medseg_bundle.model import MedsegBundleModel
 from medseg.volume import Volume
 from tests.brain_datasets import axial_slices
 from tests.conftest import oblique_affine
@@ -29,7 +30,7 @@ BRAIN_TS = "sample_data/Dataset001_BrainTissue"
 
 @pytest.fixture(scope="module")
 def brain():
-    return Segmenter(load_bundle("brain_tissue"), InferenceSettings())
+    return Segmenter(MedsegBundleModel(load_bundle("brain_tissue")), InferenceSettings())
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +121,7 @@ def test_2d_model_end_to_end(tmp_path):
     """Train a tiny 2D model on axial slices and segment a 2D PNG with it via the CLI."""
     from PIL import Image
 
-    from medseg.training import TrainConfig, train
+    from medseg.training.train import TrainConfig, train
 
     ds = axial_slices(tmp_path / "Dataset010_Slices", 4)
     bundle = train(ds, tmp_path / "model2d", TrainConfig(
@@ -137,7 +138,7 @@ def test_2d_model_end_to_end(tmp_path):
     assert mask.spatial_shape == read_image(png).spatial_shape
     # a 2D model refuses a 3D volume with a clear error
     with pytest.raises(InputError, match="2D but the image is 3D"):
-        Segmenter(bundle)(read_image(f"{BRAIN_TS}/imagesTs/brain_100_0000.nii.gz"))
+        Segmenter(MedsegBundleModel(bundle))(read_image(f"{BRAIN_TS}/imagesTs/brain_100_0000.nii.gz"))
 
 
 def test_batch_reports_failures_and_resumes(tmp_path, capsys):
@@ -190,14 +191,14 @@ def bundle_copy(tmp_path):
 def test_corrupt_bundles_are_refused(bundle_copy, case):
     (bundle_copy / "weights.pt").write_bytes((bundle_copy / "weights.pt").read_bytes()[:-100])
     with pytest.raises(InputError, match="checksum"):
-        Segmenter(load_bundle(bundle_copy))
+        Segmenter(MedsegBundleModel(load_bundle(bundle_copy)))
     (bundle_copy / "config.json").write_text("{not json")
     with pytest.raises(InputError, match="corrupt bundle config"):
         load_bundle(bundle_copy)
 
 
 def test_pickle_payload_is_not_executed(bundle_copy, tmp_path):
-    from medseg.bundle import sha256_file
+    from medseg.models.medseg_bundle.bundle import sha256_file
 
     marker = tmp_path / "pwned"
 
@@ -210,7 +211,7 @@ def test_pickle_payload_is_not_executed(bundle_copy, tmp_path):
     cfg["weights"]["sha256"] = sha256_file(bundle_copy / "weights.pt")
     (bundle_copy / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(InputError, match="cannot be loaded safely"):
-        Segmenter(load_bundle(bundle_copy))
+        Segmenter(MedsegBundleModel(load_bundle(bundle_copy)))
     assert not marker.exists()
 
 
@@ -223,13 +224,13 @@ def test_unknown_architecture_and_nan_image(bundle_copy, case):
     arr = case.array.astype(np.float32)
     arr[0, 3, 3, 3] = np.nan
     with pytest.raises(MedsegError, match="NaN"):
-        Segmenter(load_bundle("brain_tissue"))(Volume(arr, case.affine))
+        Segmenter(MedsegBundleModel(load_bundle("brain_tissue")))(Volume(arr, case.affine))
 
 
 def test_model_channel_mismatch(case):
     two = Volume(np.concatenate([case.array, case.array]).astype(np.float32), case.affine)
     with pytest.raises(InputError, match="expects 1 channel"):
-        Segmenter(load_bundle("brain_tissue"))(two)
+        Segmenter(MedsegBundleModel(load_bundle("brain_tissue")))(two)
 
 
 def test_torchrun_batch_shards_cases_with_identical_outputs(tmp_path):
@@ -259,7 +260,8 @@ def test_torchrun_batch_shards_cases_with_identical_outputs(tmp_path):
 
 def test_probability_maps_match_the_mask(brain, case):
     """With probabilities asked for, the mask is their argmax, on the same grid."""
-    with_probs = Segmenter(brain.bundle, InferenceSettings(probabilities=True))(case)
+    with_probs = Segmenter(MedsegBundleModel(brain.bundle),
+                           InferenceSettings(probabilities=True))(case)
     probs = with_probs.probabilities
     assert probs.n_channels == len(brain.bundle.labels)
     assert probs.spatial_shape == case.spatial_shape

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from medseg.cli import main
+from medseg.engine.instances import find_instances
 from medseg.errors import MedsegError
-from medseg.instances import find_instances
 from medseg.io import read_image, read_label_map
 from medseg.volume import LabelMap, affine_from_geometry
 from tests.conftest import oblique_affine

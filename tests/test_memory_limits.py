@@ -17,9 +17,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from medseg.bundle import load_bundle
+from medseg.engine.segmenter import InferenceSettings, Segmenter
 from medseg.errors import InputError
-from medseg.inference import InferenceSettings, Segmenter
+from medseg.models.medseg_bundle.bundle import load_bundle
+from medseg.models.medseg_bundle.model import MedsegBundleModel
 from medseg.volume import Volume
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,7 +84,7 @@ def test_zeros_bomb_is_refused_from_the_header_near_baseline_memory(zeros_bomb, 
 def test_segmenting_is_checked_against_the_model_grid(monkeypatch):
     """An image that can be read may still be too large to segment (model grid, classes):
     refused by the segmenter before it allocates, naming the limit."""
-    seg = Segmenter(load_bundle("abdomen_ct"), InferenceSettings(device="cpu"))
+    seg = Segmenter(MedsegBundleModel(load_bundle("abdomen_ct")), InferenceSettings(device="cpu"))
     fine = Volume.from_spatial(np.zeros((40, 40, 20), np.int16), np.diag([0.5, 0.5, 0.5, 1]))
     estimate = seg.memory_estimate(fine)
     coarse = Volume.from_spatial(np.zeros((40, 40, 20), np.int16), np.diag([8.0, 8.0, 10, 1]))

@@ -129,7 +129,7 @@ def test_bundled_models_listed_with_their_format(monkeypatch, capsys):
 def test_a_models_own_postprocessors_touch_only_its_own_classes(setup):
     """A model that declares keep_largest_foreground (as the brain bundle does) drops its own
     islands, not the disjoint classes of a model merged after it."""
-    from medseg.inference import Segmenter
+    from medseg.engine.segmenter import Segmenter
     from medseg.plugins import get_plugin_manager
     from medseg.registry import build_registry
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from medseg.cli import main as cli_main
+from medseg.engine.segmenter import InferenceSettings, Segmenter
 from medseg.errors import InputError, MedsegError
-from medseg.inference import InferenceSettings, Segmenter
 from medseg.io import read_image
 from medseg.models import describe_model, load_model
 from medseg.registry import load_registry

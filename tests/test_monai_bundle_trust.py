@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from medseg.cli import main as cli_main
+from medseg.engine.segmenter import InferenceSettings, Segmenter
 from medseg.errors import InputError
-from medseg.inference import InferenceSettings, Segmenter
 from medseg.io import read_image
 from medseg.models import describe_model, load_model
 from medseg.models.monai_bundle.trust import TRUST_ENV, first_code

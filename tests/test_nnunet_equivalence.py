@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from medseg.cli import main
-from medseg.inference import InferenceSettings, Segmenter
+from medseg.engine.segmenter import InferenceSettings, Segmenter
 from medseg.io import read_image
 from medseg.models import describe_model, load_model
 from tests.nnunet_fixture import EXPECTED, INPUTS, MODEL_A, MODEL_B

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medseg.phantoms import CT_LABELS, ct_case_affine, make_ct_case
+from medseg.synth.phantoms import CT_LABELS, ct_case_affine, make_ct_case
 from medseg.volume import LabelMap, Volume
 
 SMALL = dict(shape=(64, 64, 40), spacing=(6.0, 6.0, 8.0))

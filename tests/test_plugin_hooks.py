@@ -16,15 +16,16 @@ import pytest
 import torch
 
 from medseg import hookspecs
-from medseg.bundle import load_bundle
 from medseg.cli import main
+from medseg.engine.segmenter import InferenceSettings, Segmenter
 from medseg.errors import MedsegError, PluginError
 from medseg.evaluation.pairs import evaluate_pair
-from medseg.inference import InferenceSettings, Segmenter
 from medseg.io import read_image
+from medseg.models.medseg_bundle.bundle import load_bundle
+from medseg.models.medseg_bundle.model import MedsegBundleModel
 from medseg.plugins import get_plugin_manager
 from medseg.registry import build_registry
-from medseg.training import TrainConfig, train
+from medseg.training.train import TrainConfig, train
 from medseg.volume import LabelMap, Volume
 from tests import plugin_dummy
 
@@ -124,7 +125,8 @@ def test_medseg_register_architectures(dummy_registry, dummy_bundle, blobs):
     # trained like a built-in, and it segments on the input's grid
     assert dummy_bundle.config["architecture"] == {"name": "dummy_net", "params": {}}
     image = read_image(blobs / "imagesTs" / "t0_0000.nii.gz")
-    labels = Segmenter(dummy_bundle, InferenceSettings(), dummy_registry)(image).labels
+    labels = Segmenter(MedsegBundleModel(dummy_bundle, dummy_registry), InferenceSettings(),
+                     dummy_registry)(image).labels
     assert labels.same_grid(image)
 
 
@@ -140,9 +142,11 @@ def test_medseg_register_losses(dummy_registry, dummy_bundle):
 def test_medseg_register_postprocessors(dummy_registry, dummy_bundle, blobs):
     assert dummy_registry.postprocessors.providers["dummy_invert"] == PLUGIN
     image = read_image(blobs / "imagesTs" / "t0_0000.nii.gz")
-    plain = Segmenter(dummy_bundle, InferenceSettings(), dummy_registry)(image).labels.data
+    plain = Segmenter(MedsegBundleModel(dummy_bundle, dummy_registry), InferenceSettings(),
+                     dummy_registry)(image).labels.data
     settings = InferenceSettings(postprocessors=[("dummy_invert", {"value": 1})])
-    inverted = Segmenter(dummy_bundle, settings, dummy_registry)(image).labels.data
+    inverted = Segmenter(MedsegBundleModel(dummy_bundle, dummy_registry), settings,
+                         dummy_registry)(image).labels.data
     np.testing.assert_array_equal(inverted, 1 - plain)
 
 
@@ -211,7 +215,8 @@ def test_segmenter_reports_a_failing_architecture_by_plugin(fail, message, dummy
     bundle = load_bundle(_broken_copy(dummy_bundle, tmp_path, fail), dummy_registry)
     with pytest.raises(PluginError, match=f"architecture 'dummy_net' of plugin "
                                           f"'tests.plugin_dummy' {message}"):
-        Segmenter(bundle, InferenceSettings(), dummy_registry)(image)
+        Segmenter(MedsegBundleModel(bundle, dummy_registry), InferenceSettings(),
+                  dummy_registry)(image)
 
 
 @pytest.mark.parametrize(("name", "message"), [
@@ -221,7 +226,8 @@ def test_segmenter_reports_a_failing_architecture_by_plugin(fail, message, dummy
 def test_failing_postprocessor_is_reported_by_plugin(name, message, dummy_bundle, blobs,
                                                      dummy_registry):
     image = read_image(blobs / "imagesTs" / "t0_0000.nii.gz")
-    seg = Segmenter(dummy_bundle, InferenceSettings(postprocessors=[(name, {})]), dummy_registry)
+    seg = Segmenter(MedsegBundleModel(dummy_bundle, dummy_registry),
+                    InferenceSettings(postprocessors=[(name, {})]), dummy_registry)
     with pytest.raises(PluginError, match=f"postprocessor '{name}' of plugin "
                                           f"'tests.plugin_dummy' {message}"):
         seg(image)
@@ -290,7 +296,7 @@ def test_app_stays_up_when_a_plugin_architecture_fails(tmp_path, monkeypatch):
     pytest.importorskip("streamlit")
     import streamlit as st
 
-    from medseg.bundle import save_bundle
+    from medseg.models.medseg_bundle.bundle import save_bundle
     from tests.test_app import _app
 
     folder = tmp_path / "plugins"

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from medseg.bundle import load_bundle
 from medseg.cli import main
-from medseg.inference import Segmenter
+from medseg.engine.segmenter import Segmenter
 from medseg.io import read_image
 from medseg.models import load_model
-from medseg.qc import dataset_training_record
+from medseg.models.medseg_bundle.bundle import load_bundle
+from medseg.training.record import dataset_training_record
 
 ROOT = Path(__file__).resolve().parents[1] / "sample_data"
 REAL_CT = ROOT / "real_ct" / "lung2_upper_abdomen.nii.gz"
@@ -105,7 +105,7 @@ def test_segment_cli_reports_qc_everywhere_and_keeps_it_on_rerun(tmp_path, capsy
 
 
 def test_training_writes_the_record_into_the_bundle(tmp_path):
-    from medseg.training import TrainConfig, train
+    from medseg.training.train import TrainConfig, train
     from tests.brain_datasets import cropped_brains
 
     ds = cropped_brains(tmp_path / "ds", 3, half=16)

@@ -10,7 +10,7 @@ import pydicom
 import pytest
 
 from medseg.io import read_image, read_label_map
-from medseg.phantoms import make_ct_case
+from medseg.synth.phantoms import make_ct_case
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
 BRAIN = SAMPLE / "Dataset001_BrainTissue"
@@ -52,7 +52,7 @@ def test_brain_labels_and_intensities():
 
 
 def test_ct_cases_regenerate_from_their_seeds():
-    """The committed files are what medseg.phantoms makes today (guards against drift)."""
+    """The committed files are what medseg.synth.phantoms makes today (guards against drift)."""
     image = read_image(CT / "imagesTs/abdomen_102_0000.nii.gz")
     labels = read_label_map(CT / "labelsTs/abdomen_102.nii.gz")
     new_image, new_labels = make_ct_case(2002, (84, 84, 52), (4.5, 4.5, 6.0), orientation="RAS")

@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from medseg.cli import main
+from medseg.devtools.scaffold import create_plugin, plugin_files
 from medseg.errors import MedsegError
-from medseg.scaffold import create_plugin, plugin_files
 
 NAME = "medseg-scaffoldtest"
 

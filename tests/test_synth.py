@@ -9,7 +9,7 @@ from scipy import ndimage
 
 from medseg.errors import MedsegError
 from medseg.io import read_label_map
-from medseg.preprocess import percentile_scheme
+from medseg.ops.preprocess import percentile_scheme
 from medseg.synth import SynthPatches, SynthSettings, SynthSource, synthesize
 from medseg.synth.classes import collapse, head_values, n_classes
 from medseg.synth.deform import DeformRanges

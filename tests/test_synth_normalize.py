@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from medseg.bundle import Bundle
 from medseg.errors import MedsegError
 from medseg.io import read_image, read_label_map
-from medseg.preprocess import Preprocessing, normalize, percentile_scheme, prepare
+from medseg.models.medseg_bundle.bundle import Bundle
+from medseg.ops.preprocess import Preprocessing, normalize, percentile_scheme, prepare
 from tests.brain_datasets import BRAIN
 
 

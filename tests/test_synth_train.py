@@ -6,10 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from medseg.bundle import load_bundle
 from medseg.cli import main
-from medseg.inference import InferenceSettings, Segmenter
+from medseg.engine.segmenter import InferenceSettings, Segmenter
 from medseg.io import read_image
+from medseg.models.medseg_bundle.bundle import load_bundle
+from medseg.models.medseg_bundle.model import MedsegBundleModel
 from tests.brain_datasets import cropped_brains
 
 
@@ -41,7 +42,8 @@ def test_bundle_records_synthesis_and_normalisation(synth_bundle):
 def test_bundle_segments_a_real_image(synth_bundle):
     bundle, data = synth_bundle
     image = read_image(data / "imagesTr" / "b0_0000.nii.gz")
-    result = Segmenter(load_bundle(bundle.path), InferenceSettings(device="cpu"))(image)
+    result = Segmenter(MedsegBundleModel(load_bundle(bundle.path)),
+                       InferenceSettings(device="cpu"))(image)
     assert result.labels.data.shape == image.spatial_shape
     np.testing.assert_allclose(result.labels.affine, image.affine)
     assert set(np.unique(result.labels.data).tolist()) <= {0, 1, 2, 3}

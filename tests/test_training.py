@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from medseg.bundle import load_bundle
 from medseg.cli import main
-from medseg.inference import InferenceSettings, Segmenter
+from medseg.engine.segmenter import InferenceSettings, Segmenter
 from medseg.io import read_image
-from medseg.training import CHECKPOINT_NAME, TrainConfig, train
+from medseg.models.medseg_bundle.bundle import load_bundle
+from medseg.models.medseg_bundle.model import MedsegBundleModel
+from medseg.training.train import CHECKPOINT_NAME, TrainConfig, train
 
 BRAIN = "sample_data/Dataset001_BrainTissue"
 TINY = {"channels": [8, 16, 32], "num_res_units": 1}
@@ -49,8 +50,9 @@ def test_loss_decreases_and_bundle_is_complete(tiny_bundle):
 
 def test_reloaded_bundle_gives_identical_predictions(tiny_bundle):
     image = read_image(f"{BRAIN}/imagesTs/brain_100_0000.nii.gz")
-    first = Segmenter(tiny_bundle, InferenceSettings())(image).labels.data
-    again = Segmenter(load_bundle(tiny_bundle.path), InferenceSettings())(image).labels.data
+    first = Segmenter(MedsegBundleModel(tiny_bundle), InferenceSettings())(image).labels.data
+    again = Segmenter(MedsegBundleModel(load_bundle(tiny_bundle.path)),
+                      InferenceSettings())(image).labels.data
     np.testing.assert_array_equal(first, again)
     assert first.shape == image.spatial_shape
 

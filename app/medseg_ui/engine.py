@@ -13,14 +13,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from medseg.bundle import Bundle, load_bundle
+from medseg.engine.outputs import volumes_csv as volumes_table
+from medseg.engine.segmenter import InferenceSettings, Segmentation, Segmenter
 from medseg.errors import InputError, MedsegError
-from medseg.inference import InferenceSettings, Segmentation, Segmenter
 from medseg.io import read_image, read_label_map, write_image
 from medseg.io.archive import safe_extract_zip
 from medseg.models import ModelInfo, describe_model, load_model, resolve_model
 from medseg.models.catalog import list_models
-from medseg.outputs import volumes_csv as volumes_table
+from medseg.models.medseg_bundle.bundle import Bundle, load_bundle
 from medseg.registry import Registry, load_registry
 from medseg.volume import LabelMap, Volume
 

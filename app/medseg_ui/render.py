@@ -2,7 +2,7 @@
 
 Pure numpy + PIL, no Streamlit. Slices come from a :class:`DisplayVolume`, the image and
 mask reoriented (exactly, by axis permutation and flips) to RAS with the engine's
-:func:`medseg.preprocess.canonical_transform`. Displayed in radiological convention: the
+:func:`medseg.ops.preprocess.canonical_transform`. Displayed in radiological convention: the
 patient's right on the viewer's left, anterior up on axial views, superior up on coronal and
 sagittal views, anterior on the left of sagittal views.
 """
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from medseg.colours import hex_colour, label_colour
-from medseg.preprocess import canonical_affine, canonical_transform, reorient_array
+from medseg.io.colours import hex_colour, label_colour
+from medseg.ops.preprocess import canonical_affine, canonical_transform, reorient_array
 from medseg.volume import LabelMap, Volume
 from medseg_ui.text import html_text
 

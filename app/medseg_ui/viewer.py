@@ -6,7 +6,7 @@ from typing import Any
 
 import streamlit as st
 
-from medseg.instances import Instances, find_instances
+from medseg.engine.instances import Instances, find_instances
 from medseg_ui import render
 from medseg_ui.text import plain
 

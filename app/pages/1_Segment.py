@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from medseg.batch import case_name
+from medseg.io.names import case_name
 from medseg_ui import engine, qc_banner, viewer
 from medseg_ui.model_picker import pick_model
 from medseg_ui.session import (
@@ -160,7 +160,8 @@ if seg is not None:
     st.table(pd.DataFrame(  # st.table renders markdown in its cells
         [{"class": plain(r["name"]), "label": r["label"], "voxels": r["voxels"],
           "volume (mL)": f"{r['volume_ml']:.1f}"} for r in rows]).set_index("class"))
-    base = state["sample"].case if state.get("sample") else case_name(Path(state["image_name"]))
+    base = (state["sample"].case if state.get("sample")
+            else case_name(Path(state["image_name"]), bare=True))
     c1, c2 = st.columns(2)
     c1.download_button("Download mask (NIfTI)", state["mask_bytes"], f"{base}_seg.nii.gz",
                        mime="application/gzip", key="dl_mask")

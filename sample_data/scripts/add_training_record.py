@@ -21,9 +21,9 @@ import argparse
 import json
 from pathlib import Path
 
-from medseg.bundle import CONFIG_NAME, load_bundle
 from medseg.io.atomic import write_text_atomic
-from medseg.qc.record import dataset_training_record
+from medseg.models.medseg_bundle.bundle import CONFIG_NAME, load_bundle
+from medseg.training.record import dataset_training_record
 
 
 def main(argv: list[str] | None = None) -> None:

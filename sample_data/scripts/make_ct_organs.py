@@ -2,7 +2,7 @@
 
 Run from the repository root:  python sample_data/scripts/make_ct_organs.py
 
-Every case comes from :func:`medseg.phantoms.make_ct_case` with a fixed seed, grid and
+Every case comes from :func:`medseg.synth.phantoms.make_ct_case` with a fixed seed, grid and
 orientation (listed in CASES below), so the output is reproducible.  Test case ``abdomen_101``
 is also written as a DICOM CT series (one file per slice, file names not in slice order) into
 sample_data/dicom/ct_phantom_001/.
@@ -19,7 +19,7 @@ from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from medseg.io import write_image
-from medseg.phantoms import CT_LABELS, make_ct_case
+from medseg.synth.phantoms import CT_LABELS, make_ct_case
 from medseg.volume import LPS_TO_RAS, Volume
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,7 +90,7 @@ def write_dicom_series(image: Volume, folder: Path, *, seed: int) -> list[Path]:
         ds.StudyID = "1"
         ds.SeriesNumber = 1
         ds.InstanceNumber = k + 1
-        ds.SeriesDescription = "Synthetic abdominal CT phantom (medseg.phantoms, seed 2001)"
+        ds.SeriesDescription = "Synthetic abdominal CT phantom (medseg.synth.phantoms, seed 2001)"
         ds.Manufacturer = "medseg synthetic phantom"
         ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL"]
         ds.ImagePositionPatient = [f"{v:.6f}" for v in lps[:3, 3] + k * lps[:3, 2]]

@@ -162,7 +162,8 @@ def main(template_dir: Path) -> None:
             write_image(labels, OUT / f"labels{split}" / f"{case_id}.nii.gz")
             counts = labels.label_counts()
             print(case_id, image.spatial_shape, [round(s, 2) for s in image.spacing],
-                  image.orientation, {k: round(v / labels.array.size, 4) for k, v in counts.items()})
+                  image.orientation, {k: round(v / labels.array.size, 4) for k,
+                                      v in counts.items()})
     meta = {
         "name": "BrainTissue",
         "description": (

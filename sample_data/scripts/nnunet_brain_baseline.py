@@ -68,7 +68,7 @@ def score():
     import torch
     import validate_brain as vb
 
-    from medseg.inference import InferenceSettings, Segmenter
+    from medseg.engine.segmenter import InferenceSettings, Segmenter
     from medseg.models import load_model
     from medseg.plugins import get_plugin_manager
     from medseg.registry import build_registry

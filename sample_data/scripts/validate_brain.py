@@ -43,11 +43,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medseg.bundle import load_bundle
+from medseg.engine.segmenter import InferenceSettings, Segmenter
 from medseg.evaluation.metrics import dice
-from medseg.inference import InferenceSettings, Segmenter
 from medseg.io import read_image, read_label_map
-from medseg.preprocess import canonical_affine, canonical_transform, reorient_array
+from medseg.models.medseg_bundle.bundle import load_bundle
+from medseg.models.medseg_bundle.model import MedsegBundleModel
+from medseg.ops.preprocess import canonical_affine, canonical_transform, reorient_array
 from medseg.volume import Volume
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -256,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     bundle = load_bundle(args.model)
-    seg = Segmenter(bundle, InferenceSettings(device="cpu"))
+    seg = Segmenter(MedsegBundleModel(bundle), InferenceSettings(device="cpu"))
     t0 = time.time()
     shown: list = []
     result: dict = {"model": str(bundle.path), "mni_test": validate_mni(seg, args.variants),
