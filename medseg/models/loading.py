@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from medseg.errors import InputError, MedsegError, PluginError
+from medseg.errors import InputError, MedsegError, PluginError, exception_summary
 from medseg.models.base import ModelInfo, SegmentationModel
 from medseg.models.catalog import find_model, list_models, sniff_format
 from medseg.registry import Registry, load_registry
@@ -76,7 +76,5 @@ def _call(spec: ModelFormatSpec, what: str, fn, *args: Any, **kwargs: Any) -> An
     except MedsegError:
         raise
     except Exception as exc:
-        text = str(exc).strip().splitlines()
-        short = f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
         raise PluginError(f"model format {spec.name!r} failed to {what} {args[0]}: "
-                          f"{short}") from None
+                          f"{exception_summary(exc)}") from None

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from medseg.errors import InputError
+from medseg.errors import InputError, first_line
 from medseg.io import read_image, read_label_map
 from medseg.volume import Volume
 
@@ -273,7 +273,7 @@ def _header(path: Path) -> _Header:
         try:
             img: Any = nib.load(str(path))
         except Exception as exc:
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            msg = first_line(exc) or type(exc).__name__
             raise InputError(path, f"not a readable NIfTI file ({msg})") from None
         shape = tuple(int(s) for s in img.shape)
         if len(shape) == 5 and shape[3] == 1:

@@ -25,7 +25,7 @@ import torch
 
 from medseg import __version__
 from medseg.engine.segmenter import Segmenter
-from medseg.errors import MedsegError
+from medseg.errors import MedsegError, first_line
 from medseg.evaluation.metrics import dice
 from medseg.io import read_label_map
 from medseg.io.atomic import atomic_path, write_text_atomic
@@ -298,7 +298,7 @@ def train(dataset_dir: str | Path, output: str | Path, config: TrainConfig | Non
             net.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
         except (RuntimeError, ValueError, KeyError) as exc:
-            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+            first = first_line(exc, 160)
             raise MedsegError(f"{ckpt_path}: checkpoint does not fit this architecture and "
                               f"parameters (made by another training run?): {first}") from None
         state.update(json.loads(ckpt["state_json"]))

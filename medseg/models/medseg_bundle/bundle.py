@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from medseg.errors import InputError, MedsegError
+from medseg.errors import InputError, MedsegError, first_line
 from medseg.io.atomic_folder import atomic_folder
 from medseg.io.checksum import sha256_file
 from medseg.io.debughooks import pause_point
@@ -101,7 +101,7 @@ class Bundle:
         try:
             state = torch.load(wpath, map_location="cpu", weights_only=True)
         except Exception as exc:
-            msg = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+            msg = first_line(exc, 160)
             raise InputError(wpath, f"weights cannot be loaded safely ({type(exc).__name__}"
                                     f"{': ' + msg if msg else ''})") from None
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)

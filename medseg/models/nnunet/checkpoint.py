@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from medseg.errors import InputError
+from medseg.errors import InputError, first_line
 
 _DTYPE_CLASSES = ("BoolDType", "Int8DType", "UInt8DType", "Int16DType", "UInt16DType",
                   "Int32DType", "UInt32DType", "Int64DType", "UInt64DType", "Float16DType",
@@ -88,7 +88,7 @@ def _load_error(path: Path, exc: BaseException) -> InputError:
     if other:
         return InputError(path, f"checkpoint refused by the weights-only loader "
                                 f"({other.group(1).strip()[:160]})")
-    first = text.strip().splitlines()[0][:160] if text.strip() else type(exc).__name__
+    first = first_line(exc, 160) or type(exc).__name__
     return InputError(path, f"checkpoint is truncated or corrupt ({first})")
 
 

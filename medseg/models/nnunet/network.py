@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from medseg.errors import InputError
+from medseg.errors import InputError, exception_summary
 from medseg.models.nnunet.plans import ArchitectureSpec
 
 _DNA = "dynamic_network_architectures.architectures"
@@ -90,10 +90,8 @@ def build_network(spec: ArchitectureSpec, plans_path: Path, in_channels: int,
     try:
         net = cls(input_channels=in_channels, num_classes=n_classes, **kwargs)
     except Exception as exc:
-        text = str(exc).strip().splitlines()
         raise InputError(plans_path, f"the {spec.short_name} described here cannot be built "
-                                     f"({type(exc).__name__}: {text[0][:160] if text else ''})"
-                         ) from None
+                                     f"({exception_summary(exc, 160)})") from None
     return net
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medseg.errors import InputError
+from medseg.errors import InputError, first_line
 
 PLANS_FILE = "plans.json"
 DATASET_FILE = "dataset.json"
@@ -47,7 +47,7 @@ def read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(path, f"is not valid JSON ({str(exc).splitlines()[0][:120]})") from None
+        raise InputError(path, f"is not valid JSON ({first_line(exc, 120)})") from None
     except RecursionError:
         raise InputError(path, "is not valid JSON (nested too deeply)") from None
     except OSError as exc:
