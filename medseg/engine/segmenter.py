@@ -115,31 +115,42 @@ class Segmenter:
         classes = len(self.label_names)
         return 4.0 * channels + 10.0 + (4.0 * classes if self.settings.probabilities else 0.0)
 
+    def tile_footprints(self, volume: Volume) -> list[Any]:
+        """Per model, what its sliding window needs on ``volume`` beyond the model-grid arrays
+        (padding to the patch, tile buffers, activations: a
+        :class:`~medseg.models.memory_budget.Footprint`), or None where a model does not say."""
+        return [m.tile_footprint(volume, self.settings) if hasattr(m, "tile_footprint")
+                else None for m in self.models]
+
     def memory_estimate(self, volume: Volume) -> int:
         """Bytes one segmentation of ``volume`` needs at its peak (estimate): the decoded input,
         the input-grid arrays, and per model the model-grid image, class probabilities and
-        sliding-window accumulators (resampled from the input spacing to the model's)."""
+        sliding-window accumulators (resampled from the input spacing to the model's), plus
+        the model's tile footprint (padding to its patch, tiles, activations)."""
         voxels = int(np.prod(volume.spatial_shape))
         channels = volume.n_channels
         total = volume.array.nbytes + voxels * self.input_bytes_per_voxel(channels)
         model_peak = 0.0
-        for m in self.models:
+        for m, tiles in zip(self.models, self.tile_footprints(volume), strict=True):
             ratio = 1.0
             if m.info.spacing and len(m.info.spacing) == volume.spatial_ndim:
                 ratio = float(np.prod(volume.spacing) / np.prod(m.info.spacing))
             model_voxels = voxels * ratio
             model_peak = max(model_peak, model_voxels * 4.0 * (channels + 2 * len(m.info.labels)
-                                                               + 2))
+                                                               + 2) + (tiles.total if tiles else 0))
         return int(total + model_peak)
 
     def check_memory(self, volume: Volume, where: str = "input") -> None:
         """Refuse, before allocating anything, a segmentation whose estimated working memory
-        exceeds ``MEDSEG_MAX_MEMORY_BYTES``."""
+        exceeds ``MEDSEG_MAX_MEMORY_BYTES``; the line ends with the largest model's tile
+        footprint (its file, patch, grid and buffers)."""
         needed, limit = self.memory_estimate(volume), max_memory_bytes()
         if needed > limit:
+            tiles = [t for t in self.tile_footprints(volume) if t is not None]
+            detail = f"; {max(tiles, key=lambda t: t.total).describe()}" if tiles else ""
             raise InputError(where, f"segmenting this {'x'.join(map(str, volume.spatial_shape))}"
                                     f" image needs about {needed} bytes, more than the limit "
-                                    f"of {limit} bytes (MEDSEG_MAX_MEMORY_BYTES)")
+                                    f"of {limit} bytes (MEDSEG_MAX_MEMORY_BYTES){detail}")
 
     @property
     def segment_codes(self) -> dict[str, Any]:

@@ -11,7 +11,12 @@ variable                       default        bounds
                                               copy when read; the pipeline's arrays when
                                               segmented), estimated from the header before
                                               any voxel is allocated (also read from the
-                                              older name ``MEDSEG_MAX_IMAGE_BYTES``)
+                                              older name ``MEDSEG_MAX_IMAGE_BYTES``); a
+                                              segmentation adds its model's sliding window
+                                              (padding to the patch, tiles, activations),
+                                              and a model's network weights are checked
+                                              against it from the model file before the
+                                              network is built
 ``MEDSEG_MAX_UNZIPPED_BYTES``  4 GiB          total size extracted from one zip archive
 ``MEDSEG_MAX_ZIP_MEMBERS``     20000          number of members of one zip archive
 =============================  =============  ================================================

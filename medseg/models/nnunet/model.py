@@ -21,10 +21,20 @@ import numpy as np
 import torch
 
 from medseg.errors import InputError
+from medseg.io.limits import max_memory_bytes
 from medseg.models.base import ModelInfo, Prediction
+from medseg.models.memory_budget import Footprint, nnunet_tiles
 from medseg.models.nnunet import folder as folders
 from medseg.models.nnunet.checkpoint import Checkpoint, read_checkpoint
-from medseg.models.nnunet.network import architecture_class, build_network, load_weights
+from medseg.models.nnunet.network import (
+    architecture_class,
+    build_network,
+    check_fits_weights,
+    check_network_memory,
+    load_weights,
+    planned_activations,
+    planned_parameters,
+)
 from medseg.models.nnunet.plans import (
     Configuration,
     DatasetInfo,
@@ -32,7 +42,12 @@ from medseg.models.nnunet.plans import (
     read_dataset,
     read_plans,
 )
-from medseg.models.nnunet.preprocessing import Prepared, check_normalizations, prepare_volume
+from medseg.models.nnunet.preprocessing import (
+    Prepared,
+    check_normalizations,
+    model_grid_shape,
+    prepare_volume,
+)
 from medseg.models.nnunet.resampling import (
     check_supported,
     nearest_axis_split,
@@ -167,6 +182,12 @@ class NnunetModel:
     def __init__(self, definition: Definition, device: Any = None) -> None:
         self.definition = d = definition
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        n_classes = len(d.dataset.labels)
+        arch, plans_path = d.config.architecture, d.folder.plans_path
+        # sized from the plans before any checkpoint is read or any layer allocated
+        elements = planned_parameters(arch, plans_path, len(d.dataset.channel_names), n_classes,
+                                      len(d.config.patch_size))
+        check_network_memory(arch, plans_path, elements, max_memory_bytes())
         self.checkpoints: list[Checkpoint] = [
             read_checkpoint(d.folder.path / f"fold_{f}" / d.checkpoint) for f in d.folds]
         first = self.checkpoints[0]
@@ -174,7 +195,8 @@ class NnunetModel:
             raise InputError(first.path, f"was trained in configuration "
                                          f"{first.configuration!r}, but the folder says "
                                          f"{d.config.name!r}")
-        n_classes = len(d.dataset.labels)
+        for ck in self.checkpoints:
+            check_fits_weights(arch, plans_path, elements, ck.weights, ck.path)
         self.net = build_network(d.config.architecture, d.folder.plans_path,
                                  len(d.dataset.channel_names), n_classes)
         for ck in self.checkpoints:  # every fold must fit before anything runs
@@ -183,6 +205,18 @@ class NnunetModel:
         self._loaded = len(self.checkpoints) - 1
         self.mirroring_axes = first.mirroring_axes
         self.info = model_info(d, self.mirroring_axes)
+
+    def tile_footprint(self, volume, settings) -> Footprint:
+        """Memory of the sliding window on ``volume`` beyond the model-grid arrays: padding to
+        the patch, tile buffers and network activations (see :mod:`..memory_budget`)."""
+        d = self.definition
+        arch, patch = d.config.architecture, d.config.patch_size
+        classes, channels = len(d.dataset.labels), len(d.dataset.channel_names)
+        activations = planned_activations(arch, d.folder.plans_path, patch, channels, classes)
+        batch = max(1, int(getattr(settings, "sw_batch_size", 2) or 2))
+        return nnunet_tiles(model_grid_shape(volume, d.plans, d.config), patch, channels,
+                            classes, batch, activations, self.device.type == "cpu",
+                            source=str(d.folder.plans_path))
 
     # ---- the protocol ---------------------------------------------------------------------
     def prepare(self, volume, settings) -> Prepared:

@@ -18,6 +18,13 @@ import torch
 from torch import nn
 
 from medseg.errors import InputError, exception_summary
+from medseg.models.memory_budget import (
+    FLOAT32,
+    human_bytes,
+    over_limit,
+    unet_activations,
+    unet_parameters,
+)
 from medseg.models.nnunet.plans import ArchitectureSpec
 
 _DNA = "dynamic_network_architectures.architectures"
@@ -72,6 +79,60 @@ def architecture_class(spec: ArchitectureSpec, plans_path: Path) -> type[nn.Modu
                                      "package (pip install dynamic-network-architectures==0.3.1)"
                          ) from None
     return getattr(unet, name)
+
+
+def planned_parameters(spec: ArchitectureSpec, plans_path: Path, in_channels: int,
+                       n_classes: int, spatial_dims: int) -> int:
+    """Elements of the weights the plans' network will hold, computed from the plans alone
+    (nothing is built); a keyword that cannot be read is a one-line error."""
+    name = ARCHITECTURES.get(spec.class_name, spec.class_name)
+    try:
+        return unet_parameters(name, spec.kwargs, in_channels, n_classes, spatial_dims)
+    except ValueError as exc:
+        raise InputError(plans_path, f"the {spec.short_name} described here cannot be sized "
+                                     f"({exc})") from None
+
+
+def planned_activations(spec: ArchitectureSpec, plans_path: Path, patch: tuple[int, ...],
+                        in_channels: int, n_classes: int) -> int:
+    """Float elements one sample's forward pass on ``patch`` holds at its peak (estimate)."""
+    name = ARCHITECTURES.get(spec.class_name, spec.class_name)
+    try:
+        return unet_activations(name, spec.kwargs, patch, in_channels, n_classes)
+    except ValueError as exc:
+        raise InputError(plans_path, f"the {spec.short_name} described here cannot be sized "
+                                     f"({exc})") from None
+
+
+def check_network_memory(spec: ArchitectureSpec, plans_path: Path, elements: int,
+                         limit: int) -> None:
+    """Refuse, before it is built, a network whose float32 weights exceed ``limit``."""
+    needed = FLOAT32 * elements
+    if needed > limit:
+        raise InputError(plans_path, f"the {spec.short_name} described here has {elements} "
+                                     f"parameters, which need {over_limit(needed, limit)}")
+
+
+def stored_elements(weights: Mapping[str, torch.Tensor]) -> int:
+    """Elements a state dict really stores: tensors sharing a storage counted once (a U-Net's
+    state dict names most weights two or four times)."""
+    seen: dict[int, int] = {}
+    for t in weights.values():
+        storage = t.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes() // max(1, t.element_size())
+    return sum(seen.values())
+
+
+def check_fits_weights(spec: ArchitectureSpec, plans_path: Path, elements: int,
+                       weights: Mapping[str, torch.Tensor], where: Path) -> None:
+    """Refuse, before it is built, a network larger than the weights a checkpoint stores: it
+    could never load them, and building it could take far more memory than the file."""
+    stored = stored_elements(weights)
+    if elements > stored:
+        raise InputError(plans_path, f"the {spec.short_name} described here has {elements} "
+                                     f"parameters ({human_bytes(FLOAT32 * elements)}), but "
+                                     f"{where} stores {stored}: the weights cannot fit it, so "
+                                     "it is not built")
 
 
 def build_network(spec: ArchitectureSpec, plans_path: Path, in_channels: int,

@@ -148,6 +148,22 @@ def normalize_channel(image: np.ndarray, scheme: str, use_mask: bool,
     # NoNormalization: the float32 values as they are
 
 
+def model_grid_shape(volume: Volume, plans: Plans, config: Configuration) -> tuple[int, ...]:
+    """The shape :func:`prepare_volume` resamples ``volume`` to, from its header alone and
+    before the crop to the non-zero box (which can only shrink it): an upper bound."""
+    axis_map = AxisMap.for_plans(plans, volume)
+    shape = list(volume.spatial_shape)
+    if axis_map.reorient is not None:
+        turned = list(shape)
+        for src, (dst, _flip) in enumerate(axis_map.reorient):
+            turned[int(dst)] = shape[src]
+        shape = turned
+    shape = [shape[a] for a in axis_map.axes]
+    spacing = axis_map.spacing(tuple(float(s) for s in volume.spacing))
+    target = config.spacing if len(config.spacing) == 3 else (spacing[0], *config.spacing)
+    return tuple(int(n) for n in new_shape(shape, spacing, target))
+
+
 def prepare_volume(volume: Volume, plans: Plans, config: Configuration,
                    where: str = "input") -> Prepared:
     """Transpose, crop, normalise and resample ``volume`` as nnU-Net's preprocessor does."""
