@@ -87,11 +87,20 @@ def run(args) -> int:
     for c in result.rows:
         if c["metric"] != metrics[0]:
             continue
-        ni = "" if c["non_inferior"] is None else \
-            f", non-inferior: {'yes' if c['non_inferior'] else 'no'}"
+        if c["margin"] is None:
+            ni = ""
+        elif c["non_inferior"] is None:
+            ni = f", non-inferior: {c['non_inferior_note']}"
+        else:
+            flag = " (within MC error: rerun with more --resamples)" \
+                if c["non_inferior_mc_flag"] else ""
+            ni = f", non-inferior: {'yes' if c['non_inferior'] else 'no'}{flag}"
+        level = f"{100 * args.ci_level:g}% CI"
+        ci = (f"{level}: {c['ci_note']}" if c["ci_low"] is None
+              else f"{level} {c['ci_low']:+.4f} to {c['ci_high']:+.4f}")
         print(f"  {c['model_b']} - {c['model_a']} {c['class']:<12} {c['metric']} "
-              f"{c['mean_diff']:+.4f} (95% CI {c['ci_low']:+.4f} to {c['ci_high']:+.4f}, "
-              f"n={c['n_pairs']}; Wilcoxon p={c['p_wilcoxon']:.3g}, n={c['n_wilcoxon']}; "
-              f"W/T/L {c['wins']}/{c['ties']}/{c['losses']}{ni})")
+              f"{c['mean_diff']:+.4f} ({ci}, n={c['n_pairs']}, excluded {c['n_excluded']}, "
+              f"worst-case {c['n_imputed']}; Wilcoxon p={c['p_wilcoxon']:.3g}, "
+              f"n={c['n_wilcoxon']}; W/T/L {c['wins']}/{c['ties']}/{c['losses']}{ni})")
     print(f"comparison in {args.output}")
     return 1 if failed else 0

@@ -78,16 +78,18 @@ def evaluate_folders(
         labels=scored.labels, classes=dict(sorted(classes.items())), tolerance=opts.tolerance,
         empty_score=opts.empty_score, resample=opts.resample, workers=scored.workers,
         extra_metrics=extras, pred_dir=str(pred_dir), ref_dir=ref_label or str(ref_dir),
+        missing_distance=opts.missing_distance, stats=opts.stats,
     )
     extra = {"volume_agreement": volume_agreement(rows), **(sections or {})}
     if study is not None:
-        extra.update(study.sections(rows, [*CLASS_METRICS, *(s.name for s in extras)]))
+        extra.update(study.sections(rows, [*CLASS_METRICS, *(s.name for s in extras)],
+                                    opts.stats))
     folder = report_folder(out_dir) if atomic else contextlib.nullcontext(Path(out_dir))
     with folder as build:
         summary, written = report.write_report(rows, build, settings=settings,
                                                pairing=scored.pairing,
                                                extra_metrics=[s.name for s in extras],
-                                               sections=extra, pdf=pdf)
+                                               sections=extra, pdf=pdf, stats=opts.stats)
     if atomic:
         written = relocate(written, build, Path(out_dir))
     return EvaluationResult(rows=rows, pairing=scored.pairing, settings=settings,

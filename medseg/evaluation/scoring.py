@@ -34,7 +34,7 @@ def _score_case(job: dict[str, Any]) -> dict[str, Any]:
         rows = evaluate_pair(
             pred, ref, job["labels"], tolerance=job["tolerance"],
             empty_score=job["empty_score"], resample=job["resample"],
-            extra_metrics=job["extra_metrics"],
+            extra_metrics=job["extra_metrics"], missing_distance=job["missing_distance"],
         )
         return {"case": job["case"], "rows": rows, "error": ""}
     except MedsegError as exc:
@@ -92,7 +92,8 @@ def score_folders(
     jobs = [
         {"case": case, "pred": str(p), "ref": str(r), "labels": label_names,
          "tolerance": tolerance, "empty_score": empty_score, "resample": resample,
-         "extra_metrics": extras, "plugins_dir": plugins_dir}
+         "extra_metrics": extras, "plugins_dir": plugins_dir,
+         "missing_distance": opts.missing_distance}
         for case, p, r in pairing.pairs
     ]
     results: list[dict[str, Any]] = [

@@ -18,6 +18,7 @@ import numpy as np
 from medseg.csvsafe import safe_row
 from medseg.debughooks import pause_point
 from medseg.evaluation.agreement import volume_agreement
+from medseg.evaluation.intervals import StatsOptions
 from medseg.evaluation.metrics import CLASS_METRICS, SEMANTIC_METRICS
 from medseg.evaluation.report.gallery import write_gallery
 from medseg.evaluation.report.html import render_html
@@ -48,7 +49,7 @@ def json_safe(obj: Any) -> Any:
 
 def per_case_columns(extra_metrics: Sequence[str] = ()) -> list[str]:
     return ["case", "class", "label", "status", *CLASS_METRICS, *extra_metrics,
-            *SEMANTIC_METRICS, "note", "error", "pred_file", "ref_file"]
+            *SEMANTIC_METRICS, "missing_distance_mm", "note", "error", "pred_file", "ref_file"]
 
 
 def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
@@ -102,6 +103,7 @@ def write_report(
     sections: Mapping[str, Any] | None = None,
     gallery: int = 6,
     pdf: bool = False,
+    stats: StatsOptions | None = None,
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """Write the report files; return the summary and the written paths.
 
@@ -113,7 +115,7 @@ def write_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     metrics = [*CLASS_METRICS, *extra_metrics, *SEMANTIC_METRICS]
-    summary = summarize(rows, metrics)
+    summary = summarize(rows, metrics, stats)
     unpaired = {
         "pred_only": list(getattr(pairing, "pred_only", [])),
         "ref_only": list(getattr(pairing, "ref_only", [])),
@@ -133,7 +135,7 @@ def write_report(
     write_csv(files["per_case"], rows, per_case_columns(extra_metrics))
     pause_point("report-per-case-written")
     write_csv(files["summary_csv"], summary_rows(summary),
-              ["class", "label", "metric", *STATS, "n_errors"])
+              ["class", "label", "metric", *STATS, "n_errors", "n_excluded", "n_imputed"])
     write_csv(out / "volume_agreement.csv", agreement_rows(sections["volume_agreement"]),
               AGREEMENT_COLUMNS)
     files["volume_agreement"] = out / "volume_agreement.csv"

@@ -14,17 +14,30 @@ or ``{"criteria": [...]}``. Each criterion::
   (``p5`` of
   Dice >= 0.8 says "95% of cases reach 0.8", with numpy's linear interpolation).
 * ``op``: ``>=``, ``>``, ``<=``, ``<``; ``threshold``: a number.
+* ``min_n`` (optional): the fewest finite values the criterion may be judged on (default 1;
+  a ``ci_low``/``ci_high`` criterion always needs the study's ``min_n``,
+  :class:`~medseg.evaluation.intervals.StatsOptions`). Below it the result is
+  ``NOT EVALUABLE``, which is not a PASS (``--fail-on-criteria`` exits 3).
+* ``endpoint`` (optional): ``primary`` or ``secondary``. When any criterion names one, the
+  primary criteria decide ``passed``; the secondary ones are judged in file order as a fixed
+  sequence (gatekeeping): each only while every primary and every earlier secondary passed,
+  the rest ``NOT TESTED``. This keeps the family-wise error at the level of one test
+  without any adjustment. Without ``endpoint`` every criterion is co-primary (all must pass).
 
 :func:`load_criteria` checks every field, class and metric before anything is scored and
 raises a one-line :class:`~medseg.errors.InputError` naming the file and the criterion.
 :func:`judge` computes the statistic over the finite per-case values of that class (the
-empty-mask policy decides which are finite) and says PASS or FAIL with the value and the
-number of cases it was judged on; no finite value is a FAIL. The value is compared after
-rounding to 12 decimals (:data:`ROUND_DIGITS`).
+empty-mask policy and ``missing_distance`` decide which are finite) and says PASS, FAIL or
+NOT EVALUABLE with the value, the number of cases it was judged on (``n``), the cases left
+out (``n_excluded``: NaN or failed), the worst-case distances counted in (``n_imputed``); no
+finite value is a FAIL. Value and threshold are both rounded to 12 decimals
+(:data:`ROUND_DIGITS`) before the comparison. A ``ci_low``/``ci_high`` value within 2
+Monte-Carlo SE of its threshold is flagged (``mc_flag``): another seed could flip it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import operator
@@ -37,16 +50,19 @@ from typing import Any
 import numpy as np
 
 from medseg.errors import InputError
+from medseg.evaluation.intervals import DEFAULT_STATS, StatsOptions, mean_ci, near_threshold
 from medseg.evaluation.metrics import CLASS_METRICS
-from medseg.evaluation.report import bootstrap_ci
+from medseg.evaluation.stats import IMPUTED_METRICS
 
 OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 STATISTICS = ("mean", "median", "ci_low", "ci_high")
 _PERCENTILE = re.compile(r"^p(\d{1,3}(?:\.\d+)?)$")
-_FIELDS = {"class", "metric", "statistic", "op", "threshold", "id", "description"}
-#: the value is rounded to this many decimals before the comparison, so that floating-point
-#: noise (a mean of 0.9, 0.8, 0.7 is 0.8000000000000002) cannot flip a criterion whose
-#: value lies exactly on its threshold
+_FIELDS = {"class", "metric", "statistic", "op", "threshold", "id", "description", "min_n",
+           "endpoint"}
+ENDPOINTS = ("primary", "secondary")
+#: value and threshold are rounded to this many decimals before the comparison, so that
+#: floating-point noise (a mean of 0.9, 0.8, 0.7 is 0.8000000000000002) cannot flip a
+#: criterion whose value lies exactly on its threshold
 ROUND_DIGITS = 12
 #: size cap of a criteria file (it is a short list written by hand)
 MAX_BYTES = 1_000_000
@@ -64,6 +80,8 @@ class Criterion:
     op: str
     threshold: float
     description: str = ""
+    min_n: int = 1
+    endpoint: str = ""
 
     def text(self) -> str:
         return f"{self.statistic} {self.metric} of {self.class_name} {self.op} {self.threshold:g}"
@@ -149,40 +167,97 @@ def load_criteria(
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
                 or not math.isfinite(threshold):
             raise InputError(path, f"{where}: threshold {threshold!r} is not a finite number")
+        min_n = item.get("min_n", 1)
+        if isinstance(min_n, bool) or not isinstance(min_n, int) or min_n < 1:
+            raise InputError(path, f"{where}: min_n {min_n!r} is not a positive whole number")
+        endpoint = str(item.get("endpoint", ""))
+        if endpoint and endpoint not in ENDPOINTS:
+            raise InputError(path, f"{where}: endpoint {endpoint!r} is not primary or secondary")
         out.append(Criterion(id=str(item.get("id", f"C{i}")), class_name=found[0],
                              label=found[1], metric=metric, statistic=statistic, op=op,
                              threshold=float(threshold),
-                             description=str(item.get("description", ""))))
+                             description=str(item.get("description", "")), min_n=min_n,
+                             endpoint=endpoint))
+    if any(c.endpoint for c in out):
+        if not any(c.endpoint == "primary" for c in out):
+            raise InputError(path, "endpoints are declared but none is primary")
+        out = [c if c.endpoint else dataclasses.replace(c, endpoint="primary") for c in out]
     return out
 
 
-def statistic_of(values: Sequence[float | None], statistic: str) -> tuple[float, int]:
-    """The statistic over the finite values and how many there were."""
+def statistic_of(values: Sequence[float | None], statistic: str,
+                 options: StatsOptions | None = None) -> tuple[float, int]:
+    """The statistic over the finite values and how many there were (NaN for a CI bound
+    below the minimum n)."""
+    value, n, _ = _statistic(values, statistic, options or DEFAULT_STATS)
+    return value, n
+
+
+def _statistic(values: Sequence[float | None], statistic: str, opts: StatsOptions,
+               cases: Sequence[str] | None = None) -> tuple[float, int, dict[str, Any]]:
     x = np.asarray([math.nan if v is None else v for v in values], dtype=float)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return math.nan, 0
+    finite = np.isfinite(x)
+    n = int(np.count_nonzero(finite))
+    if n == 0:
+        return math.nan, 0, {}
+    if statistic in ("ci_low", "ci_high"):
+        ci = mean_ci(x, opts, cases=cases)
+        value = ci[statistic]
+        return (math.nan if value is None else float(value)), n, ci
+    y = x[finite]
     if statistic == "mean":
-        value = float(x.mean())
+        value = float(y.mean())
     elif statistic == "median":
-        value = float(np.median(x))
-    elif statistic in ("ci_low", "ci_high"):
-        value = bootstrap_ci(x)[0 if statistic == "ci_low" else 1]
+        value = float(np.median(y))
     else:
-        value = float(np.percentile(x, float(statistic[1:])))
-    return value, int(x.size)
+        value = float(np.percentile(y, float(statistic[1:])))
+    return value, n, {}
 
 
-def judge(criteria: Sequence[Criterion], rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """PASS/FAIL of every criterion on per-case rows; ``passed`` is True when all pass."""
+def judge(criteria: Sequence[Criterion], rows: Sequence[Mapping[str, Any]],
+          options: StatsOptions | None = None) -> dict[str, Any]:
+    """PASS / FAIL / NOT EVALUABLE (/ NOT TESTED in a hierarchy) of every criterion on per-case
+    rows; ``passed`` is True when every (primary) criterion passes; ``verdict`` says PASS,
+    FAIL or NOT EVALUABLE."""
+    opts = options or DEFAULT_STATS
     results = []
+    gate_open = True
     for c in criteria:
-        values = [r.get(c.metric) for r in rows
-                  if r.get("label") == c.label and r.get("status") != "error"]
-        value, n = statistic_of(values, c.statistic)
-        ok = n > 0 and OPS[c.op](round(value, ROUND_DIGITS), c.threshold)
-        results.append({**asdict(c), "class": c.class_name, "text": c.text(), "value": value,
-                        "n": n, "result": "PASS" if ok else "FAIL",
-                        "note": "" if n else "no finite value: judged FAIL"})
-        results[-1].pop("class_name")
-    return {"passed": all(r["result"] == "PASS" for r in results), "criteria": results}
+        class_rows = [r for r in rows if r.get("label") == c.label]
+        scored = [r for r in class_rows if r.get("status") != "error"]
+        values = [r.get(c.metric) for r in scored]
+        value, n, ci = _statistic(values, c.statistic, opts, [r["case"] for r in scored])
+        need = max(c.min_n, opts.min_n if c.statistic in ("ci_low", "ci_high") else 1)
+        imputed = sum(1 for r in scored if c.metric in IMPUTED_METRICS
+                      and r.get("missing_distance_mm") is not None)
+        item = {**asdict(c), "class": c.class_name, "text": c.text(), "value": value, "n": n,
+                "n_excluded": len(class_rows) - n, "n_imputed": imputed, "min_n": need,
+                "mc_se": None, "mc_flag": False}
+        item.pop("class_name")
+        if c.endpoint == "secondary" and not gate_open:
+            item.update(result="NOT TESTED",
+                        note="an earlier endpoint of the hierarchy did not pass")
+        elif n == 0:
+            item.update(result="FAIL", note="no finite value: judged FAIL")
+        elif n < need:
+            item.update(result="NOT EVALUABLE", value=None,
+                        note=f"n < {need}: not decidable")
+        else:
+            ok = OPS[c.op](round(value, ROUND_DIGITS), round(c.threshold, ROUND_DIGITS))
+            item.update(result="PASS" if ok else "FAIL", note="")
+            se = ci.get(f"{c.statistic}_mc_se")
+            if near_threshold(value, se, c.threshold):
+                item.update(mc_se=se, mc_flag=True,
+                            note="within 2 Monte-Carlo SE of the threshold: rerun with more "
+                                 "--resamples")
+            elif se is not None:
+                item["mc_se"] = se
+        if c.endpoint and item["result"] != "PASS":
+            gate_open = False
+        results.append(item)
+    deciding = [r for r in results if r["endpoint"] in ("", "primary")]
+    passed = all(r["result"] == "PASS" for r in deciding)
+    verdict = ("PASS" if passed else "FAIL" if any(r["result"] == "FAIL" for r in deciding)
+               else "NOT EVALUABLE")
+    return {"passed": passed, "verdict": verdict, "criteria": results,
+            "intervals": opts.record()}
