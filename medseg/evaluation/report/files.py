@@ -77,7 +77,11 @@ SUBGROUP_COLUMNS = ("by", "group", "n_cases", "class", "metric", "n", "n_nan", "
                     "median", "ci_low", "ci_high", "ci_note")
 #: columns of ``volume_agreement.csv``
 AGREEMENT_COLUMNS = ("class", "n", "bias_ml", "loa_low_ml", "loa_high_ml", "bias_ci_low_ml",
-                     "bias_ci_high_ml", "bias_pct", "loa_low_pct", "loa_high_pct", "ccc")
+                     "bias_ci_high_ml", "loa_low_ci_low_ml", "loa_low_ci_high_ml",
+                     "loa_high_ci_low_ml", "loa_high_ci_high_ml", "bias_pct", "loa_low_pct",
+                     "loa_high_pct", "ccc", "ccc_ci_low", "ccc_ci_high", "icc_a1",
+                     "icc_a1_ci_low", "icc_a1_ci_high", "icc_c1", "icc_c1_ci_low",
+                     "icc_c1_ci_high")
 
 
 def agreement_rows(agreement: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -89,7 +93,13 @@ def agreement_rows(agreement: Mapping[str, Any]) -> list[dict[str, Any]]:
                      "bias_ci_low_ml": a["ml"]["bias_ci_low"],
                      "bias_ci_high_ml": a["ml"]["bias_ci_high"], "bias_pct": a["pct"]["bias"],
                      "loa_low_pct": a["pct"]["loa_low"], "loa_high_pct": a["pct"]["loa_high"],
-                     "ccc": a["ccc"]})
+                     "ccc": a["ccc"],
+                     **{f"{k}_ml": a["ml"].get(k) for k in (
+                         "loa_low_ci_low", "loa_low_ci_high", "loa_high_ci_low",
+                         "loa_high_ci_high")},
+                     **{k: a.get(k) for k in (
+                         "ccc_ci_low", "ccc_ci_high", "icc_a1", "icc_a1_ci_low",
+                         "icc_a1_ci_high", "icc_c1", "icc_c1_ci_low", "icc_c1_ci_high")}})
     return rows
 
 

@@ -174,19 +174,27 @@ def _agreement_html(agreement: Mapping[str, Any]) -> list[str]:
         return []
     out = ["<h2>Volume agreement</h2><p class='note'>Bland-Altman: bias = mean(V_pred - "
            "V_ref), limits of agreement = bias +- 1.96 SD; % relative to the mean of both "
-           "volumes; cases where both volumes are 0 left out. CCC = Lin's concordance "
-           "correlation coefficient (agreement with the identity line).</p>",
+           "volumes; cases where both volumes are 0 left out; [95% CIs]. CCC = Lin's "
+           "concordance correlation coefficient (agreement with the identity line; CI by "
+           "Lin's z-transform); ICC(A,1) = absolute agreement, ICC(C,1) = consistency "
+           "(McGraw & Wong, two-way model, single rater) on the mL volumes.</p>",
            "<table><tr><th class='l'>class</th><th>n</th><th>bias (mL)</th><th>95% CI of bias"
-           "</th><th>LoA (mL)</th><th>bias (%)</th><th>LoA (%)</th><th>CCC</th></tr>"]
+           "</th><th>LoA (mL) [CI of each limit]</th><th>bias (%)</th><th>LoA (%)</th>"
+           "<th>CCC [CI]</th><th>ICC(A,1) [CI]</th><th>ICC(C,1) [CI]</th></tr>"]
     plots = []
     for name, a in agreement.items():
         ml, pct = a["ml"], a["pct"]
         ci = "-" if a["n"] <= 1 else f"{_fmt(ml['bias_ci_low'])} to {_fmt(ml['bias_ci_high'])}"
+        def with_ci(d: Mapping[str, Any], key: str) -> str:
+            return (f"{_fmt(d.get(key))} [{_fmt(d.get(key + '_ci_low'))}, "
+                    f"{_fmt(d.get(key + '_ci_high'))}]")
+
         out.append(f"<tr><td class='l'>{html.escape(str(name))}</td><td>{a['n']}</td>"
-                   f"<td>{_fmt(ml['bias'])}</td><td>{ci}</td><td>{_fmt(ml['loa_low'])} to "
-                   f"{_fmt(ml['loa_high'])}</td><td>{_fmt(pct['bias'])}</td>"
+                   f"<td>{_fmt(ml['bias'])}</td><td>{ci}</td><td>{with_ci(ml, 'loa_low')} to "
+                   f"{with_ci(ml, 'loa_high')}</td><td>{_fmt(pct['bias'])}</td>"
                    f"<td>{_fmt(pct['loa_low'])} to {_fmt(pct['loa_high'])}</td>"
-                   f"<td>{_fmt(a['ccc'])}</td></tr>")
+                   f"<td>{with_ci(a, 'ccc')}</td><td>{with_ci(a, 'icc_a1')}</td>"
+                   f"<td>{with_ci(a, 'icc_c1')}</td></tr>")
         pts = a.get("points", [])
         if pts:
             mean = [(p["pred_ml"] + p["ref_ml"]) / 2 for p in pts]
