@@ -343,3 +343,52 @@ def test_readers_report_carries_reader_performance(tmp_path, capsys):
     assert perf["organ"]["R1"]["sensitivity"]["mean"] == pytest.approx(1.0, abs=1e-3)
     assert "R3: STAPLE sensitivity" in stdout
     assert "Reader performance (STAPLE estimates)" in (out / "report.html").read_text()
+
+
+# ---- endpoints and the recorded settings ------------------------------------------------------
+def test_primary_and_secondary_endpoints_form_a_fixed_sequence(tmp_path):
+    from medseg.evaluation.study.criteria import load_criteria
+
+    rows = [{"case": f"c{i}", "class": "liver", "label": 1, "status": "ok", "dice": 0.9,
+             "hd95": 3.0 + i % 2} for i in range(12)]
+    items = [
+        {"id": "P", "class": "liver", "metric": "dice", "statistic": "mean", "op": ">=",
+         "threshold": 0.85, "endpoint": "primary"},
+        {"id": "S1", "class": "liver", "metric": "hd95", "statistic": "mean", "op": "<=",
+         "threshold": 3.0, "endpoint": "secondary"},  # fails (3.5)
+        {"id": "S2", "class": "liver", "metric": "dice", "statistic": "median", "op": ">=",
+         "threshold": 0.5, "endpoint": "secondary"},  # would pass, but the gate is shut
+    ]
+    crits = load_criteria(_crit(tmp_path, items), {1: "liver"})
+    out = judge(crits, rows)
+    assert [c["result"] for c in out["criteria"]] == ["PASS", "FAIL", "NOT TESTED"]
+    assert out["passed"] is True and out["verdict"] == "PASS"  # the primary decides
+    failing = judge(load_criteria(_crit(tmp_path, [{**items[0], "threshold": 0.95},
+                                                   items[2]], "b.json"), {1: "liver"}), rows)
+    assert [c["result"] for c in failing["criteria"]] == ["FAIL", "NOT TESTED"]
+    with pytest.raises(Exception, match="none is primary"):
+        load_criteria(_crit(tmp_path, [items[1]], "c.json"), {1: "liver"})
+
+
+def test_interval_settings_are_recorded_and_change_the_numbers(tmp_path, capsys):
+    sides = [8, 10, 12, 8, 10, 12, 8, 10, 12, 10]
+    folders = shifted_cohort(tmp_path, sides, {"A": [1, 2] * 5})
+    docs = {}
+    for method in ("t", "percentile"):
+        out = tmp_path / method
+        assert main(["evaluate", "--pred", str(folders["A"]), "--ref", str(folders["ref"]),
+                     "--labels", "organ=1", "-o", str(out), "--workers", "1", "--ci-method",
+                     method, "--ci-level", "0.9", "--resamples", "500", "--seed", "3"]) == 0
+        docs[method] = json.loads((out / "summary.json").read_text())
+    capsys.readouterr()
+    rec = docs["percentile"]["settings"]["intervals"]
+    assert (rec["ci_method"], rec["ci_level"], rec["resamples"], rec["seed"]) == \
+        ("percentile", 0.9, 500, 3)
+    assert docs["t"]["settings"]["intervals"]["resamples"] is None
+    dice = np.array([(s - k) / s for s, k in zip(sides, [1, 2] * 5, strict=True)])
+    t = docs["t"]["classes"]["organ"]["metrics"]["dice"]
+    half = sps.t.ppf(0.95, 9) * dice.std(ddof=1) / math.sqrt(10)
+    assert (t["ci_low"], t["ci_high"]) == pytest.approx((dice.mean() - half, dice.mean() + half))
+    assert "BCa" not in docs["t"]["settings"]["bootstrap"]
+    html = (tmp_path / "percentile" / "report.html").read_text()
+    assert "500 resamples" in html and "seed 3" in html
