@@ -55,6 +55,7 @@ def parse_margin(tokens: list[str] | None) -> float | dict[str, float] | None:
 
 
 def run(args) -> int:
+    from medseg.evaluation.lesions import LESION_METRICS
     from medseg.evaluation.metrics import CLASS_METRICS
     from medseg.evaluation.study.compare import COMPARE_METRICS, compare_folders
 
@@ -63,10 +64,11 @@ def run(args) -> int:
     if args.name and len(args.name) != len(args.pred):
         raise MedsegError(f"--name given {len(args.name)} times for {len(args.pred)} --pred")
     metrics = tuple(args.metrics or COMPARE_METRICS)
-    unknown = [m for m in metrics if m not in CLASS_METRICS]
+    known = (*CLASS_METRICS, *LESION_METRICS)
+    unknown = [m for m in metrics if m not in known]
     if unknown:
         raise MedsegError(f"--metrics: unknown {', '.join(unknown)} "
-                          f"(known: {', '.join(CLASS_METRICS)})")
+                          f"(known: {', '.join(known)})")
     margin = parse_margin(args.margin)
     sweep_interrupted_reports(args.output)
     if isinstance(margin, dict):

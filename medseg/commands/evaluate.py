@@ -52,6 +52,16 @@ def add_scoring_args(p) -> None:
                    help="bootstrap resamples (default 10000)")
     p.add_argument("--seed", type=int, default=0, metavar="S",
                    help="bootstrap seed (default 0)")
+    p.add_argument("--lesion-classes", nargs="+", default=None, metavar="CLASS",
+                   help="classes given lesion-wise detection statistics (default: every "
+                        "class whose reference has several components in some case)")
+    p.add_argument("--lesion-match", choices=("iou", "dice", "centre"), default="iou",
+                   help="how lesions are matched: overlap IoU or Dice above "
+                        "--lesion-threshold (default iou), or centre distance")
+    p.add_argument("--lesion-threshold", type=float, default=0.1, metavar="T",
+                   help="overlap above which two components match (default 0.1)")
+    p.add_argument("--lesion-distance", type=float, default=10.0, metavar="MM",
+                   help="centre distance within which two components match (default 10)")
 
 
 def stats_options(args, clusters=None, column: str = ""):
@@ -174,7 +184,14 @@ def study_options(args, labels: dict[int, str] | None):
 
 
 def scoring_options(args) -> EvaluationOptions:
+    from medseg.evaluation.lesions import LesionRule
+
+    if not 0 <= args.lesion_threshold < 1 or args.lesion_distance <= 0:
+        raise MedsegError("--lesion-threshold must lie in [0, 1) and --lesion-distance be > 0")
     return EvaluationOptions(
+        lesion_rule=LesionRule(criterion=args.lesion_match, threshold=args.lesion_threshold,
+                               max_distance_mm=args.lesion_distance),
+        lesion_classes=args.lesion_classes,
         missing_distance=args.missing_distance,
         stats=stats_options(args),
         labels=parse_labels(args.labels),
@@ -248,6 +265,11 @@ def run(args) -> int:
                       f"{est['sensitivity']['mean']:.4f}, specificity "
                       f"{est['specificity']['mean']:.4f} (mean of {est['sensitivity']['n']} "
                       "cases)")
+    for name, d in (result.sections.get("detection") or {}).get("classes", {}).items():
+        sens = "n/a" if d["sensitivity"] is None else f"{d['sensitivity']:.3f}"
+        print(f"  {name:<16} lesions: sensitivity {sens} ({d['tp']}/{d['n_ref_lesions']}), "
+              f"FP/case {d['fp_per_case']:.3g}, lesion-wise Dice {d['lesion_dice']:.4g}, "
+              f"FROC score {d['froc_score']:.3g}")
     crit = result.sections.get("criteria")
     if crit:
         for c in crit["criteria"]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from medseg.evaluation.intervals import DEFAULT_STATS, StatsOptions
+from medseg.evaluation.lesions import DEFAULT_RULE, LesionRule
 from medseg.specs import MetricSpec
 
 
@@ -33,6 +34,9 @@ class EvaluationOptions:
       (the image diagonal in mm, the default, as Metrics Reloaded recommends) or
       ``"exclude"`` (NaN, left out); see :func:`~medseg.evaluation.pairs.evaluate_pair`.
     * ``stats``: intervals and the minimum n (:class:`~medseg.evaluation.intervals.StatsOptions`).
+    * ``lesion_rule``: how lesions are matched (:class:`~medseg.evaluation.lesions.LesionRule`);
+      ``lesion_classes``: classes given a detection section (None = every class whose
+      reference has several components in some case).
     """
 
     labels: Any = None
@@ -45,6 +49,8 @@ class EvaluationOptions:
     progress: bool | None = None
     missing_distance: str = "worst"
     stats: StatsOptions = DEFAULT_STATS
+    lesion_rule: LesionRule = DEFAULT_RULE
+    lesion_classes: Sequence[str] | None = None
 
     def replace(self, **changes: Any) -> EvaluationOptions:
         """A copy with ``changes`` applied."""

@@ -27,6 +27,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from medseg.errors import GeometryError, InputError, MedsegError
+from medseg.evaluation.lesions import DEFAULT_RULE, LESION_METRICS, LesionRule, match_lesions
 from medseg.evaluation.metrics import (
     class_metrics,
     semantic_from_counts,
@@ -142,6 +143,7 @@ def evaluate_pair(
     resample: bool = False,
     extra_metrics: Sequence[MetricSpec] = (),
     missing_distance: str = "worst",
+    lesion_rule: LesionRule | None = DEFAULT_RULE,
 ) -> list[dict[str, Any]]:
     """Score ``pred`` against ``ref``: one dict per class, then one ``"all"`` row.
 
@@ -155,7 +157,10 @@ def evaluate_pair(
     ``missing_distance`` (:data:`MISSING_DISTANCE`): ``"worst"`` sets HD95, HD and ASSD of a
     class present in only one map (``pred_empty``, ``ref_empty``) to the image diagonal in mm
     (:func:`image_diagonal_mm`) and stores it in ``missing_distance_mm``; ``"exclude"`` leaves
-    them NaN (left out of every statistic).
+    them NaN (left out of every statistic). ``lesion_rule``: the connected components of
+    each class are matched (:func:`~medseg.evaluation.lesions.match_lesions`) and the
+    :data:`~medseg.evaluation.lesions.LESION_METRICS` added, with ``lesion_sizes`` and
+    ``lesion_matched`` (per predicted component, for the FROC); None skips them.
     """
     if missing_distance not in MISSING_DISTANCE:
         raise ValueError(f"missing_distance {missing_distance!r} is not one of "
@@ -220,6 +225,11 @@ def evaluate_pair(
         if missing_distance == "worst" and row["status"] in ("pred_empty", "ref_empty"):
             worst = image_diagonal_mm(r_arr.shape, spacing)
             row.update({"hd95": worst, "hd": worst, "assd": worst, "missing_distance_mm": worst})
+        if lesion_rule is not None:
+            found = match_lesions(p, r, spacing, lesion_rule)
+            row.update({k: found[k] for k in LESION_METRICS})
+            row["lesion_sizes"], row["lesion_matched"] = (found["pred_sizes"],
+                                                          found["pred_matched"])
         n_pred, n_ref = int(np.count_nonzero(p)), int(np.count_nonzero(r))
         counts[value] = (int(np.count_nonzero(p & r)), n_pred, n_ref)
         for spec in extra_metrics:

@@ -11,6 +11,7 @@ from typing import Any
 
 from medseg.evaluation import report
 from medseg.evaluation.agreement import volume_agreement
+from medseg.evaluation.detection import detection_section
 from medseg.evaluation.metrics import CLASS_METRICS
 from medseg.evaluation.options import EvaluationOptions
 from medseg.evaluation.pairs import Pairing
@@ -81,6 +82,10 @@ def evaluate_folders(
         missing_distance=opts.missing_distance, stats=opts.stats,
     )
     extra = {"volume_agreement": volume_agreement(rows), **(sections or {})}
+    detection = detection_section(rows, opts.lesion_classes, opts.stats,
+                                  opts.lesion_rule.describe())
+    if detection["classes"]:
+        extra["detection"] = detection
     if study is not None:
         extra.update(study.sections(rows, [*CLASS_METRICS, *(s.name for s in extras)],
                                     opts.stats))

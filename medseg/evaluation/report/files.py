@@ -18,7 +18,9 @@ import numpy as np
 from medseg.csvsafe import safe_row
 from medseg.debughooks import pause_point
 from medseg.evaluation.agreement import volume_agreement
+from medseg.evaluation.detection import DETECTION_COLUMNS, detection_rows
 from medseg.evaluation.intervals import StatsOptions
+from medseg.evaluation.lesions import LESION_METRICS
 from medseg.evaluation.metrics import CLASS_METRICS, SEMANTIC_METRICS
 from medseg.evaluation.report.gallery import write_gallery
 from medseg.evaluation.report.html import render_html
@@ -48,7 +50,7 @@ def json_safe(obj: Any) -> Any:
 
 
 def per_case_columns(extra_metrics: Sequence[str] = ()) -> list[str]:
-    return ["case", "class", "label", "status", *CLASS_METRICS, *extra_metrics,
+    return ["case", "class", "label", "status", *CLASS_METRICS, *extra_metrics, *LESION_METRICS,
             *SEMANTIC_METRICS, "missing_distance_mm", "note", "error", "pred_file", "ref_file"]
 
 
@@ -124,7 +126,7 @@ def write_report(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    metrics = [*CLASS_METRICS, *extra_metrics, *SEMANTIC_METRICS]
+    metrics = [*CLASS_METRICS, *extra_metrics, *LESION_METRICS, *SEMANTIC_METRICS]
     summary = summarize(rows, metrics, stats)
     unpaired = {
         "pred_only": list(getattr(pairing, "pred_only", [])),
@@ -153,6 +155,9 @@ def write_report(
         files["criteria"] = out / "criteria.json"
         write_text_atomic(files["criteria"], json.dumps(json_safe(sections["criteria"]),
                                                         indent=2, allow_nan=False) + "\n")
+    if (sections.get("detection") or {}).get("classes"):
+        files["detection"] = out / "detection.csv"
+        write_csv(files["detection"], detection_rows(sections["detection"]), DETECTION_COLUMNS)
     if "subgroups" in sections:
         files["subgroups"] = out / "subgroups.csv"
         write_csv(files["subgroups"], sections["subgroups"]["rows"], SUBGROUP_COLUMNS)

@@ -169,6 +169,34 @@ def _gallery_html(pictures: Sequence[Mapping[str, Any]]) -> list[str]:
     return out
 
 
+def _detection_html(detection: Mapping[str, Any]) -> list[str]:
+    if not detection.get("classes"):
+        return []
+    esc = html.escape
+    out = [f"<h2>Lesion detection</h2><p class='note'>{esc(str(detection.get('rule', '')))}. "
+           "Sensitivity = matched reference lesions / reference lesions, pooled over cases "
+           "(CI: cluster bootstrap over cases); FP = unmatched predicted components; "
+           "lesion-wise Dice as BraTS 2023; FROC over a minimum-size threshold, score = mean "
+           "sensitivity at 1/8 to 8 FP per case.</p>",
+           "<table><tr><th class='l'>class</th><th>cases</th><th>lesions (ref / pred)</th>"
+           "<th>TP / FN / FP</th><th>sensitivity [CI]</th><th>FP per case [CI]</th>"
+           "<th>lesion-wise Dice [CI]</th><th>FROC score</th></tr>"]
+    for name, d in detection["classes"].items():
+        def ci(key: str, item: Mapping[str, Any] = d) -> str:
+            if item.get(f"{key}_ci_low") is None:
+                return f"{_fmt(item.get(key))} [{esc(item.get('ci_note') or '-')}]"
+            return (f"{_fmt(item.get(key))} [{_fmt(item[key + '_ci_low'])}, "
+                    f"{_fmt(item[key + '_ci_high'])}]")
+
+        out.append(f"<tr><td class='l'>{esc(str(name))}</td><td>{d['n_cases']}</td>"
+                   f"<td>{d['n_ref_lesions']} / {d['n_pred_lesions']}</td>"
+                   f"<td>{d['tp']} / {d['fn']} / {d['fp']}</td><td>{ci('sensitivity')}</td>"
+                   f"<td>{ci('fp_per_case')}</td><td>{ci('lesion_dice')}</td>"
+                   f"<td>{_fmt(d['froc_score'])}</td></tr>")
+    out.append("</table>")
+    return out
+
+
 def _agreement_html(agreement: Mapping[str, Any]) -> list[str]:
     if not agreement:
         return []
@@ -319,6 +347,7 @@ def render_html(document: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) 
         if groups:
             out.append(box_strip_svg(groups, f"{metric} per class", unit))
     out += _agreement_html(document.get("volume_agreement") or {})
+    out += _detection_html(document.get("detection") or {})
     if document.get("subgroups"):
         out += _subgroups_html(document["subgroups"], settings)
     if document.get("readers"):

@@ -51,6 +51,7 @@ import numpy as np
 
 from medseg.errors import InputError
 from medseg.evaluation.intervals import DEFAULT_STATS, StatsOptions, mean_ci, near_threshold
+from medseg.evaluation.lesions import LESION_METRICS
 from medseg.evaluation.metrics import CLASS_METRICS
 from medseg.evaluation.stats import IMPUTED_METRICS
 
@@ -133,7 +134,7 @@ def load_criteria(
         data = data.get("criteria")
     if not isinstance(data, list) or not data:
         raise InputError(path, "expected a non-empty list of criteria (or {criteria: [...]})")
-    metrics = (*CLASS_METRICS, *extra_metrics)
+    metrics = (*CLASS_METRICS, *LESION_METRICS, *extra_metrics)
     out: list[Criterion] = []
     for i, item in enumerate(data, 1):
         where = f"criterion {i}"
