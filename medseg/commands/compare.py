@@ -33,6 +33,11 @@ def register(sub) -> None:
     p.add_argument("--metrics", nargs="+", default=None, metavar="METRIC",
                    help="metrics to compare (default dice iou hd95 assd nsd "
                         "abs_volume_diff_ml)")
+    p.add_argument("--criteria", metavar="FILE",
+                   help="pre-registered criteria on the comparison (JSON or YAML): "
+                        "non_inferior, mean_diff, ci_low, ci_high, ... per class and metric")
+    p.add_argument("--fail-on-criteria", action="store_true",
+                   help="exit with status 3 when a criterion fails or is not evaluable")
     add_scoring_args(p)
     p.set_defaults(func=run)
 
@@ -75,9 +80,18 @@ def run(args) -> int:
         bad = [k for k in margin if k != "default" and k not in metrics]
         if bad:
             raise MedsegError(f"--margin names metrics not compared: {', '.join(bad)}")
-    result = compare_folders(args.ref, args.pred, args.output, scoring_options(args),
+    options = scoring_options(args)
+    criteria = ()
+    if args.criteria:
+        from medseg.evaluation.study.compare_criteria import load_comparison_criteria
+
+        classes = list(options.labels.values()) if options.labels else None
+        criteria = load_comparison_criteria(args.criteria, classes, metrics)
+    elif args.fail_on_criteria:
+        raise MedsegError("--fail-on-criteria needs --criteria FILE")
+    result = compare_folders(args.ref, args.pred, args.output, options,
                              metrics=metrics, margin=margin,
-                             names=args.name, pdf=args.pdf)
+                             names=args.name, pdf=args.pdf, criteria=criteria)
     failed = False
     for name, res in result.models.items():
         for case, message in res.errors.items():
@@ -104,5 +118,16 @@ def run(args) -> int:
               f"{c['mean_diff']:+.4f} ({ci}, n={c['n_pairs']}, excluded {c['n_excluded']}, "
               f"worst-case {c['n_imputed']}; Wilcoxon p={c['p_wilcoxon']:.3g}, "
               f"n={c['n_wilcoxon']}; W/T/L {c['wins']}/{c['ties']}/{c['losses']}{ni})")
+    crit = result.criteria
+    if crit:
+        for c in crit["criteria"]:
+            value = "-" if c["value"] is None else f"{c['value']:.4g}" \
+                if not isinstance(c["value"], bool) else str(c["value"])
+            note = f"; {c['note']}" if c["note"] else ""
+            print(f"  {c['result']} {c['id']}: {c['text']} (value {value}, n={c['n_pairs']}, "
+                  f"excluded {c['n_excluded']}, worst-case {c['n_imputed']}{note})")
+        print(f"criteria: {crit['verdict']}")
     print(f"comparison in {args.output}")
+    if args.fail_on_criteria and crit and not crit["passed"]:
+        return 3
     return 1 if failed else 0

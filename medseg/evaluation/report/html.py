@@ -441,6 +441,7 @@ def render_comparison_page(document: Mapping[str, Any]) -> str:
         "<h1>Model comparison</h1>",
         f"<p>Reference: {esc(document['reference'])}</p><ul>{models}</ul>",
         "<p class='note'>Each model's full report is in its own folder (report.html).</p>",
+        criteria_html(document["criteria"]) if document.get("criteria") else "",
         comparison_html(document, metric),
         "<h2>Methods</h2><p class='methods'>"
         + esc(methods_paragraph(document["settings"], {"comparison": True})) + "</p>",

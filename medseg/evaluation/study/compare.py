@@ -27,6 +27,7 @@ from medseg.evaluation.options import EvaluationOptions
 from medseg.evaluation.report.folder import check_target, relocate, report_folder
 from medseg.evaluation.run import evaluate_folders
 from medseg.evaluation.stats import IMPUTED_METRICS
+from medseg.evaluation.study.compare_criteria import judge_comparison
 from medseg.evaluation.study.paired import bh, holm, paired_difference
 from medseg.io.atomic import write_text_atomic
 
@@ -138,6 +139,7 @@ class ComparisonResult:
     rows: list[dict[str, Any]]
     models: dict[str, Any]
     files: dict[str, Path]
+    criteria: dict[str, Any] | None = None
 
 
 def compare_folders(
@@ -151,8 +153,12 @@ def compare_folders(
     names: Sequence[str] | None = None,
     pdf: bool = False,
     study: Any = None,
+    criteria: Sequence[Any] = (),
 ) -> ComparisonResult:
-    """Evaluate every prediction folder and compare them (see the module docstring)."""
+    """Evaluate every prediction folder and compare them (see the module docstring).
+
+    ``criteria``: :class:`~medseg.evaluation.study.compare_criteria.ComparisonCriterion`
+    judged on the comparison (``comparison_criteria.json``, the page, ``criteria``)."""
 
     if len(pred_dirs) < 2:
         raise MedsegError("compare needs at least two --pred folders")
@@ -191,6 +197,11 @@ def compare_folders(
                       "classes per metric and model pair; missing distances: "
                       f"{opts.missing_distance}",
         }
+        if criteria:
+            document["criteria"] = judge_comparison(criteria, rows, opts.stats.min_n)
+            files["criteria"] = out / "comparison_criteria.json"
+            write_text_atomic(files["criteria"], json.dumps(
+                report.json_safe(document["criteria"]), indent=2, allow_nan=False) + "\n")
         write_text_atomic(files["json"], json.dumps(report.json_safe(document), indent=2,
                                                     allow_nan=False) + "\n")
         write_text_atomic(files["html"], report.render_comparison_page(document))
@@ -199,4 +210,5 @@ def compare_folders(
     target = Path(out_dir)
     for res in results.values():
         res.files = relocate(res.files, out, target)
-    return ComparisonResult(rows=rows, models=results, files=relocate(files, out, target))
+    return ComparisonResult(rows=rows, models=results, files=relocate(files, out, target),
+                            criteria=document.get("criteria"))
