@@ -392,3 +392,30 @@ def test_interval_settings_are_recorded_and_change_the_numbers(tmp_path, capsys)
     assert "BCa" not in docs["t"]["settings"]["bootstrap"]
     html = (tmp_path / "percentile" / "report.html").read_text()
     assert "500 resamples" in html and "seed 3" in html
+
+
+def test_metadata_columns_are_merged_into_per_case_csv(tmp_path, capsys):
+    folders = shifted_cohort(tmp_path, [8, 10, 12], {"A": [1, 1, 1]})
+    meta = tmp_path / "meta.csv"
+    meta.write_text("case,site,patient_id\ncase00,north,p1\ncase01,south,p1\n")
+    out = tmp_path / "out"
+    assert main(["evaluate", "--pred", str(folders["A"]), "--ref", str(folders["ref"]),
+                 "-o", str(out), "--metadata", str(meta), "--workers", "1"]) == 0
+    capsys.readouterr()
+    rows = _csv(out / "per_case.csv")
+    assert [r["meta_site"] for r in rows if r["class"] == "1"] == ["north", "south", ""]
+    assert rows[0]["meta_patient_id"] == "p1"
+    assert "metadata" not in json.loads((out / "summary.json").read_text())
+    # --cluster: whole patients resampled (case00 and case01 are one patient: 2 clusters)
+    out = tmp_path / "clustered"
+    assert main(["evaluate", "--pred", str(folders["A"]), "--ref", str(folders["ref"]),
+                 "-o", str(out), "--metadata", str(meta), "--cluster", "patient_id",
+                 "--min-n", "2", "--ci-method", "t", "--workers", "1"]) == 0
+    doc = json.loads((out / "summary.json").read_text())
+    assert doc["settings"]["intervals"]["cluster"] == "patient_id"
+    dice = doc["classes"]["1"]["metrics"]["dice"]
+    values = np.array([7 / 8, 9 / 10, 11 / 12])
+    mean = values.mean()
+    resid = np.array([values[0] + values[1] - 2 * mean, values[2] - mean])  # cluster totals
+    se = math.sqrt(2 / 1 * np.sum(resid ** 2)) / 3
+    assert dice["ci_low"] == pytest.approx(mean - sps.t.ppf(0.975, 1) * se)

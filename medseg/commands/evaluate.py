@@ -177,7 +177,7 @@ def study_options(args, labels: dict[int, str] | None):
         raise MedsegError("--by needs --metadata CSV or --dicom-metadata DIR")
     if args.cluster and metadata is None:
         raise MedsegError("--cluster needs --metadata CSV")
-    if not criteria and not args.by:
+    if not criteria and not args.by and metadata is None:
         return None
     return StudyOptions(criteria=criteria, metadata=metadata, by=tuple(args.by),
                         metadata_source="; ".join(sources))

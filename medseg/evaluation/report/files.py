@@ -49,9 +49,12 @@ def json_safe(obj: Any) -> Any:
     return obj
 
 
-def per_case_columns(extra_metrics: Sequence[str] = ()) -> list[str]:
+def per_case_columns(extra_metrics: Sequence[str] = (),
+                     metadata_columns: Sequence[str] = ()) -> list[str]:
+    """Columns of ``per_case.csv``; metadata columns come last as ``meta_<column>``."""
     return ["case", "class", "label", "status", *CLASS_METRICS, *extra_metrics, *LESION_METRICS,
-            *SEMANTIC_METRICS, "missing_distance_mm", "note", "error", "pred_file", "ref_file"]
+            *SEMANTIC_METRICS, "missing_distance_mm", "note", "error", "pred_file", "ref_file",
+            *(f"meta_{c}" for c in metadata_columns)]
 
 
 def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
@@ -144,7 +147,12 @@ def write_report(
     sections = dict(sections or {})
     if "volume_agreement" not in sections:
         sections["volume_agreement"] = volume_agreement(rows)
-    write_csv(files["per_case"], rows, per_case_columns(extra_metrics))
+    metadata = sections.pop("metadata", None) or {}
+    meta_columns = sorted({k for m in metadata.values() for k in m} - {"case"})
+    if meta_columns:  # merged into per_case.csv for other tools (R, spreadsheets)
+        rows = [{**r, **{f"meta_{k}": metadata.get(r["case"], {}).get(k, "")
+                         for k in meta_columns}} for r in rows]
+    write_csv(files["per_case"], rows, per_case_columns(extra_metrics, meta_columns))
     pause_point("report-per-case-written")
     write_csv(files["summary_csv"], summary_rows(summary),
               ["class", "label", "metric", *STATS, "n_errors", "n_excluded", "n_imputed"])

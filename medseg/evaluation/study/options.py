@@ -35,6 +35,8 @@ class StudyOptions:
         min_n = stats.min_n if self.min_n is None else self.min_n
         if self.criteria:
             out["criteria"] = judge(self.criteria, rows, stats)
+        if self.metadata is not None:  # merged into per_case.csv, not into summary.json
+            out["metadata"] = {c: dict(v) for c, v in self.metadata.items()}
         if self.metadata is not None and self.by:
             wanted = [m for m in self.subgroup_metrics if m in metrics]
             wanted += [c.metric for c in self.criteria if c.metric not in wanted]
