@@ -66,8 +66,7 @@ class LesionRule:
         if self.criterion == "centre":
             rule = f"centres of mass within {self.max_distance_mm:g} mm"
         else:
-            rule = f"{self.criterion.upper() if self.criterion == 'iou' else 'Dice'} > " \
-                   f"{self.threshold:g}"
+            rule = f"{'IoU' if self.criterion == 'iou' else 'Dice'} > {self.threshold:g}"
         return f"connected components ({conn}), greedy one-to-one matching by {rule}"
 
 

@@ -70,12 +70,29 @@ def methods_paragraph(settings: Mapping[str, Any], sections: Mapping[str, Any] |
     if agreement:
         parts.append("Volume agreement was assessed with Bland-Altman analysis (bias and 95% "
                      "limits of agreement, bias +- 1.96 SD of the paired differences, in mL and "
-                     "in percent of the mean of both volumes) and Lin's concordance correlation "
-                     "coefficient.")
+                     "in percent of the mean of both volumes, with 95% CIs of the bias and of "
+                     "each limit), Lin's concordance correlation coefficient (95% CI by Lin's "
+                     "z-transform) and the two-way intraclass correlations ICC(A,1), absolute "
+                     "agreement, and ICC(C,1), consistency (McGraw and Wong 1996), with their "
+                     "95% CIs.")
+    detection = sections.get("detection")
+    if detection and detection.get("classes"):
+        parts.append(f"For {', '.join(map(str, detection['classes']))}, lesions were the "
+                     f"{detection.get('rule', 'connected components')}; per-lesion sensitivity "
+                     "was pooled over cases with a cluster-bootstrap CI (cases as clusters), "
+                     "false positives were counted per case, the lesion-wise Dice followed the "
+                     "BraTS 2023 definition, and a free-response ROC was traced over a minimum "
+                     "lesion size.")
     if "criteria" in sections:
-        n = len(sections["criteria"]["criteria"])
-        parts.append(f"{n} acceptance criteria fixed before the analysis were each judged "
-                     "PASS or FAIL on the stated statistic of the per-case values.")
+        crit = sections["criteria"]["criteria"]
+        n = len(crit)
+        text = (f"{n} acceptance criteria fixed before the analysis were each judged PASS or "
+                "FAIL on the stated statistic of the per-case values (value and threshold "
+                "compared at 12 decimals), or NOT EVALUABLE when too few cases were available")
+        if any(c.get("endpoint") for c in crit):
+            text += ("; the primary criteria decided the result and the secondary ones were "
+                     "tested in a fixed sequence (each only after every earlier one passed)")
+        parts.append(text + ".")
     if "subgroups" in sections:
         sub = sections["subgroups"]
         parts.append(f"Results were summarised per subgroup ({', '.join(sub['by'])}); subgroups "
