@@ -419,3 +419,46 @@ def test_metadata_columns_are_merged_into_per_case_csv(tmp_path, capsys):
     resid = np.array([values[0] + values[1] - 2 * mean, values[2] - mean])  # cluster totals
     se = math.sqrt(2 / 1 * np.sum(resid ** 2)) / 3
     assert dice["ci_low"] == pytest.approx(mean - sps.t.ppf(0.975, 1) * se)
+
+
+def test_criteria_on_all_classes_subgroups_agreement_and_detection(tmp_path):
+    from medseg.evaluation.agreement import bland_altman
+    from medseg.evaluation.study.criteria import load_criteria
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(12):
+        for label, name in ((1, "liver"), (2, "lesion")):
+            ref_ml = float(rng.uniform(10, 100))
+            rows.append({"case": f"c{i}", "class": name, "label": label, "status": "ok",
+                         "dice": 0.9 if label == 1 else 0.6 + 0.01 * i,
+                         "ref_volume_ml": ref_ml, "pred_volume_ml": ref_ml * 1.05 + i % 3,
+                         "lesion_n_ref": 2, "lesion_n_pred": 2, "lesion_tp": 1 + (i % 2),
+                         "lesion_fn": 1 - (i % 2), "lesion_fp": 1 - (i % 2),
+                         "lesion_dice": 0.5})
+    metadata = {f"c{i}": {"site": "north" if i < 6 else "south"} for i in range(12)}
+    items = [
+        {"id": "ALL", "class": "all", "metric": "dice", "statistic": "mean", "op": ">=",
+         "threshold": 0.6},
+        {"id": "SOUTH", "class": "lesion", "metric": "dice", "statistic": "mean", "op": ">=",
+         "threshold": 0.66, "subgroup": "site=south"},
+        {"id": "CCC", "class": "liver", "metric": "volume", "statistic": "ccc", "op": ">=",
+         "threshold": 0.5},
+        {"id": "SENS", "class": "lesion", "metric": "detection", "statistic": "sensitivity",
+         "op": ">=", "threshold": 0.75},
+    ]
+    crits = load_criteria(_crit(tmp_path, items), {1: "liver", 2: "lesion"})
+    out = {c["id"]: c for c in judge(crits, rows, metadata=metadata)["criteria"]}
+    assert out["ALL[liver]"]["result"] == "PASS" and out["ALL[lesion]"]["result"] == "PASS"
+    south = [0.6 + 0.01 * i for i in range(6, 12)]
+    assert out["SOUTH"]["value"] == pytest.approx(np.mean(south)) and out["SOUTH"]["n"] == 6
+    liver = [r for r in rows if r["label"] == 1]
+    ccc = bland_altman([r["pred_volume_ml"] for r in liver],
+                       [r["ref_volume_ml"] for r in liver])["ccc"]
+    assert out["CCC"]["value"] == pytest.approx(ccc) and out["CCC"]["n"] == 12
+    assert out["SENS"]["value"] == pytest.approx(18 / 24) and out["SENS"]["result"] == "PASS"
+    few = judge(crits[2:3], rows[:8], metadata=metadata)["criteria"][0]
+    assert few["result"] == "NOT EVALUABLE"  # 4 cases: below the minimum n for a cohort figure
+    with pytest.raises(Exception, match="unknown volume statistic"):
+        load_criteria(_crit(tmp_path, [{**items[2], "statistic": "mean"}], "x.json"),
+                      {1: "liver"})

@@ -160,8 +160,11 @@ def study_options(args, labels: dict[int, str] | None):
         raise MedsegError("--fail-on-criteria needs --criteria FILE")
     metadata = None
     sources = []
+    subgroups = [c.subgroup.partition("=")[0].strip() for c in criteria if c.subgroup]
+    if subgroups and not (args.metadata or args.dicom_metadata):
+        raise MedsegError("a criterion names a subgroup: --metadata CSV is needed")
     if args.metadata:
-        wanted = [*args.by, *([args.cluster] if args.cluster else [])]
+        wanted = [*args.by, *([args.cluster] if args.cluster else []), *subgroups]
         metadata = read_metadata(args.metadata, () if args.dicom_metadata else wanted)
         sources.append(args.metadata)
     if args.dicom_metadata:

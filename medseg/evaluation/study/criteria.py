@@ -14,6 +14,15 @@ or ``{"criteria": [...]}``. Each criterion::
   (``p5`` of
   Dice >= 0.8 says "95% of cases reach 0.8", with numpy's linear interpolation).
 * ``op``: ``>=``, ``>``, ``<=``, ``<``; ``threshold``: a number.
+* ``class: all``: the criterion holds for every class (one result per class).
+* ``subgroup`` (optional, ``"column=value"``): judged on the cases whose metadata column has
+  that value only (needs ``--metadata``).
+* cohort statistics, named by a pseudo-metric: ``metric: volume`` with a statistic of
+  :data:`AGREEMENT_STATISTICS` (Bland-Altman bias and limits in mL, Lin's CCC and ICCs with
+  their bounds; :func:`medseg.evaluation.agreement.bland_altman`), or ``metric: detection``
+  with one of :data:`DETECTION_STATISTICS` (pooled lesion sensitivity and its bounds, FP per
+  case and its bounds, lesion-wise Dice, FROC score; :mod:`medseg.evaluation.detection`).
+  These always need the study's ``min_n`` cases.
 * ``min_n`` (optional): the fewest finite values the criterion may be judged on (default 1;
   a ``ci_low``/``ci_high`` criterion always needs the study's ``min_n``,
   :class:`~medseg.evaluation.intervals.StatsOptions`). Below it the result is
@@ -50,6 +59,8 @@ from typing import Any
 import numpy as np
 
 from medseg.errors import InputError
+from medseg.evaluation.agreement import bland_altman
+from medseg.evaluation.detection import detection_section
 from medseg.evaluation.intervals import DEFAULT_STATS, StatsOptions, mean_ci, near_threshold
 from medseg.evaluation.lesions import LESION_METRICS
 from medseg.evaluation.metrics import CLASS_METRICS
@@ -59,7 +70,16 @@ OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 STATISTICS = ("mean", "median", "ci_low", "ci_high")
 _PERCENTILE = re.compile(r"^p(\d{1,3}(?:\.\d+)?)$")
 _FIELDS = {"class", "metric", "statistic", "op", "threshold", "id", "description", "min_n",
-           "endpoint"}
+           "endpoint", "subgroup"}
+AGREEMENT_STATISTICS = ("bias_ml", "bias_ci_low_ml", "bias_ci_high_ml", "loa_low_ml",
+                        "loa_high_ml", "loa_low_ci_low_ml", "loa_high_ci_high_ml", "bias_pct",
+                        "ccc", "ccc_ci_low", "ccc_ci_high", "icc_a1", "icc_a1_ci_low",
+                        "icc_a1_ci_high", "icc_c1", "icc_c1_ci_low", "icc_c1_ci_high")
+DETECTION_STATISTICS = ("sensitivity", "sensitivity_ci_low", "sensitivity_ci_high",
+                        "fp_per_case", "fp_per_case_ci_low", "fp_per_case_ci_high",
+                        "lesion_dice", "lesion_dice_ci_low", "lesion_dice_ci_high", "froc_score")
+#: label of a criterion on every class
+ALL_CLASSES = 0
 ENDPOINTS = ("primary", "secondary")
 #: value and threshold are rounded to this many decimals before the comparison, so that
 #: floating-point noise (a mean of 0.9, 0.8, 0.7 is 0.8000000000000002) cannot flip a
@@ -83,9 +103,12 @@ class Criterion:
     description: str = ""
     min_n: int = 1
     endpoint: str = ""
+    subgroup: str = ""
 
     def text(self) -> str:
-        return f"{self.statistic} {self.metric} of {self.class_name} {self.op} {self.threshold:g}"
+        where = f" in {self.subgroup}" if self.subgroup else ""
+        return (f"{self.statistic} {self.metric} of {self.class_name}{where} {self.op} "
+                f"{self.threshold:g}")
 
 
 def _read(path: Path) -> Any:
@@ -147,20 +170,29 @@ def load_criteria(
         unknown = sorted(set(map(str, item)) - _FIELDS)
         if unknown:
             raise InputError(path, f"{where} has unknown fields {', '.join(unknown)}")
-        found = _class(item["class"], labels)
+        found = ("all", ALL_CLASSES) if str(item["class"]) == "all" \
+            else _class(item["class"], labels)
         if found is None:
             known = ("label values (no --labels given)" if labels is None
                      else ", ".join(labels.values()))
             raise InputError(path, f"{where}: unknown class {item['class']!r} (known: {known})")
         metric = str(item["metric"])
-        if metric not in metrics:
+        if metric not in (*metrics, "volume", "detection"):
             raise InputError(path, f"{where}: unknown metric {metric!r} "
-                                   f"(known: {', '.join(metrics)})")
+                                   f"(known: {', '.join(metrics)}, volume, detection)")
         statistic = str(item["statistic"])
         match = _PERCENTILE.match(statistic)
-        if statistic not in STATISTICS and not (match and 0 <= float(match.group(1)) <= 100):
+        cohort = {"volume": AGREEMENT_STATISTICS, "detection": DETECTION_STATISTICS}.get(metric)
+        if cohort is not None and statistic not in cohort:
+            raise InputError(path, f"{where}: unknown {metric} statistic {statistic!r} "
+                                   f"({', '.join(cohort)})")
+        if cohort is None and statistic not in STATISTICS and not (
+                match and 0 <= float(match.group(1)) <= 100):
             raise InputError(path, f"{where}: unknown statistic {statistic!r} "
                                    f"({', '.join(STATISTICS)} or pNN)")
+        subgroup = str(item.get("subgroup", ""))
+        if subgroup and not re.match(r"^[^=]+=.*$", subgroup):
+            raise InputError(path, f"{where}: subgroup {subgroup!r} is not column=value")
         op = str(item["op"])
         if op not in OPS:
             raise InputError(path, f"{where}: unknown op {op!r} ({' '.join(OPS)})")
@@ -178,7 +210,7 @@ def load_criteria(
                              label=found[1], metric=metric, statistic=statistic, op=op,
                              threshold=float(threshold),
                              description=str(item.get("description", "")), min_n=min_n,
-                             endpoint=endpoint))
+                             endpoint=endpoint, subgroup=subgroup))
     if any(c.endpoint for c in out):
         if not any(c.endpoint == "primary" for c in out):
             raise InputError(path, "endpoints are declared but none is primary")
@@ -215,25 +247,66 @@ def _statistic(values: Sequence[float | None], statistic: str, opts: StatsOption
     return value, n, {}
 
 
+def _cohort_statistic(c: Criterion, name: str, scored: Sequence[Mapping[str, Any]],
+                      opts: StatsOptions) -> tuple[float, int]:
+    """(value, cases) of a ``volume`` or ``detection`` criterion."""
+    if c.metric == "volume":
+        ba = bland_altman([float(r.get("pred_volume_ml", math.nan)) for r in scored],
+                          [float(r.get("ref_volume_ml", math.nan)) for r in scored])
+        key = c.statistic
+        if key.endswith("_ml") or key == "bias_pct":
+            unit = "pct" if key.endswith("_pct") else "ml"
+            value = ba[unit].get(key.rsplit("_", 1)[0])
+        else:
+            value = ba.get(key)
+        return (math.nan if value is None else float(value)), int(ba["n"])
+    section = detection_section(scored, [name], opts)
+    item = section["classes"].get(name)
+    if item is None:
+        return math.nan, 0
+    value = item.get(c.statistic)
+    return (math.nan if value is None else float(value)), int(item["n_cases"])
+
+
+def _in_subgroup(case: str, subgroup: str,
+                 metadata: Mapping[str, Mapping[str, str]] | None) -> bool:
+    if not subgroup:
+        return True
+    column, _, value = subgroup.partition("=")
+    return (metadata or {}).get(case, {}).get(column.strip(), "") == value.strip()
+
+
 def judge(criteria: Sequence[Criterion], rows: Sequence[Mapping[str, Any]],
-          options: StatsOptions | None = None) -> dict[str, Any]:
+          options: StatsOptions | None = None,
+          metadata: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
     """PASS / FAIL / NOT EVALUABLE (/ NOT TESTED in a hierarchy) of every criterion on per-case
     rows; ``passed`` is True when every (primary) criterion passes; ``verdict`` says PASS,
-    FAIL or NOT EVALUABLE."""
+    FAIL or NOT EVALUABLE. ``metadata`` selects the cases of a ``subgroup`` criterion."""
     opts = options or DEFAULT_STATS
     results = []
     gate_open = True
-    for c in criteria:
-        class_rows = [r for r in rows if r.get("label") == c.label]
+    for c, label, name in _expanded(criteria, rows):
+        class_rows = [r for r in rows if r.get("label") == label
+                      and _in_subgroup(r["case"], c.subgroup, metadata)]
         scored = [r for r in class_rows if r.get("status") != "error"]
-        values = [r.get(c.metric) for r in scored]
-        value, n, ci = _statistic(values, c.statistic, opts, [r["case"] for r in scored])
-        need = max(c.min_n, opts.min_n if c.statistic in ("ci_low", "ci_high") else 1)
+        if c.metric in ("volume", "detection"):
+            value, n = _cohort_statistic(c, name, scored, opts)
+            ci: dict[str, Any] = {}
+            need = max(c.min_n, opts.min_n)
+            n = n if math.isfinite(value) else 0
+        else:
+            values = [r.get(c.metric) for r in scored]
+            value, n, ci = _statistic(values, c.statistic, opts, [r["case"] for r in scored])
+            need = max(c.min_n, opts.min_n if c.statistic in ("ci_low", "ci_high") else 1)
         imputed = sum(1 for r in scored if c.metric in IMPUTED_METRICS
                       and r.get("missing_distance_mm") is not None)
-        item = {**asdict(c), "class": c.class_name, "text": c.text(), "value": value, "n": n,
+        text = c.text().replace(" of all", f" of {name}")
+        item = {**asdict(c), "class": name, "text": text, "value": value, "n": n,
                 "n_excluded": len(class_rows) - n, "n_imputed": imputed, "min_n": need,
                 "mc_se": None, "mc_flag": False}
+        if c.label == ALL_CLASSES:
+            item["id"] = f"{c.id}[{name}]"
+        item["label"] = label
         item.pop("class_name")
         if c.endpoint == "secondary" and not gate_open:
             item.update(result="NOT TESTED",
@@ -262,3 +335,16 @@ def judge(criteria: Sequence[Criterion], rows: Sequence[Mapping[str, Any]],
                else "NOT EVALUABLE")
     return {"passed": passed, "verdict": verdict, "criteria": results,
             "intervals": opts.record()}
+
+
+def _expanded(criteria: Sequence[Criterion], rows: Sequence[Mapping[str, Any]]
+              ) -> list[tuple[Criterion, int, str]]:
+    """(criterion, label, class name); a criterion on ``all`` once per class in the rows."""
+    classes = {int(r["label"]): r["class"] for r in rows if r.get("label") is not None}
+    out = []
+    for c in criteria:
+        if c.label == ALL_CLASSES:
+            out += [(c, label, name) for label, name in sorted(classes.items())]
+        else:
+            out.append((c, c.label, c.class_name))
+    return out

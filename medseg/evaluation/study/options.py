@@ -34,7 +34,7 @@ class StudyOptions:
         stats = stats or StatsOptions()
         min_n = stats.min_n if self.min_n is None else self.min_n
         if self.criteria:
-            out["criteria"] = judge(self.criteria, rows, stats)
+            out["criteria"] = judge(self.criteria, rows, stats, self.metadata)
         if self.metadata is not None:  # merged into per_case.csv, not into summary.json
             out["metadata"] = {c: dict(v) for c, v in self.metadata.items()}
         if self.metadata is not None and self.by:
