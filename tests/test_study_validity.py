@@ -462,3 +462,26 @@ def test_criteria_on_all_classes_subgroups_agreement_and_detection(tmp_path):
     with pytest.raises(Exception, match="unknown volume statistic"):
         load_criteria(_crit(tmp_path, [{**items[2], "statistic": "mean"}], "x.json"),
                       {1: "liver"})
+
+
+def test_majority_vote_consensus(tmp_path, capsys):
+    from medseg.evaluation.study.readers import majority_consensus
+
+    truth = cube(10)
+    maps = [LabelMap(a[None], AFFINE) for a in (truth, cube(10, 1), cube(10, -1))]
+    voted = majority_consensus(maps, [1]).data
+    votes = sum((m.data == 1).astype(int) for m in maps)
+    assert np.array_equal(voted == 1, votes >= 2)
+    for i, side in enumerate([8, 10]):
+        for reader, shift in (("r1", 0), ("r2", 1)):
+            write(tmp_path / reader, f"c{i}", cube(side, shift))
+        write(tmp_path / "pred", f"c{i}", cube(side))
+    out = tmp_path / "out"
+    main(["evaluate", "--pred", str(tmp_path / "pred"), "--ref", str(tmp_path / "r1"), "--ref",
+          str(tmp_path / "r2"), "-o", str(out), "--consensus", "majority", "--workers", "1"])
+    capsys.readouterr()
+    doc = json.loads((out / "summary.json").read_text())
+    assert doc["readers"]["consensus"].startswith("majority vote")
+    # two readers: the consensus is their intersection, a cube of side - 1 along axis 0
+    dice = doc["classes"]["1"]["metrics"]["dice"]
+    assert dice["mean"] == pytest.approx(np.mean([2 * (s - 1) / (2 * s - 1) for s in (8, 10)]))
