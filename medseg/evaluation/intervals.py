@@ -42,14 +42,17 @@ written into every output (:meth:`StatsOptions.record`):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 from scipy import stats as sps
 
+_NORMAL = NormalDist()
 DEFAULT_MIN_N = 10
 DEFAULT_RESAMPLES = 10_000
 CI_METHODS = ("bca", "percentile", "t")
@@ -122,12 +125,14 @@ def mean_ci(
     options: StatsOptions | None = None,
     *,
     cases: Sequence[str] | None = None,
+    boot: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Interval of the mean of the finite ``values`` (see the module docstring).
 
     Returns ``ci_low``, ``ci_high`` (None below ``min_n``), their Monte-Carlo standard errors
     (None for ``t``) and ``ci_note`` (``""``, or ``"n < 10"``). ``cases`` names each value
-    (needed with ``clusters``).
+    (needed with ``clusters``). ``boot``: the resampled means of the finite values when the
+    caller computed them already (:func:`bootstrap_matrix`, several metrics at once).
     """
     opts = options or DEFAULT_STATS
     x = np.asarray(values, dtype=float)
@@ -147,7 +152,7 @@ def mean_ci(
         lo, hi = t_interval(x, opts, groups)
         return {"ci_low": lo, "ci_high": hi, "ci_low_mc_se": None, "ci_high_mc_se": None,
                 "ci_note": ""}
-    means = bootstrap_means(x, opts, groups)
+    means = bootstrap_means(x, opts, groups) if boot is None or groups is not None else boot
     est = float(x.mean())
     probs = _bca_probs(x, means, est, opts, groups) if opts.ci_method == "bca" \
         else (opts.tail, 1.0 - opts.tail)
@@ -161,15 +166,44 @@ def mean_ci(
 def bootstrap_means(x: np.ndarray, opts: StatsOptions,
                     groups: np.ndarray | None = None) -> np.ndarray:
     """``resamples`` bootstrap means of ``x`` (cases, or whole clusters, with replacement)."""
-    rng = np.random.default_rng(opts.seed)
     if groups is None:
+        if x.size * opts.resamples <= CACHE_ELEMENTS:
+            return _weights(x.size, opts.resamples, opts.seed) @ x / x.size
+        rng = np.random.default_rng(opts.seed)
         idx = rng.integers(0, x.size, size=(opts.resamples, x.size))
         return x[idx].mean(axis=1)
+    rng = np.random.default_rng(opts.seed)
     k = int(groups.max()) + 1
     sums = np.bincount(groups, weights=x, minlength=k)
     counts = np.bincount(groups, minlength=k).astype(float)
     draw = rng.integers(0, k, size=(opts.resamples, k))
     return sums[draw].sum(axis=1) / counts[draw].sum(axis=1)
+
+
+#: resample weight matrices up to this many entries are cached (80 MB each)
+CACHE_ELEMENTS = 10_000_000
+
+
+@functools.lru_cache(maxsize=2)
+def _weights(n: int, resamples: int, seed: int) -> np.ndarray:
+    """How often each of n cases is drawn in each resample (the same draws as indexing
+    ``x[rng.integers(0, n, (resamples, n))]``), so that every metric of a cohort with n values
+    reuses one draw: ``weights @ x / n`` are the resampled means."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(resamples, n))
+    flat = (idx + (np.arange(resamples) * n)[:, None]).ravel()
+    w = np.bincount(flat, minlength=resamples * n).reshape(resamples, n).astype(np.float64)
+    w.flags.writeable = False
+    return w
+
+
+def bootstrap_matrix(columns: np.ndarray, opts: StatsOptions) -> np.ndarray | None:
+    """Resampled means of every column of an ``n x m`` table of finite values at once (the
+    same draws as :func:`bootstrap_means` of each column); None when not cached-size."""
+    n = columns.shape[0]
+    if n * opts.resamples > CACHE_ELEMENTS or n < 1:
+        return None
+    return _weights(n, opts.resamples, opts.seed) @ columns / n
 
 
 def t_interval(x: np.ndarray, opts: StatsOptions,
@@ -196,7 +230,7 @@ def _bca_probs(x: np.ndarray, means: np.ndarray, est: float, opts: StatsOptions,
         return opts.tail, 1.0 - opts.tail
     below = (np.count_nonzero(means < est) + 0.5 * np.count_nonzero(means == est)) / means.size
     below = min(max(below, 0.5 / means.size), 1.0 - 0.5 / means.size)
-    z0 = float(sps.norm.ppf(below))
+    z0 = _NORMAL.inv_cdf(below)
     if groups is None:
         d = x - est
     else:  # jackknife over clusters, linearised: cluster residual totals
@@ -207,10 +241,15 @@ def _bca_probs(x: np.ndarray, means: np.ndarray, est: float, opts: StatsOptions,
     n = x.size if groups is None else int(groups.max()) + 1
     out = []
     for tail in (opts.tail, 1.0 - opts.tail):
-        z = math.sqrt(n / (n - 1)) * float(sps.t.ppf(tail, n - 1))  # expanded z_alpha
-        w = z0 + z
-        out.append(float(sps.norm.cdf(z0 + w / (1.0 - a * w))))
+        w = z0 + _expanded_z(n, tail)
+        out.append(_NORMAL.cdf(z0 + w / (1.0 - a * w)))
     return out[0], out[1]
+
+
+@functools.lru_cache(maxsize=256)
+def _expanded_z(n: int, tail: float) -> float:
+    """Hesterberg's expanded quantile ``sqrt(n / (n - 1)) t_{n-1}(tail)``."""
+    return math.sqrt(n / (n - 1)) * float(sps.t.ppf(tail, n - 1))
 
 
 def _quantile_with_mc_se(means: np.ndarray, p: float) -> tuple[float, float]:

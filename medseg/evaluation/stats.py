@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from medseg.evaluation.intervals import StatsOptions, mean_ci
+from medseg.evaluation.intervals import DEFAULT_STATS, StatsOptions, bootstrap_matrix, mean_ci
 from medseg.evaluation.metrics import METRIC_INFO
 
 BOOTSTRAP_RESAMPLES = 2000
@@ -56,10 +56,12 @@ def describe(
     options: StatsOptions | None = None,
     *,
     cases: Sequence[str] | None = None,
+    boot: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """n (finite values), n_nan, mean, std (ddof 1), median, q1, q3, min, max, and the CI of
     the mean with its Monte-Carlo errors and note (:func:`~medseg.evaluation.intervals.mean_ci`;
-    ``cases`` name the values for a cluster bootstrap)."""
+    ``cases`` name the values for a cluster bootstrap; ``boot`` the resampled means when
+    computed already)."""
     x = np.asarray([math.nan if v is None else v for v in values], dtype=float)
     finite = x[np.isfinite(x)]
     out: dict[str, Any] = {"n": int(finite.size), "n_nan": int(x.size - finite.size)}
@@ -74,7 +76,7 @@ def describe(
         "median": float(med), "q1": float(q1), "q3": float(q3),
         "min": float(finite.min()), "max": float(finite.max()),
     })
-    out.update(mean_ci(x, options, cases=cases))
+    out.update(mean_ci(x, options, cases=cases, boot=boot))
     return out
 
 
@@ -95,18 +97,41 @@ def summarize(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str],
                                      "status": dict.fromkeys(STATUSES, 0), "metrics": {}})
         item["n_cases"] += 1
         item["status"][row.get("status", "ok")] += 1
+    opts = options or DEFAULT_STATS
     for name, item in out.items():
         class_rows = [r for r in rows if r["class"] == name and r.get("status") != "error"]
-        for metric in metrics:
-            values = [r.get(metric) for r in class_rows]
-            if not class_rows or all(v is None for v in values):
-                continue
-            stats = describe(values, options, cases=[r["case"] for r in class_rows])
+        table = {m: [r.get(m) for r in class_rows] for m in metrics}
+        table = {m: v for m, v in table.items() if class_rows and any(x is not None for x in v)}
+        boots = _shared_bootstrap(table, opts)
+        for metric, values in table.items():
+            stats = describe(values, options, cases=[r["case"] for r in class_rows],
+                             boot=boots.get(metric))
             imputed = sum(1 for r in class_rows if metric in IMPUTED_METRICS
                           and r.get("missing_distance_mm") is not None)
             item["metrics"][metric] = {**stats, "n_errors": item["status"]["error"],
                                        "n_excluded": stats["n_nan"] + item["status"]["error"],
                                        "n_imputed": imputed}
+    return out
+
+
+def _shared_bootstrap(table: Mapping[str, Sequence[Any]],
+                      opts: StatsOptions) -> dict[str, np.ndarray]:
+    """Resampled means of every metric whose finite values sit in the same cases, one matrix
+    product per such group (the same draws as one metric at a time; much faster)."""
+    if opts.ci_method == "t" or opts.clusters is not None:
+        return {}
+    groups: dict[bytes, list[tuple[str, np.ndarray]]] = {}
+    for metric, values in table.items():
+        x = np.asarray([math.nan if v is None else v for v in values], dtype=float)
+        keep = np.isfinite(x)
+        if np.count_nonzero(keep) >= opts.min_n:
+            groups.setdefault(np.packbits(keep).tobytes() + bytes([keep.size % 8]),
+                              []).append((metric, x[keep]))
+    out: dict[str, np.ndarray] = {}
+    for members in groups.values():
+        means = bootstrap_matrix(np.column_stack([x for _, x in members]), opts)
+        if means is not None:
+            out.update({m: means[:, j] for j, (m, _) in enumerate(members)})
     return out
 
 
