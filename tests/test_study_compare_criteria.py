@@ -74,3 +74,24 @@ def test_comparison_criteria_are_checked_before_scoring(tmp_path):
                "c.json")
     assert [c.class_name for c in load_comparison_criteria(ok, ["a", "b"], ["dice"])] == \
         ["a", "b"]
+
+
+def test_compare_cluster_bootstrap_by_patient(tmp_path, capsys):
+    folders = shifted_cohort(tmp_path, SIDES, {"A": [2] * 10, "B": [1] * 10})
+    meta = tmp_path / "meta.csv"
+    meta.write_text("case,patient\n" + "".join(f"case{i:02d},p{i // 2}\n" for i in range(10)))
+    out = tmp_path / "cmp"
+    assert main(["compare", "--ref", str(folders["ref"]), "--pred", str(folders["A"]),
+                 "--pred", str(folders["B"]), "-o", str(out), "--metrics", "dice",
+                 "--metadata", str(meta), "--cluster", "patient", "--ci-method", "t",
+                 "--workers", "1"]) == 0
+    capsys.readouterr()
+    doc = json.loads((out / "comparison.json").read_text())
+    assert doc["intervals"]["cluster"] == "patient"
+    (row,) = doc["comparisons"]
+    d = np.array([1 / s for s in SIDES])
+    totals = d.reshape(5, 2).sum(axis=1) - 2 * d.mean()  # two cases per patient
+    se = np.sqrt(5 / 4 * np.sum(totals ** 2)) / 10
+    from scipy.stats import t
+
+    assert row["ci_low"] == pytest.approx(d.mean() - t.ppf(0.975, 4) * se)

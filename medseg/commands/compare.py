@@ -11,7 +11,12 @@ from __future__ import annotations
 import math
 import sys
 
-from medseg.commands.evaluate import add_scoring_args, scoring_options, sweep_interrupted_reports
+from medseg.commands.evaluate import (
+    add_scoring_args,
+    scoring_options,
+    stats_options,
+    sweep_interrupted_reports,
+)
 from medseg.errors import MedsegError
 
 
@@ -38,6 +43,10 @@ def register(sub) -> None:
                         "non_inferior, mean_diff, ci_low, ci_high, ... per class and metric")
     p.add_argument("--fail-on-criteria", action="store_true",
                    help="exit with status 3 when a criterion fails or is not evaluable")
+    p.add_argument("--metadata", metavar="CSV",
+                   help="case metadata (a 'case' column); with --cluster")
+    p.add_argument("--cluster", metavar="COLUMN",
+                   help="metadata column naming the patient: bootstrap whole patients")
     add_scoring_args(p)
     p.set_defaults(func=run)
 
@@ -81,6 +90,14 @@ def run(args) -> int:
         if bad:
             raise MedsegError(f"--margin names metrics not compared: {', '.join(bad)}")
     options = scoring_options(args)
+    if args.cluster:
+        if not args.metadata:
+            raise MedsegError("--cluster needs --metadata CSV")
+        from medseg.evaluation.study.subgroups import read_metadata
+
+        table = read_metadata(args.metadata, [args.cluster])
+        clusters = {case: row.get(args.cluster, "") or case for case, row in table.items()}
+        options = options.replace(stats=stats_options(args, clusters, args.cluster))
     criteria = ()
     if args.criteria:
         from medseg.evaluation.study.compare_criteria import load_comparison_criteria
