@@ -153,3 +153,17 @@ def test_detection_section_end_to_end(tmp_path, capsys):
     result = json.loads((out / "criteria.json").read_text())["criteria"][0]
     mean_sens = np.mean([c["lesion_tp"] / c["lesion_n_ref"] for c in per_case])
     assert result["value"] == pytest.approx(mean_sens) and result["result"] == "PASS"
+
+
+def test_lesion_analysis_can_be_switched_off(tmp_path, capsys):
+    for i in range(2):
+        pred, ref = _case(i)
+        write(tmp_path / "pred", f"c{i}", pred)
+        write(tmp_path / "ref", f"c{i}", ref)
+    out = tmp_path / "out"
+    main(["evaluate", "--pred", str(tmp_path / "pred"), "--ref", str(tmp_path / "ref"),
+          "-o", str(out), "--workers", "1", "--lesion-classes", "none"])
+    capsys.readouterr()
+    doc = json.loads((out / "summary.json").read_text())
+    assert "detection" not in doc and not (out / "detection.csv").exists()
+    assert "lesion_tp" not in doc["classes"]["1"]["metrics"]

@@ -54,7 +54,8 @@ def add_scoring_args(p) -> None:
                    help="bootstrap seed (default 0)")
     p.add_argument("--lesion-classes", nargs="+", default=None, metavar="CLASS",
                    help="classes given lesion-wise detection statistics (default: every "
-                        "class whose reference has several components in some case)")
+                        "class whose reference has several components in some case; "
+                        "'none' skips the component analysis)")
     p.add_argument("--lesion-match", choices=("iou", "dice", "centre"), default="iou",
                    help="how lesions are matched: overlap IoU or Dice above "
                         "--lesion-threshold (default iou), or centre distance")
@@ -191,9 +192,11 @@ def scoring_options(args) -> EvaluationOptions:
 
     if not 0 <= args.lesion_threshold < 1 or args.lesion_distance <= 0:
         raise MedsegError("--lesion-threshold must lie in [0, 1) and --lesion-distance be > 0")
+    off = args.lesion_classes == ["none"]
     return EvaluationOptions(
-        lesion_rule=LesionRule(criterion=args.lesion_match, threshold=args.lesion_threshold,
-                               max_distance_mm=args.lesion_distance),
+        lesion_rule=None if off else LesionRule(criterion=args.lesion_match,
+                                                threshold=args.lesion_threshold,
+                                                max_distance_mm=args.lesion_distance),
         lesion_classes=args.lesion_classes,
         missing_distance=args.missing_distance,
         stats=stats_options(args),

@@ -100,10 +100,11 @@ def match_lesions(
     r_size = np.bincount(r_lab.ravel(), minlength=n_ref + 1)[1:]
     both = (p_lab > 0) & (r_lab > 0)
     pairs: dict[tuple[int, int], int] = {}
-    if both.any():
-        keys, counts = np.unique(np.stack([r_lab[both], p_lab[both]]), axis=1,
-                                 return_counts=True)
-        pairs = {(int(r), int(p)): int(c) for (r, p), c in zip(keys.T, counts, strict=True)}
+    if both.any():  # overlap voxel counts of every (reference, predicted) component pair
+        key = r_lab[both].astype(np.int64) * (n_pred + 1) + p_lab[both]
+        keys, counts = np.unique(key, return_counts=True)
+        pairs = {(int(k // (n_pred + 1)), int(k % (n_pred + 1))): int(c)
+                 for k, c in zip(keys, counts, strict=True)}
     candidates: list[tuple[float, int, int]] = []
     if rule.criterion == "centre":
         idx_r = np.arange(1, n_ref + 1)
@@ -136,18 +137,16 @@ def match_lesions(
         used_p.add(p)
         matches.append((r, p, abs(key)))
     tp = len(matches)
-    # BraTS-2023 lesion-wise Dice
+    # BraTS-2023 lesion-wise Dice; components are disjoint, so the union of the predicted
+    # components touching lesion r has the summed size, and its overlap the summed overlaps
     touching = {p for (_, p) in pairs}
     fp_untouched = n_pred - len(touching)
-    dice_sum = 0.0
-    for r in range(1, n_ref + 1):
-        overl = [p for (rr, p) in pairs if rr == r]
-        if not overl:
-            continue
-        union_mask = np.isin(p_lab, overl)
-        lesion = r_lab == r
-        inter = int(np.count_nonzero(union_mask & lesion))
-        dice_sum += 2.0 * inter / (int(np.count_nonzero(union_mask)) + int(r_size[r - 1]))
+    inter_r: dict[int, int] = {}
+    size_r: dict[int, int] = {}
+    for (r, p), inter in pairs.items():
+        inter_r[r] = inter_r.get(r, 0) + inter
+        size_r[r] = size_r.get(r, 0) + int(p_size[p - 1])
+    dice_sum = sum(2.0 * inter_r[r] / (size_r[r] + int(r_size[r - 1])) for r in inter_r)
     den = n_ref + fp_untouched
     pred_matched = np.zeros(n_pred, dtype=bool)
     for _, p, _ in matches:

@@ -35,6 +35,7 @@ class EvaluationOptions:
       ``"exclude"`` (NaN, left out); see :func:`~medseg.evaluation.pairs.evaluate_pair`.
     * ``stats``: intervals and the minimum n (:class:`~medseg.evaluation.intervals.StatsOptions`).
     * ``lesion_rule``: how lesions are matched (:class:`~medseg.evaluation.lesions.LesionRule`);
+      None skips the component analysis (it costs about one extra pass per class);
       ``lesion_classes``: classes given a detection section (None = every class whose
       reference has several components in some case).
     """
@@ -49,7 +50,7 @@ class EvaluationOptions:
     progress: bool | None = None
     missing_distance: str = "worst"
     stats: StatsOptions = DEFAULT_STATS
-    lesion_rule: LesionRule = DEFAULT_RULE
+    lesion_rule: LesionRule | None = DEFAULT_RULE
     lesion_classes: Sequence[str] | None = None
 
     def replace(self, **changes: Any) -> EvaluationOptions:

@@ -82,10 +82,11 @@ def evaluate_folders(
         missing_distance=opts.missing_distance, stats=opts.stats,
     )
     extra = {"volume_agreement": volume_agreement(rows), **(sections or {})}
-    detection = detection_section(rows, opts.lesion_classes, opts.stats,
-                                  opts.lesion_rule.describe())
-    if detection["classes"]:
-        extra["detection"] = detection
+    if opts.lesion_rule is not None:
+        detection = detection_section(rows, opts.lesion_classes, opts.stats,
+                                      opts.lesion_rule.describe())
+        if detection["classes"]:
+            extra["detection"] = detection
     if study is not None:
         extra.update(study.sections(rows, [*CLASS_METRICS, *(s.name for s in extras)],
                                     opts.stats))

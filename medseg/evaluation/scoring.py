@@ -119,7 +119,8 @@ def score_folders(
     finally:
         bar.close()
     files = {case: (str(p), str(r)) for case, p, r in pairing.pairs}
-    rows = _collect_rows(results, label_names, files, extras, empty_score)
+    rows = _collect_rows(results, label_names, files, extras, empty_score,
+                         lesions=opts.lesion_rule is not None)
     return Scored(rows=rows, pairing=pairing, extras=extras, labels=label_names, workers=workers)
 
 
@@ -129,6 +130,7 @@ def _collect_rows(
     files: dict[str, tuple[str, str]],
     extras: list[MetricSpec],
     empty_score: float,
+    lesions: bool = True,
 ) -> list[dict[str, Any]]:
     """Flatten per-case results; fill classes absent from a case (labels found per case)."""
     seen: dict[int, str] = dict(label_names or {})
@@ -151,21 +153,22 @@ def _collect_rows(
         for value, name in classes.items():
             row = by_label.get(value)
             if row is None:  # class in neither map of this case: the both-empty policy
-                row = _both_empty_row(value, name, empty_score, extras)
+                row = _both_empty_row(value, name, empty_score, extras, lesions)
             rows.append({**base, **row, "error": ""})
         rows.append({**base, **by_label[None], "error": ""})
     return rows
 
 
 def _both_empty_row(value: int, name: str, empty_score: float,
-                    extras: list[MetricSpec]) -> dict[str, Any]:
+                    extras: list[MetricSpec], lesions: bool = True) -> dict[str, Any]:
     """The row of a class found in neither map of a case (labels discovered per case)."""
     empty = np.zeros((1, 1), dtype=bool)
     row: dict[str, Any] = {"class": name, "label": value}
     row.update(class_metrics(empty, empty, empty_score=empty_score))  # specificity 1, volumes 0
-    found = match_lesions(empty, empty)  # no lesion in either map
-    row.update({k: found[k] for k in LESION_METRICS})
-    row["lesion_sizes"], row["lesion_matched"] = [], []
+    if lesions:
+        found = match_lesions(empty, empty)  # no lesion in either map
+        row.update({k: found[k] for k in LESION_METRICS})
+        row["lesion_sizes"], row["lesion_matched"] = [], []
     for spec in extras:
         row[spec.name] = math.nan
     return row
