@@ -123,6 +123,8 @@ def _summary_html(classes: Mapping[str, Any], settings: Mapping[str, Any]) -> li
                    + f"</h3><p class='note'>{item['n_cases']} cases: {esc(counts)}</p>")
         out.append(f"<table><tr><th class='l'>metric</th>{head}</tr>")
         for metric, s in item["metrics"].items():
+            if metric.startswith("lesion_"):  # per-case lesion counts: see Lesion detection
+                continue
             keys = ("n", "n_nan", "n_excluded", "n_imputed", *STATS[2:11])
             cells = "".join(f"<td>{_ci(s, k) if k.startswith('ci_') else _fmt(s.get(k))}</td>"
                             for k in keys)
