@@ -238,7 +238,7 @@ def _agreement_html(agreement: Mapping[str, Any]) -> list[str]:
 
 def _subgroups_html(sub: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
     esc = html.escape
-    out = [f"<h2>Subgroups</h2><p class='note'>Each grouping on its own; CI = 95% bootstrap "
+    out = [f"<h2>Subgroups</h2><p class='note'>Each grouping on its own; CI = the study's "
            f"interval of the mean, not given below n = {sub['min_n']}. Source: "
            f"{esc(str(sub.get('source', '')))}.</p>"]
     for column in sub["by"]:

@@ -9,10 +9,10 @@ or ``{"criteria": [...]}``. Each criterion::
 * ``class``: a class name of ``--labels`` (or its value); without ``--labels`` a label value.
 * ``metric``: a per-class metric (:data:`medseg.evaluation.metrics.CLASS_METRICS`, or a plugin
   metric).
-* ``statistic``: ``mean``, ``median``, ``ci_low``/``ci_high`` (95% bootstrap CI of the mean,
-  :mod:`medseg.evaluation.report`), or ``pNN``: the NN-th percentile of the per-case values
-  (``p5`` of
-  Dice >= 0.8 says "95% of cases reach 0.8", with numpy's linear interpolation).
+* ``statistic``: ``mean``, ``median``, ``ci_low``/``ci_high`` (the bounds of the CI of the
+  mean, :func:`medseg.evaluation.intervals.mean_ci`: BCa by default), or ``pNN``: the NN-th
+  percentile of the per-case values (``p5`` of Dice >= 0.8 says "95% of cases reach 0.8",
+  with numpy's linear interpolation).
 * ``op``: ``>=``, ``>``, ``<=``, ``<``; ``threshold``: a number.
 * ``class: all``: the criterion holds for every class (one result per class).
 * ``subgroup`` (optional, ``"column=value"``): judged on the cases whose metadata column has

@@ -11,7 +11,8 @@ With reference folders R1..Rk (k >= 2) holding the same case names:
   report (per-case table, summary, criteria) is scored against this consensus.
 * **within the readers' spread**: per case and class, the model's mean Dice against the
   readers minus the readers' mean Dice against each other (over all reader pairs); its mean
-  and 95% bootstrap CI. The model is *within* the inter-reader disagreement for that class
+  and CI (:func:`medseg.evaluation.intervals.mean_ci`; none below the minimum n).
+  The model is *within* the inter-reader disagreement for that class
   when the mean difference is >= 0 (it agrees with the readers at least as well as they
   agree with each other); likewise for HD95 (model's mean HD95 <= readers'). When the CI
   of the difference covers 0 the verdict says "indistinguishable from the readers'
