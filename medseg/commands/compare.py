@@ -69,6 +69,7 @@ def parse_margin(tokens: list[str] | None) -> float | dict[str, float] | None:
 
 
 def run(args) -> int:
+    # deferred: the evaluation wing loads scipy (keeps `medseg --help` quick)
     from medseg.evaluation.lesions import LESION_METRICS
     from medseg.evaluation.metrics import CLASS_METRICS
     from medseg.evaluation.study.compare import COMPARE_METRICS, compare_folders
@@ -93,6 +94,7 @@ def run(args) -> int:
     if args.cluster:
         if not args.metadata:
             raise MedsegError("--cluster needs --metadata CSV")
+        # deferred: the evaluation wing loads scipy (keeps `medseg --help` quick)
         from medseg.evaluation.study.subgroups import read_metadata
 
         table = read_metadata(args.metadata, [args.cluster])
@@ -100,6 +102,7 @@ def run(args) -> int:
         options = options.replace(stats=stats_options(args, clusters, args.cluster))
     criteria = ()
     if args.criteria:
+        # deferred: the evaluation wing loads scipy (keeps `medseg --help` quick)
         from medseg.evaluation.study.compare_criteria import load_comparison_criteria
 
         classes = list(options.labels.values()) if options.labels else None

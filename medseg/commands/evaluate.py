@@ -67,6 +67,7 @@ def add_scoring_args(p) -> None:
 
 def stats_options(args, clusters=None, column: str = ""):
     """:class:`~medseg.evaluation.intervals.StatsOptions` from the command line."""
+    # deferred: the evaluation wing loads scipy (keeps `medseg --help` quick)
     from medseg.evaluation.intervals import DEFAULT_MIN_N, StatsOptions
 
     min_n = DEFAULT_MIN_N if args.min_n is None else args.min_n
@@ -188,6 +189,7 @@ def study_options(args, labels: dict[int, str] | None):
 
 
 def scoring_options(args) -> EvaluationOptions:
+    # deferred: the evaluation wing loads scipy (keeps `medseg --help` quick)
     from medseg.evaluation.lesions import LesionRule
 
     if not 0 <= args.lesion_threshold < 1 or args.lesion_distance <= 0:
@@ -233,6 +235,7 @@ def run(args) -> int:
     options = scoring_options(args)
     study = study_options(args, options.labels)
     if args.cluster:
+        # deferred: the evaluation wing loads scipy (keeps `medseg --help` quick)
         from medseg.evaluation.study.subgroups import read_metadata
 
         table = read_metadata(args.metadata, [args.cluster])
