@@ -234,6 +234,11 @@ def run(args) -> int:
     sweep_interrupted_reports(args.output)
     options = scoring_options(args)
     study = study_options(args, options.labels)
+    lesion_criteria = [c.id for c in (study.criteria if study else ())
+                       if c.metric == "detection" or c.metric.startswith("lesion_")]
+    if lesion_criteria and options.lesion_rule is None:
+        raise MedsegError(f"criteria {', '.join(lesion_criteria)} need the lesion analysis "
+                          "(drop --lesion-classes none)")
     if args.cluster:
         # deferred: the evaluation wing loads scipy (keeps `medseg --help` quick)
         from medseg.evaluation.study.subgroups import read_metadata
