@@ -23,7 +23,7 @@ from medseg.errors import MedsegError
 
 #: subcommand modules in ``medseg.commands``
 COMMANDS: tuple[str, ...] = ("info", "convert", "plugins", "models", "train", "segment",
-                             "evaluate", "compare", "app", "pacs")
+                             "evaluate", "compare", "plan_study", "app", "pacs")
 
 
 def chosen_command(argv: Sequence[str]) -> str | None:

@@ -11,6 +11,7 @@ import pytest
 
 from medseg.cli import main
 from medseg.errors import InputError
+from medseg.evaluation.intervals import StatsOptions
 from medseg.evaluation.study.criteria import judge, load_criteria, statistic_of
 from tests.study_cohorts import shifted_cohort
 
@@ -35,8 +36,9 @@ def test_statistics_of_the_finite_values():
     assert statistic_of(values, "mean") == (pytest.approx(0.8), 3)
     assert statistic_of(values, "median") == (pytest.approx(0.8), 3)
     assert statistic_of(values, "p10") == (pytest.approx(np.percentile([0.9, 0.7, 0.8], 10)), 3)
-    lo, n = statistic_of(values, "ci_low")
+    lo, n = statistic_of(values, "ci_low", StatsOptions(min_n=2))
     assert n == 3 and 0.7 - 1e-12 <= lo < 0.8
+    assert math.isnan(statistic_of(values, "ci_low")[0])  # 3 < the default minimum n
     assert statistic_of([math.nan], "mean")[1] == 0
 
 

@@ -12,34 +12,37 @@ import pytest
 from scipy.stats import wilcoxon as scipy_wilcoxon
 
 from medseg.cli import main
+from medseg.evaluation.intervals import StatsOptions
 from medseg.evaluation.study.compare import compare_rows, margin_for
 from medseg.evaluation.study.paired import holm, paired_difference, wilcoxon
 from tests.study_cohorts import shifted_cohort
 
 SIDES = [8, 10, 12, 8, 10, 12, 8, 10]
+#: these cohorts are smaller than the default minimum n (10): the arithmetic tests lower it
+SMALL = StatsOptions(min_n=2)
 
 
 def test_b_better_by_a_known_margin_gives_a_ci_above_zero():
     a = np.array([0.70, 0.80, 0.75, 0.90, 0.60, 0.85, 0.78, 0.82])
     rng = np.random.default_rng(3)
     b = a + 0.05 + rng.normal(0, 0.01, a.size)
-    r = paired_difference(a, b, "dice")
+    r = paired_difference(a, b, "dice", options=SMALL)
     assert r["mean_diff"] == pytest.approx(float(np.mean(b - a)))
     assert 0 < r["ci_low"] < r["mean_diff"] < r["ci_high"]
     assert (r["wins"], r["ties"], r["losses"]) == (8, 0, 0)
     assert r["n_wilcoxon"] == 8 and r["p_wilcoxon"] == pytest.approx(2 / 2**8)  # exact test
     # for a lower-is-better metric the same numbers mean B loses every case
-    r = paired_difference(a, b, "hd95")
+    r = paired_difference(a, b, "hd95", options=SMALL)
     assert (r["wins"], r["losses"]) == (0, 8) and r["ci_low"] > 0
 
 
 def test_equal_models_give_a_ci_covering_zero():
     a = np.array([0.7, 0.8, 0.9, 0.6, 0.75, 0.85])
-    r = paired_difference(a, a.copy(), "dice")
+    r = paired_difference(a, a.copy(), "dice", options=SMALL)
     assert r["ci_low"] <= 0 <= r["ci_high"] and r["mean_diff"] == 0
     assert (r["ties"], r["n_wilcoxon"]) == (6, 0) and math.isnan(r["p_wilcoxon"])
     d = np.array([0.02, -0.02, 0.01, -0.01, 0.03, -0.03])  # symmetric: mean 0
-    r = paired_difference(a, a + d, "dice")
+    r = paired_difference(a, a + d, "dice", options=SMALL)
     assert r["ci_low"] < 0 < r["ci_high"]
     assert r["p_wilcoxon"] == pytest.approx(scipy_wilcoxon(d).pvalue) and r["p_wilcoxon"] > 0.5
 
@@ -88,7 +91,7 @@ def test_medseg_compare_on_shifted_cubes(tmp_path, capsys):
     out = tmp_path / "cmp"
     code = main(["compare", "--ref", str(folders["ref"]), "--pred", str(folders["A"]),
                  "--pred", str(folders["B"]), "-o", str(out), "--margin", "0.02",
-                 "--metrics", "dice", "hd95", "--workers", "1"])
+                 "--metrics", "dice", "hd95", "--workers", "1", "--min-n", "8"])
     assert code == 0
     assert "B - A" in capsys.readouterr().out
     with open(out / "comparison.csv") as fh:
@@ -116,7 +119,7 @@ def test_medseg_compare_equal_models(tmp_path):
     out = tmp_path / "cmp"
     assert main(["compare", "--ref", str(folders["ref"]), "--pred", str(folders["A"]),
                  "--pred", str(folders["B"]), "-o", str(out), "--metrics", "dice",
-                 "--workers", "1"]) == 0
+                 "--workers", "1", "--min-n", "8"]) == 0
     with open(out / "comparison.csv") as fh:
         (row,) = list(csv.DictReader(fh))
     assert float(row["mean_diff"]) == pytest.approx(0.0, abs=1e-12)

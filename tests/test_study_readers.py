@@ -43,7 +43,7 @@ def test_inter_reader_figures_and_model_within(tmp_path):
     pred, r1, r2 = _readers(tmp_path, 0)
     out = tmp_path / "out"
     assert main(["evaluate", "--pred", str(pred), "--ref", str(r1), "--ref", str(r2),
-                 "-o", str(out), "--labels", "organ=1", "--workers", "1"]) == 0
+                 "-o", str(out), "--labels", "organ=1", "--workers", "1", "--min-n", "5"]) == 0
     doc = json.loads((out / "summary.json").read_text())
     dice = doc["readers"]["classes"]["organ"]["dice"]
     inter = dice["inter_reader"]["R1 vs R2"]
@@ -69,7 +69,7 @@ def test_model_outside_the_readers(tmp_path):
     pred, r1, r2 = _readers(tmp_path, 3)  # 2 and 4 voxels from the readers
     out = tmp_path / "out"
     main(["evaluate", "--pred", str(pred), "--ref", str(r1), "--ref", str(r2), "-o", str(out),
-          "--workers", "1"])
+          "--workers", "1", "--min-n", "5"])
     dice = json.loads((out / "summary.json").read_text())["readers"]["classes"]["1"]["dice"]
     expected = np.mean([((s - 2) / s + (s - 4) / s) / 2 for s in SIDES])
     assert dice["model_vs_readers_mean"]["mean"] == pytest.approx(expected)

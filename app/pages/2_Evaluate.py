@@ -9,6 +9,7 @@ import shutil
 
 import streamlit as st
 
+from medseg.evaluation.intervals import DEFAULT_MIN_N, StatsOptions
 from medseg.evaluation.options import EvaluationOptions
 from medseg.evaluation.pairs import evaluate_pair
 from medseg.evaluation.report import paired_svg, summary_rows
@@ -184,8 +185,8 @@ with st.expander("Study: acceptance criteria and subgroups (optional)"):
     meta_upload = st.file_uploader("Case metadata (CSV with a 'case' column)",
                                    key="metadata_file", type=["csv"])
     by_text = st.text_input("Group by (metadata columns, comma separated)", key="group_by")
-    min_n = st.number_input("Smallest subgroup given a CI", min_value=2, value=5, step=1,
-                            key="min_n")
+    min_n = st.number_input("Fewest cases for a CI or a CI-based decision (also per subgroup)",
+                            min_value=2, value=DEFAULT_MIN_N, step=1, key="min_n")
     st.caption("Criteria: a list of {class, metric, statistic (mean, median, ci_low, "
                "ci_high, pNN), op (>=, >, <=, <), threshold}; checked before any scoring. "
                "Classes are the model's class names after a segmentation in this session, "
@@ -220,7 +221,8 @@ if ready:
         labels = class_labels()
         study = study_options(labels)
         with st.spinner("Scoring cases…"):
-            options = EvaluationOptions(labels=labels, resample=True, workers=1, progress=False)
+            options = EvaluationOptions(labels=labels, resample=True, workers=1, progress=False,
+                                        stats=StatsOptions(min_n=int(min_n)))
             comparison = None
             if (cohort / "pred2").is_dir():
                 compared = compare_folders(cohort / "ref", [cohort / "pred", cohort / "pred2"],
@@ -259,7 +261,7 @@ if state.get("cohort"):
     crit = res["sections"].get("criteria")
     if crit:
         n_pass = sum(c["result"] == "PASS" for c in crit["criteria"])
-        verdict = (f"Acceptance criteria: {'PASS' if crit['passed'] else 'FAIL'} "
+        verdict = (f"Acceptance criteria: {crit.get('verdict', 'FAIL')} "
                    f"({n_pass} of {len(crit['criteria'])} passed)")
         (st.success if crit["passed"] else st.error)(verdict)
         st.dataframe([{k: c[k] for k in ("id", "text", "value", "n", "result", "note")}
@@ -274,8 +276,9 @@ if state.get("cohort"):
     if comparison:
         st.subheader("Model B versus model A (paired, same cases)")
         st.dataframe([{k: c[k] for k in ("class", "metric", "n_pairs", "mean_a", "mean_b",
-                                         "mean_diff", "ci_low", "ci_high", "p_wilcoxon",
-                                         "n_wilcoxon", "p_holm", "wins", "ties", "losses")}
+                                         "mean_diff", "ci_low", "ci_high", "ci_note",
+                                         "p_wilcoxon", "n_wilcoxon", "p_holm", "wins", "ties",
+                                         "losses", "n_excluded", "n_imputed")}
                       for c in comparison["rows"]], hide_index=True, key="comparison_table")
         plots = [paired_svg(c["a"], c["b"], ("A", "B"), f"dice: {c['class']}")
                  for c in comparison["rows"] if c["metric"] == "dice"]

@@ -11,10 +11,18 @@ from __future__ import annotations
 import math
 import sys
 
-from medseg.commands.evaluate import add_scoring_args, scoring_options, sweep_interrupted_reports
+from medseg.commands.evaluate import (
+    add_scoring_args,
+    scoring_options,
+    stats_options,
+    sweep_interrupted_reports,
+)
 from medseg.errors import MedsegError
+from medseg.evaluation.lesions import LESION_METRICS
 from medseg.evaluation.metrics import CLASS_METRICS
 from medseg.evaluation.study.compare import COMPARE_METRICS, compare_folders
+from medseg.evaluation.study.compare_criteria import load_comparison_criteria
+from medseg.evaluation.study.subgroups import read_metadata
 
 
 def register(sub) -> None:
@@ -35,6 +43,15 @@ def register(sub) -> None:
     p.add_argument("--metrics", nargs="+", default=None, metavar="METRIC",
                    help="metrics to compare (default dice iou hd95 assd nsd "
                         "abs_volume_diff_ml)")
+    p.add_argument("--criteria", metavar="FILE",
+                   help="pre-registered criteria on the comparison (JSON or YAML): "
+                        "non_inferior, mean_diff, ci_low, ci_high, ... per class and metric")
+    p.add_argument("--fail-on-criteria", action="store_true",
+                   help="exit with status 3 when a criterion fails or is not evaluable")
+    p.add_argument("--metadata", metavar="CSV",
+                   help="case metadata (a 'case' column); with --cluster")
+    p.add_argument("--cluster", metavar="COLUMN",
+                   help="metadata column naming the patient: bootstrap whole patients")
     add_scoring_args(p)
     p.set_defaults(func=run)
 
@@ -63,19 +80,35 @@ def run(args) -> int:
     if args.name and len(args.name) != len(args.pred):
         raise MedsegError(f"--name given {len(args.name)} times for {len(args.pred)} --pred")
     metrics = tuple(args.metrics or COMPARE_METRICS)
-    unknown = [m for m in metrics if m not in CLASS_METRICS]
+    known = (*CLASS_METRICS, *LESION_METRICS)
+    unknown = [m for m in metrics if m not in known]
     if unknown:
         raise MedsegError(f"--metrics: unknown {', '.join(unknown)} "
-                          f"(known: {', '.join(CLASS_METRICS)})")
+                          f"(known: {', '.join(known)})")
     margin = parse_margin(args.margin)
     sweep_interrupted_reports(args.output)
     if isinstance(margin, dict):
         bad = [k for k in margin if k != "default" and k not in metrics]
         if bad:
             raise MedsegError(f"--margin names metrics not compared: {', '.join(bad)}")
-    result = compare_folders(args.ref, args.pred, args.output, scoring_options(args),
+    options = scoring_options(args)
+    if args.cluster:
+        if not args.metadata:
+            raise MedsegError("--cluster needs --metadata CSV")
+
+        table = read_metadata(args.metadata, [args.cluster])
+        clusters = {case: row.get(args.cluster, "") or case for case, row in table.items()}
+        options = options.replace(stats=stats_options(args, clusters, args.cluster))
+    criteria = ()
+    if args.criteria:
+
+        classes = list(options.labels.values()) if options.labels else None
+        criteria = load_comparison_criteria(args.criteria, classes, metrics)
+    elif args.fail_on_criteria:
+        raise MedsegError("--fail-on-criteria needs --criteria FILE")
+    result = compare_folders(args.ref, args.pred, args.output, options,
                              metrics=metrics, margin=margin,
-                             names=args.name, pdf=args.pdf)
+                             names=args.name, pdf=args.pdf, criteria=criteria)
     failed = False
     for name, res in result.models.items():
         for case, message in res.errors.items():
@@ -87,11 +120,31 @@ def run(args) -> int:
     for c in result.rows:
         if c["metric"] != metrics[0]:
             continue
-        ni = "" if c["non_inferior"] is None else \
-            f", non-inferior: {'yes' if c['non_inferior'] else 'no'}"
+        if c["margin"] is None:
+            ni = ""
+        elif c["non_inferior"] is None:
+            ni = f", non-inferior: {c['non_inferior_note']}"
+        else:
+            flag = " (within MC error: rerun with more --resamples)" \
+                if c["non_inferior_mc_flag"] else ""
+            ni = f", non-inferior: {'yes' if c['non_inferior'] else 'no'}{flag}"
+        level = f"{100 * args.ci_level:g}% CI"
+        ci = (f"{level}: {c['ci_note']}" if c["ci_low"] is None
+              else f"{level} {c['ci_low']:+.4f} to {c['ci_high']:+.4f}")
         print(f"  {c['model_b']} - {c['model_a']} {c['class']:<12} {c['metric']} "
-              f"{c['mean_diff']:+.4f} (95% CI {c['ci_low']:+.4f} to {c['ci_high']:+.4f}, "
-              f"n={c['n_pairs']}; Wilcoxon p={c['p_wilcoxon']:.3g}, n={c['n_wilcoxon']}; "
-              f"W/T/L {c['wins']}/{c['ties']}/{c['losses']}{ni})")
+              f"{c['mean_diff']:+.4f} ({ci}, n={c['n_pairs']}, excluded {c['n_excluded']}, "
+              f"worst-case {c['n_imputed']}; Wilcoxon p={c['p_wilcoxon']:.3g}, "
+              f"n={c['n_wilcoxon']}; W/T/L {c['wins']}/{c['ties']}/{c['losses']}{ni})")
+    crit = result.criteria
+    if crit:
+        for c in crit["criteria"]:
+            value = "-" if c["value"] is None else f"{c['value']:.4g}" \
+                if not isinstance(c["value"], bool) else str(c["value"])
+            note = f"; {c['note']}" if c["note"] else ""
+            print(f"  {c['result']} {c['id']}: {c['text']} (value {value}, n={c['n_pairs']}, "
+                  f"excluded {c['n_excluded']}, worst-case {c['n_imputed']}{note})")
+        print(f"criteria: {crit['verdict']}")
     print(f"comparison in {args.output}")
+    if args.fail_on_criteria and crit and not crit["passed"]:
+        return 3
     return 1 if failed else 0

@@ -14,13 +14,15 @@ import math
 import sys
 
 from medseg.errors import MedsegError
+from medseg.evaluation.intervals import DEFAULT_MIN_N, StatsOptions
+from medseg.evaluation.lesions import LesionRule
 from medseg.evaluation.options import EvaluationOptions
 from medseg.evaluation.report.folder import sweep_interrupted
 from medseg.evaluation.run import evaluate_folders
 from medseg.evaluation.study.criteria import load_criteria
 from medseg.evaluation.study.options import StudyOptions
 from medseg.evaluation.study.readers import evaluate_readers
-from medseg.evaluation.study.subgroups import DEFAULT_MIN_N, dicom_metadata_table, read_metadata
+from medseg.evaluation.study.subgroups import dicom_metadata_table, read_metadata
 
 
 def add_scoring_args(p) -> None:
@@ -41,6 +43,49 @@ def add_scoring_args(p) -> None:
                    help="parallel processes (default min(2, CPUs))")
     p.add_argument("--pdf", action="store_true",
                    help="also print the HTML report to PDF (needs Chromium)")
+    p.add_argument("--missing-distance", choices=("worst", "exclude"), default="worst",
+                   help="HD95/HD/ASSD of a structure in one map only: worst = the image "
+                        "diagonal in mm (default, Metrics Reloaded), exclude = NaN, left out")
+    p.add_argument("--min-n", type=int, default=None, metavar="N",
+                   help="fewest cases for a CI, a ci_low/ci_high criterion or a "
+                        "non-inferiority verdict (default 10; also the subgroup minimum)")
+    p.add_argument("--ci-method", choices=("bca", "percentile", "t"), default="bca",
+                   help="interval of a mean: bca (default; BCa bootstrap with small-sample "
+                        "expansion), percentile bootstrap, or t")
+    p.add_argument("--ci-level", type=float, default=0.95, metavar="L",
+                   help="confidence level (default 0.95)")
+    p.add_argument("--one-sided", action="store_true",
+                   help="each CI bound one-sided at --ci-level (default: two-sided)")
+    p.add_argument("--resamples", type=int, default=10_000, metavar="B",
+                   help="bootstrap resamples (default 10000)")
+    p.add_argument("--seed", type=int, default=0, metavar="S",
+                   help="bootstrap seed (default 0)")
+    p.add_argument("--lesion-classes", nargs="+", default=None, metavar="CLASS",
+                   help="classes given lesion-wise detection statistics (default: every "
+                        "class whose reference has several components in some case; "
+                        "'none' skips the component analysis)")
+    p.add_argument("--lesion-match", choices=("iou", "dice", "centre"), default="iou",
+                   help="how lesions are matched: overlap IoU or Dice above "
+                        "--lesion-threshold (default iou), or centre distance")
+    p.add_argument("--lesion-threshold", type=float, default=0.1, metavar="T",
+                   help="overlap above which two components match (default 0.1)")
+    p.add_argument("--lesion-distance", type=float, default=10.0, metavar="MM",
+                   help="centre distance within which two components match (default 10)")
+
+
+def stats_options(args, clusters=None, column: str = ""):
+    """:class:`~medseg.evaluation.intervals.StatsOptions` from the command line."""
+
+    min_n = DEFAULT_MIN_N if args.min_n is None else args.min_n
+    if min_n < 2:
+        raise MedsegError("--min-n must be at least 2 (a CI needs two cases)")
+    if not 0.5 < args.ci_level < 1:
+        raise MedsegError("--ci-level must lie between 0.5 and 1 (e.g. 0.95)")
+    if args.resamples < 200:
+        raise MedsegError("--resamples must be at least 200")
+    return StatsOptions(min_n=min_n, ci_method=args.ci_method, ci_level=args.ci_level,
+                        one_sided=args.one_sided, resamples=args.resamples, seed=args.seed,
+                        clusters=clusters, cluster_column=column)
 
 
 def register(sub) -> None:
@@ -68,8 +113,11 @@ def register(sub) -> None:
                         "become metadata (no patient identifiers are read)")
     p.add_argument("--by", action="append", default=[], metavar="COLUMN",
                    help="summarise per value of this metadata column (repeatable)")
-    p.add_argument("--min-n", type=int, default=None, metavar="N",
-                   help="smallest subgroup given a CI (default 5)")
+    p.add_argument("--cluster", metavar="COLUMN", default=None,
+                   help="metadata column naming the patient: bootstrap whole patients "
+                        "(cluster bootstrap) instead of cases")
+    p.add_argument("--consensus", choices=("staple", "majority"), default="staple",
+                   help="consensus of several --ref readers (default staple)")
     p.set_defaults(func=run)
 
 
@@ -117,8 +165,12 @@ def study_options(args, labels: dict[int, str] | None):
         raise MedsegError("--fail-on-criteria needs --criteria FILE")
     metadata = None
     sources = []
+    subgroups = [c.subgroup.partition("=")[0].strip() for c in criteria if c.subgroup]
+    if subgroups and not (args.metadata or args.dicom_metadata):
+        raise MedsegError("a criterion names a subgroup: --metadata CSV is needed")
     if args.metadata:
-        metadata = read_metadata(args.metadata, () if args.dicom_metadata else args.by)
+        wanted = [*args.by, *([args.cluster] if args.cluster else []), *subgroups]
+        metadata = read_metadata(args.metadata, () if args.dicom_metadata else wanted)
         sources.append(args.metadata)
     if args.dicom_metadata:
         tags = dicom_metadata_table(args.dicom_metadata)
@@ -131,17 +183,26 @@ def study_options(args, labels: dict[int, str] | None):
                               f"({', '.join(sorted(columns - {'case'}))})")
     if args.by and metadata is None:
         raise MedsegError("--by needs --metadata CSV or --dicom-metadata DIR")
-    min_n = DEFAULT_MIN_N if args.min_n is None else args.min_n
-    if min_n < 2:
-        raise MedsegError("--min-n must be at least 2 (a CI needs two cases)")
-    if not criteria and not args.by:
+    if args.cluster and metadata is None:
+        raise MedsegError("--cluster needs --metadata CSV")
+    if not criteria and not args.by and metadata is None:
         return None
-    return StudyOptions(criteria=criteria, metadata=metadata, by=tuple(args.by), min_n=min_n,
+    return StudyOptions(criteria=criteria, metadata=metadata, by=tuple(args.by),
                         metadata_source="; ".join(sources))
 
 
 def scoring_options(args) -> EvaluationOptions:
+
+    if not 0 <= args.lesion_threshold < 1 or args.lesion_distance <= 0:
+        raise MedsegError("--lesion-threshold must lie in [0, 1) and --lesion-distance be > 0")
+    off = args.lesion_classes == ["none"]
     return EvaluationOptions(
+        lesion_rule=None if off else LesionRule(criterion=args.lesion_match,
+                                                threshold=args.lesion_threshold,
+                                                max_distance_mm=args.lesion_distance),
+        lesion_classes=args.lesion_classes,
+        missing_distance=args.missing_distance,
+        stats=stats_options(args),
         labels=parse_labels(args.labels),
         tolerance=parse_tolerance(args.tolerance),
         empty_score=math.nan if args.empty_score is None else args.empty_score,
@@ -149,6 +210,14 @@ def scoring_options(args) -> EvaluationOptions:
         workers=args.workers,
         plugins_dir=args.plugins_dir,
     )
+
+
+def ci_text(stats, options) -> str:
+    """``95% CI a-b`` or ``95% CI: n < 10`` for stdout."""
+    level = f"{100 * options.ci_level:g}% CI"
+    if stats.get("ci_low") is None or stats.get("ci_high") is None:
+        return f"{level}: {stats.get('ci_note') or 'none'}"
+    return f"{level} {stats['ci_low']:.4g}-{stats['ci_high']:.4g}"
 
 
 def sweep_interrupted_reports(output: str) -> None:
@@ -164,10 +233,20 @@ def run(args) -> int:
     sweep_interrupted_reports(args.output)
     options = scoring_options(args)
     study = study_options(args, options.labels)
+    lesion_criteria = [c.id for c in (study.criteria if study else ())
+                       if c.metric == "detection" or c.metric.startswith("lesion_")]
+    if lesion_criteria and options.lesion_rule is None:
+        raise MedsegError(f"criteria {', '.join(lesion_criteria)} need the lesion analysis "
+                          "(drop --lesion-classes none)")
+    if args.cluster:
+
+        table = read_metadata(args.metadata, [args.cluster])
+        clusters = {case: row.get(args.cluster, "") or case for case, row in table.items()}
+        options = options.replace(stats=stats_options(args, clusters, args.cluster))
     if len(args.ref) > 1:
 
         result = evaluate_readers(args.pred, args.ref, args.output, options, study=study,
-                                  pdf=args.pdf)
+                                  pdf=args.pdf, consensus=args.consensus)
     else:
         result = evaluate_folders(args.pred, args.ref[0], args.output, options, study=study,
                                   pdf=args.pdf)
@@ -178,19 +257,37 @@ def run(args) -> int:
     for name, item in result.summary.items():
         stats = item["metrics"].get("dice")
         if stats and stats["n"]:
-            print(f"  {name:<16} Dice {stats['mean']:.4f} "
-                  f"(95% CI {stats['ci_low']:.4f}-{stats['ci_high']:.4f}, n={stats['n']}, "
-                  f"NaN {stats['n_nan']})")
+            print(f"  {name:<16} Dice {stats['mean']:.4f} ({ci_text(stats, options.stats)}, "
+                  f"n={stats['n']}, excluded {stats['n_excluded']})")
+        hd = item["metrics"].get("hd95")
+        if hd and hd["n"]:
+            print(f"  {'':<16} HD95 {hd['mean']:.4g} mm ({ci_text(hd, options.stats)}, "
+                  f"n={hd['n']}, excluded {hd['n_excluded']}, worst-case {hd['n_imputed']}; "
+                  f"missing distance: {options.missing_distance})")
     readers = result.sections.get("readers")
     if readers:
         for name, item in readers["classes"].items():
             for metric in item.values():
                 print(f"  {name:<16} {metric['verdict']}")
+        for name, by_reader in (readers.get("reader_performance") or {}).items():
+            for reader, est in by_reader.items():
+                print(f"  {name:<16} {reader}: STAPLE sensitivity "
+                      f"{est['sensitivity']['mean']:.4f}, specificity "
+                      f"{est['specificity']['mean']:.4f} (mean of {est['sensitivity']['n']} "
+                      "cases)")
+    for name, d in (result.sections.get("detection") or {}).get("classes", {}).items():
+        sens = "n/a" if d["sensitivity"] is None else f"{d['sensitivity']:.3f}"
+        print(f"  {name:<16} lesions: sensitivity {sens} ({d['tp']}/{d['n_ref_lesions']}), "
+              f"FP/case {d['fp_per_case']:.3g}, lesion-wise Dice {d['lesion_dice']:.4g}, "
+              f"FROC score {d['froc_score']:.3g}")
     crit = result.sections.get("criteria")
     if crit:
         for c in crit["criteria"]:
-            print(f"  {c['result']} {c['id']}: {c['text']} (value {c['value']:.4g}, n={c['n']})")
-        print(f"criteria: {'PASS' if crit['passed'] else 'FAIL'}")
+            value = "n < min" if c["value"] is None else f"{c['value']:.4g}"
+            note = f"; {c['note']}" if c["note"] else ""
+            print(f"  {c['result']} {c['id']}: {c['text']} (value {value}, n={c['n']}, "
+                  f"excluded {c['n_excluded']}, worst-case {c['n_imputed']}{note})")
+        print(f"criteria: {crit.get('verdict', 'PASS' if crit['passed'] else 'FAIL')}")
     for path in pairing.pred_only:
         print(f"medseg: warning: unpaired prediction (no reference): {path}", file=sys.stderr)
     for path in pairing.ref_only:

@@ -97,6 +97,14 @@ METRIC_INFO: dict[str, tuple[str, bool, str]] = {
     "rel_volume_diff_pct": ("%", False, "100 (V_pred - V_ref) / V_ref, signed"),
     "pixel_accuracy": ("", True, "fraction of voxels whose label agrees (all labels)"),
     "miou": ("", True, "mean IoU over background and the classes present in either map"),
+    # lesion-wise detection (medseg.evaluation.lesions)
+    "lesion_n_ref": ("lesions", True, "connected components of the reference"),
+    "lesion_n_pred": ("lesions", True, "connected components of the prediction"),
+    "lesion_tp": ("lesions", True, "reference lesions matched by a predicted component"),
+    "lesion_fn": ("lesions", False, "reference lesions left unmatched"),
+    "lesion_fp": ("lesions", False, "predicted components left unmatched"),
+    "lesion_sensitivity": ("", True, "matched reference lesions / reference lesions"),
+    "lesion_dice": ("", True, "BraTS-2023 lesion-wise Dice"),
 }
 
 NAN = float("nan")

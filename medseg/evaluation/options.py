@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medseg.evaluation.intervals import DEFAULT_STATS, StatsOptions
+from medseg.evaluation.lesions import DEFAULT_RULE, LesionRule
 from medseg.specs import MetricSpec
 
 
@@ -28,6 +30,14 @@ class EvaluationOptions:
       picklable when ``workers > 1``).
     * ``plugins_dir``: extra plugin folder for readers and metrics.
     * ``progress``: tqdm bar (None = on a terminal).
+    * ``missing_distance``: HD95/HD/ASSD of a structure present in one map only: ``"worst"``
+      (the image diagonal in mm, the default, as Metrics Reloaded recommends) or
+      ``"exclude"`` (NaN, left out); see :func:`~medseg.evaluation.pairs.evaluate_pair`.
+    * ``stats``: intervals and the minimum n (:class:`~medseg.evaluation.intervals.StatsOptions`).
+    * ``lesion_rule``: how lesions are matched (:class:`~medseg.evaluation.lesions.LesionRule`);
+      None skips the component analysis (it costs about one extra pass per class);
+      ``lesion_classes``: classes given a detection section (None = every class whose
+      reference has several components in some case).
     """
 
     labels: Any = None
@@ -38,6 +48,10 @@ class EvaluationOptions:
     metrics: Sequence[MetricSpec] | None = None
     plugins_dir: str | Path | None = None
     progress: bool | None = None
+    missing_distance: str = "worst"
+    stats: StatsOptions = DEFAULT_STATS
+    lesion_rule: LesionRule | None = DEFAULT_RULE
+    lesion_classes: Sequence[str] | None = None
 
     def replace(self, **changes: Any) -> EvaluationOptions:
         """A copy with ``changes`` applied."""

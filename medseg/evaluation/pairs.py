@@ -27,6 +27,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from medseg.errors import GeometryError, InputError, MedsegError
+from medseg.evaluation.lesions import DEFAULT_RULE, LESION_METRICS, LesionRule, match_lesions
 from medseg.evaluation.metrics import (
     class_metrics,
     semantic_from_counts,
@@ -122,6 +123,17 @@ def single_slice_axis(shape: Sequence[int]) -> int | None:
 
 
 # ---- one pair -------------------------------------------------------------------------------
+#: policies for the surface distances of a structure present in one map only
+MISSING_DISTANCE = ("worst", "exclude")
+
+
+def image_diagonal_mm(shape: Sequence[int], spacing: Sequence[float]) -> float:
+    """The diagonal of the image's extent in mm, ``sqrt(sum((n_i s_i)^2))``: no distance
+    between two points of the image can exceed it, so it is the worst possible HD95 / ASSD
+    (the MSD / BraTS practice, recommended by Metrics Reloaded for a missed structure)."""
+    return float(math.sqrt(sum((n * s) ** 2 for n, s in zip(shape, spacing, strict=True))))
+
+
 def evaluate_pair(
     pred: LabelMap,
     ref: LabelMap,
@@ -131,6 +143,8 @@ def evaluate_pair(
     empty_score: float = math.nan,
     resample: bool = False,
     extra_metrics: Sequence[MetricSpec] = (),
+    missing_distance: str = "worst",
+    lesion_rule: LesionRule | None = DEFAULT_RULE,
 ) -> list[dict[str, Any]]:
     """Score ``pred`` against ``ref``: one dict per class, then one ``"all"`` row.
 
@@ -141,7 +155,17 @@ def evaluate_pair(
     mm). ``extra_metrics`` (plugin :class:`MetricSpec`) add columns named after them.
     Each class row holds ``class``, ``label``, ``status`` and every metric of
     :data:`medseg.evaluation.metrics.CLASS_METRICS`; the ``"all"`` row holds the semantic metrics.
+    ``missing_distance`` (:data:`MISSING_DISTANCE`): ``"worst"`` sets HD95, HD and ASSD of a
+    class present in only one map (``pred_empty``, ``ref_empty``) to the image diagonal in mm
+    (:func:`image_diagonal_mm`) and stores it in ``missing_distance_mm``; ``"exclude"`` leaves
+    them NaN (left out of every statistic). ``lesion_rule``: the connected components of
+    each class are matched (:func:`~medseg.evaluation.lesions.match_lesions`) and the
+    :data:`~medseg.evaluation.lesions.LESION_METRICS` added, with ``lesion_sizes`` and
+    ``lesion_matched`` (per predicted component, for the FROC); None skips them.
     """
+    if missing_distance not in MISSING_DISTANCE:
+        raise ValueError(f"missing_distance {missing_distance!r} is not one of "
+                         f"{', '.join(MISSING_DISTANCE)}")
     label_names = normalize_labels(labels)
     grid_note = grid_note_for(pred, ref)
     if not ref.same_grid(pred):
@@ -199,6 +223,14 @@ def evaluate_pair(
             p, r, spacing, tolerance=tolerance_for(tolerance, value, name),
             empty_score=empty_score, n_voxels=n_voxels, voxel_volume_mm3=voxel_mm3,
         ))
+        if missing_distance == "worst" and row["status"] in ("pred_empty", "ref_empty"):
+            worst = image_diagonal_mm(r_arr.shape, spacing)
+            row.update({"hd95": worst, "hd": worst, "assd": worst, "missing_distance_mm": worst})
+        if lesion_rule is not None:
+            found = match_lesions(p, r, spacing, lesion_rule)
+            row.update({k: found[k] for k in LESION_METRICS})
+            row["lesion_sizes"], row["lesion_matched"] = (found["pred_sizes"],
+                                                          found["pred_matched"])
         n_pred, n_ref = int(np.count_nonzero(p)), int(np.count_nonzero(r))
         counts[value] = (int(np.count_nonzero(p & r)), n_pred, n_ref)
         for spec in extra_metrics:

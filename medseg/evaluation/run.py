@@ -11,6 +11,7 @@ from typing import Any
 
 from medseg.evaluation import report
 from medseg.evaluation.agreement import volume_agreement
+from medseg.evaluation.detection import detection_section
 from medseg.evaluation.metrics import CLASS_METRICS
 from medseg.evaluation.options import EvaluationOptions
 from medseg.evaluation.pairs import Pairing
@@ -78,16 +79,23 @@ def evaluate_folders(
         labels=scored.labels, classes=dict(sorted(classes.items())), tolerance=opts.tolerance,
         empty_score=opts.empty_score, resample=opts.resample, workers=scored.workers,
         extra_metrics=extras, pred_dir=str(pred_dir), ref_dir=ref_label or str(ref_dir),
+        missing_distance=opts.missing_distance, stats=opts.stats,
     )
     extra = {"volume_agreement": volume_agreement(rows), **(sections or {})}
+    if opts.lesion_rule is not None:
+        detection = detection_section(rows, opts.lesion_classes, opts.stats,
+                                      opts.lesion_rule.describe())
+        if detection["classes"]:
+            extra["detection"] = detection
     if study is not None:
-        extra.update(study.sections(rows, [*CLASS_METRICS, *(s.name for s in extras)]))
+        extra.update(study.sections(rows, [*CLASS_METRICS, *(s.name for s in extras)],
+                                    opts.stats))
     folder = report_folder(out_dir) if atomic else contextlib.nullcontext(Path(out_dir))
     with folder as build:
         summary, written = report.write_report(rows, build, settings=settings,
                                                pairing=scored.pairing,
                                                extra_metrics=[s.name for s in extras],
-                                               sections=extra, pdf=pdf)
+                                               sections=extra, pdf=pdf, stats=opts.stats)
     if atomic:
         written = relocate(written, build, Path(out_dir))
     return EvaluationResult(rows=rows, pairing=scored.pairing, settings=settings,

@@ -17,6 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from medseg.errors import MedsegError, PluginError
+from medseg.evaluation.lesions import LESION_METRICS, match_lesions
 from medseg.evaluation.metrics import CLASS_METRICS, SEMANTIC_METRICS, class_metrics
 from medseg.evaluation.options import EvaluationOptions
 from medseg.evaluation.pairs import Pairing, evaluate_pair, normalize_labels, pair_cases
@@ -34,7 +35,8 @@ def _score_case(job: dict[str, Any]) -> dict[str, Any]:
         rows = evaluate_pair(
             pred, ref, job["labels"], tolerance=job["tolerance"],
             empty_score=job["empty_score"], resample=job["resample"],
-            extra_metrics=job["extra_metrics"],
+            extra_metrics=job["extra_metrics"], missing_distance=job["missing_distance"],
+            lesion_rule=job["lesion_rule"],
         )
         return {"case": job["case"], "rows": rows, "error": ""}
     except MedsegError as exc:
@@ -47,7 +49,8 @@ def _extra_metric_specs(metrics: Sequence[MetricSpec] | None, plugins_dir: Any) 
     if metrics is None:
         table = load_registry(plugins_dir).metrics
         metrics = [table.specs[name] for name in table]
-    reserved = set(CLASS_METRICS) | set(SEMANTIC_METRICS) | {"case", "class", "label", "status"}
+    reserved = (set(CLASS_METRICS) | set(SEMANTIC_METRICS) | set(LESION_METRICS)
+                | {"case", "class", "label", "status"})
     for spec in metrics:
         if spec.name in reserved:
             raise PluginError(f"plugin metric {spec.name!r} clashes with a built-in metric name")
@@ -92,7 +95,8 @@ def score_folders(
     jobs = [
         {"case": case, "pred": str(p), "ref": str(r), "labels": label_names,
          "tolerance": tolerance, "empty_score": empty_score, "resample": resample,
-         "extra_metrics": extras, "plugins_dir": plugins_dir}
+         "extra_metrics": extras, "plugins_dir": plugins_dir,
+         "missing_distance": opts.missing_distance, "lesion_rule": opts.lesion_rule}
         for case, p, r in pairing.pairs
     ]
     results: list[dict[str, Any]] = [
@@ -115,7 +119,8 @@ def score_folders(
     finally:
         bar.close()
     files = {case: (str(p), str(r)) for case, p, r in pairing.pairs}
-    rows = _collect_rows(results, label_names, files, extras, empty_score)
+    rows = _collect_rows(results, label_names, files, extras, empty_score,
+                         lesions=opts.lesion_rule is not None)
     return Scored(rows=rows, pairing=pairing, extras=extras, labels=label_names, workers=workers)
 
 
@@ -125,6 +130,7 @@ def _collect_rows(
     files: dict[str, tuple[str, str]],
     extras: list[MetricSpec],
     empty_score: float,
+    lesions: bool = True,
 ) -> list[dict[str, Any]]:
     """Flatten per-case results; fill classes absent from a case (labels found per case)."""
     seen: dict[int, str] = dict(label_names or {})
@@ -147,18 +153,22 @@ def _collect_rows(
         for value, name in classes.items():
             row = by_label.get(value)
             if row is None:  # class in neither map of this case: the both-empty policy
-                row = _both_empty_row(value, name, empty_score, extras)
+                row = _both_empty_row(value, name, empty_score, extras, lesions)
             rows.append({**base, **row, "error": ""})
         rows.append({**base, **by_label[None], "error": ""})
     return rows
 
 
 def _both_empty_row(value: int, name: str, empty_score: float,
-                    extras: list[MetricSpec]) -> dict[str, Any]:
+                    extras: list[MetricSpec], lesions: bool = True) -> dict[str, Any]:
     """The row of a class found in neither map of a case (labels discovered per case)."""
     empty = np.zeros((1, 1), dtype=bool)
     row: dict[str, Any] = {"class": name, "label": value}
     row.update(class_metrics(empty, empty, empty_score=empty_score))  # specificity 1, volumes 0
+    if lesions:
+        found = match_lesions(empty, empty)  # no lesion in either map
+        row.update({k: found[k] for k in LESION_METRICS})
+        row["lesion_sizes"], row["lesion_matched"] = [], []
     for spec in extras:
         row[spec.name] = math.nan
     return row

@@ -16,6 +16,9 @@ from typing import Any
 import numpy as np
 
 from medseg.evaluation.agreement import volume_agreement
+from medseg.evaluation.detection import DETECTION_COLUMNS, detection_rows
+from medseg.evaluation.intervals import StatsOptions
+from medseg.evaluation.lesions import LESION_METRICS
 from medseg.evaluation.metrics import CLASS_METRICS, SEMANTIC_METRICS
 from medseg.evaluation.report.gallery import write_gallery
 from medseg.evaluation.report.html import render_html
@@ -46,9 +49,12 @@ def json_safe(obj: Any) -> Any:
     return obj
 
 
-def per_case_columns(extra_metrics: Sequence[str] = ()) -> list[str]:
-    return ["case", "class", "label", "status", *CLASS_METRICS, *extra_metrics,
-            *SEMANTIC_METRICS, "note", "error", "pred_file", "ref_file"]
+def per_case_columns(extra_metrics: Sequence[str] = (),
+                     metadata_columns: Sequence[str] = ()) -> list[str]:
+    """Columns of ``per_case.csv``; metadata columns come last as ``meta_<column>``."""
+    return ["case", "class", "label", "status", *CLASS_METRICS, *extra_metrics, *LESION_METRICS,
+            *SEMANTIC_METRICS, "missing_distance_mm", "note", "error", "pred_file", "ref_file",
+            *(f"meta_{c}" for c in metadata_columns)]
 
 
 def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
@@ -76,7 +82,11 @@ SUBGROUP_COLUMNS = ("by", "group", "n_cases", "class", "metric", "n", "n_nan", "
                     "median", "ci_low", "ci_high", "ci_note")
 #: columns of ``volume_agreement.csv``
 AGREEMENT_COLUMNS = ("class", "n", "bias_ml", "loa_low_ml", "loa_high_ml", "bias_ci_low_ml",
-                     "bias_ci_high_ml", "bias_pct", "loa_low_pct", "loa_high_pct", "ccc")
+                     "bias_ci_high_ml", "loa_low_ci_low_ml", "loa_low_ci_high_ml",
+                     "loa_high_ci_low_ml", "loa_high_ci_high_ml", "bias_pct", "loa_low_pct",
+                     "loa_high_pct", "ccc", "ccc_ci_low", "ccc_ci_high", "icc_a1",
+                     "icc_a1_ci_low", "icc_a1_ci_high", "icc_c1", "icc_c1_ci_low",
+                     "icc_c1_ci_high")
 
 
 def agreement_rows(agreement: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -88,7 +98,13 @@ def agreement_rows(agreement: Mapping[str, Any]) -> list[dict[str, Any]]:
                      "bias_ci_low_ml": a["ml"]["bias_ci_low"],
                      "bias_ci_high_ml": a["ml"]["bias_ci_high"], "bias_pct": a["pct"]["bias"],
                      "loa_low_pct": a["pct"]["loa_low"], "loa_high_pct": a["pct"]["loa_high"],
-                     "ccc": a["ccc"]})
+                     "ccc": a["ccc"],
+                     **{f"{k}_ml": a["ml"].get(k) for k in (
+                         "loa_low_ci_low", "loa_low_ci_high", "loa_high_ci_low",
+                         "loa_high_ci_high")},
+                     **{k: a.get(k) for k in (
+                         "ccc_ci_low", "ccc_ci_high", "icc_a1", "icc_a1_ci_low",
+                         "icc_a1_ci_high", "icc_c1", "icc_c1_ci_low", "icc_c1_ci_high")}})
     return rows
 
 
@@ -102,6 +118,7 @@ def write_report(
     sections: Mapping[str, Any] | None = None,
     gallery: int = 6,
     pdf: bool = False,
+    stats: StatsOptions | None = None,
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """Write the report files; return the summary and the written paths.
 
@@ -112,8 +129,8 @@ def write_report(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    metrics = [*CLASS_METRICS, *extra_metrics, *SEMANTIC_METRICS]
-    summary = summarize(rows, metrics)
+    metrics = [*CLASS_METRICS, *extra_metrics, *LESION_METRICS, *SEMANTIC_METRICS]
+    summary = summarize(rows, metrics, stats)
     unpaired = {
         "pred_only": list(getattr(pairing, "pred_only", [])),
         "ref_only": list(getattr(pairing, "ref_only", [])),
@@ -130,10 +147,15 @@ def write_report(
     sections = dict(sections or {})
     if "volume_agreement" not in sections:
         sections["volume_agreement"] = volume_agreement(rows)
-    write_csv(files["per_case"], rows, per_case_columns(extra_metrics))
+    metadata = sections.pop("metadata", None) or {}
+    meta_columns = sorted({k for m in metadata.values() for k in m} - {"case"})
+    if meta_columns:  # merged into per_case.csv for other tools (R, spreadsheets)
+        rows = [{**r, **{f"meta_{k}": metadata.get(r["case"], {}).get(k, "")
+                         for k in meta_columns}} for r in rows]
+    write_csv(files["per_case"], rows, per_case_columns(extra_metrics, meta_columns))
     pause_point("report-per-case-written")
     write_csv(files["summary_csv"], summary_rows(summary),
-              ["class", "label", "metric", *STATS, "n_errors"])
+              ["class", "label", "metric", *STATS, "n_errors", "n_excluded", "n_imputed"])
     write_csv(out / "volume_agreement.csv", agreement_rows(sections["volume_agreement"]),
               AGREEMENT_COLUMNS)
     files["volume_agreement"] = out / "volume_agreement.csv"
@@ -141,6 +163,9 @@ def write_report(
         files["criteria"] = out / "criteria.json"
         write_text_atomic(files["criteria"], json.dumps(json_safe(sections["criteria"]),
                                                         indent=2, allow_nan=False) + "\n")
+    if (sections.get("detection") or {}).get("classes"):
+        files["detection"] = out / "detection.csv"
+        write_csv(files["detection"], detection_rows(sections["detection"]), DETECTION_COLUMNS)
     if "subgroups" in sections:
         files["subgroups"] = out / "subgroups.csv"
         write_csv(files["subgroups"], sections["subgroups"]["rows"], SUBGROUP_COLUMNS)

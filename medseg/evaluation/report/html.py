@@ -21,6 +21,7 @@ th{background:#f3f3f3}td.l,th.l{text-align:left}
 .err{color:#a00}.note{color:#555;font-size:12px}svg{display:block;margin:.5em 0}
 .pass{color:#fff;background:#2a7d2a;padding:1px 6px;border-radius:3px;font-weight:bold}
 .fail{color:#fff;background:#b22;padding:1px 6px;border-radius:3px;font-weight:bold}
+.na{color:#fff;background:#a60;padding:1px 6px;border-radius:3px;font-weight:bold}
 .verdict{font-size:1.1em;padding:.5em;border:2px solid #888;margin:.5em 0}
 .plots{display:flex;flex-wrap:wrap;gap:8px}.gallery figure{display:inline-block;margin:4px}
 figcaption{font-size:11px;color:#444;max-width:260px}th.sort{cursor:pointer}
@@ -52,7 +53,9 @@ def _fmt(v: Any, digits: int = 4) -> str:
 
 
 def _ci(stats: Mapping[str, Any], key: str) -> str:
-    """A CI bound, or "-" when n <= 1 (a zero-width interval says nothing)."""
+    """A CI bound; ``n < 10`` (the note) when too few cases; "-" when n <= 1."""
+    if stats.get(key) is None and stats.get("ci_note"):
+        return html.escape(str(stats["ci_note"]))
     if stats.get("n", 0) <= 1:
         return "-"
     return _fmt(stats.get(key))
@@ -71,22 +74,33 @@ def _tol(settings: Mapping[str, Any], name: Any) -> Any:
 
 
 def _badge(result: str) -> str:
-    return f"<span class='{'pass' if result == 'PASS' else 'fail'}'>{result}</span>"
+    kind = "pass" if result == "PASS" else "fail" if result == "FAIL" else "na"
+    return f"<span class='{kind}'>{result}</span>"
 
 
 def criteria_html(crit: Mapping[str, Any]) -> str:
     """The PASS/FAIL block put at the top of the report."""
-    overall = "PASS" if crit["passed"] else "FAIL"
-    n_fail = sum(c["result"] == "FAIL" for c in crit["criteria"])
+    overall = crit.get("verdict", "PASS" if crit["passed"] else "FAIL")
+    n_pass = sum(c["result"] == "PASS" for c in crit["criteria"])
     out = [f"<div class='verdict'>Acceptance criteria: {_badge(overall)} "
-           f"({len(crit['criteria']) - n_fail} of {len(crit['criteria'])} passed)</div>",
-           "<table><tr><th class='l'>id</th><th class='l'>criterion</th><th>value</th>"
-           "<th>n</th><th>result</th><th class='l'>note</th></tr>"]
+           f"({n_pass} of {len(crit['criteria'])} passed)</div>",
+           "<table><tr><th class='l'>id</th><th class='l'>endpoint</th>"
+           "<th class='l'>criterion</th><th>value</th><th>n</th><th>excluded</th>"
+           "<th>worst-case</th><th>result</th><th class='l'>note</th></tr>"]
     for c in crit["criteria"]:
+        value = "n &lt; min" if c["value"] is None else _fmt(c["value"])
         out.append(f"<tr><td class='l'>{html.escape(c['id'])}</td><td class='l'>"
-                   f"{html.escape(c['text'])}</td><td>{_fmt(c['value'])}</td><td>{c['n']}</td>"
+                   f"{html.escape(c.get('endpoint', ''))}</td><td class='l'>"
+                   f"{html.escape(c['text'])}</td><td>{value}</td><td>{c['n']}</td>"
+                   f"<td>{c.get('n_excluded', '')}</td><td>{c.get('n_imputed', '')}</td>"
                    f"<td>{_badge(c['result'])}</td><td class='l'>{html.escape(c['note'])}</td>"
                    "</tr>")
+    intervals = crit.get("intervals")
+    if intervals:
+        out.append(f"<p class='note'>Minimum n for a CI decision: {intervals['min_n']}; "
+                   f"CI method {html.escape(str(intervals['ci_method']))}, level "
+                   f"{intervals['ci_level']}{' one-sided' if intervals['one_sided'] else ''}, "
+                   f"resamples {intervals['resamples']}, seed {intervals['seed']}.</p>")
     out.append("</table>")
     return "\n".join(out)
 
@@ -94,10 +108,14 @@ def criteria_html(crit: Mapping[str, Any]) -> str:
 def _summary_html(classes: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
     esc = html.escape
     out = ["<h2>Summary</h2><p class='note'>Statistics over finite values; n = cases covered, "
-           "NaN = cases where the metric is undefined under the empty-mask policy; CI = 95% "
-           "bootstrap interval of the mean (- when n = 1); NSD at the tolerance shown.</p>"]
-    head = "".join(f"<th>{h}</th>" for h in ("n", "NaN", "mean", "std", "median", "Q1", "Q3",
-                                             "min", "max", "CI low", "CI high"))
+           "NaN = cases where the metric is undefined under the empty-mask policy (excluded "
+           "= NaN + failed); worst-case = distances set to the image diagonal for a missed or "
+           f"spurious structure ({html.escape(str(settings.get('missing_distance', '')))}); "
+           f"CI = {html.escape(str(settings.get('bootstrap', 'bootstrap interval')))}; "
+           "NSD at the tolerance shown.</p>"]
+    head = "".join(f"<th>{h}</th>" for h in ("n", "NaN", "excluded", "worst-case", "mean",
+                                             "std", "median", "Q1", "Q3", "min", "max",
+                                             "CI low", "CI high"))
     for name, item in classes.items():
         counts = ", ".join(f"{k} {v}" for k, v in item["status"].items() if v)
         out.append(f"<h3>{esc(str(name))}"
@@ -105,8 +123,11 @@ def _summary_html(classes: Mapping[str, Any], settings: Mapping[str, Any]) -> li
                    + f"</h3><p class='note'>{item['n_cases']} cases: {esc(counts)}</p>")
         out.append(f"<table><tr><th class='l'>metric</th>{head}</tr>")
         for metric, s in item["metrics"].items():
-            cells = "".join(f"<td>{_ci(s, k) if k.startswith('ci_') else _fmt(s[k])}</td>"
-                            for k in STATS)
+            if metric.startswith("lesion_"):  # per-case lesion counts: see Lesion detection
+                continue
+            keys = ("n", "n_nan", "n_excluded", "n_imputed", *STATS[2:11])
+            cells = "".join(f"<td>{_ci(s, k) if k.startswith('ci_') else _fmt(s.get(k))}</td>"
+                            for k in keys)
             label = _metric_label(metric, _tol(settings, name))
             out.append(f"<tr><td class='l'>{esc(label)}</td>{cells}</tr>")
         out.append("</table>")
@@ -150,24 +171,60 @@ def _gallery_html(pictures: Sequence[Mapping[str, Any]]) -> list[str]:
     return out
 
 
+def _detection_html(detection: Mapping[str, Any]) -> list[str]:
+    if not detection.get("classes"):
+        return []
+    esc = html.escape
+    out = [f"<h2>Lesion detection</h2><p class='note'>{esc(str(detection.get('rule', '')))}. "
+           "Sensitivity = matched reference lesions / reference lesions, pooled over cases "
+           "(CI: cluster bootstrap over cases); FP = unmatched predicted components; "
+           "lesion-wise Dice as BraTS 2023; FROC over a minimum-size threshold, score = mean "
+           "sensitivity at 1/8 to 8 FP per case.</p>",
+           "<table><tr><th class='l'>class</th><th>cases</th><th>lesions (ref / pred)</th>"
+           "<th>TP / FN / FP</th><th>sensitivity [CI]</th><th>FP per case [CI]</th>"
+           "<th>lesion-wise Dice [CI]</th><th>FROC score</th></tr>"]
+    for name, d in detection["classes"].items():
+        def ci(key: str, item: Mapping[str, Any] = d) -> str:
+            if item.get(f"{key}_ci_low") is None:
+                return f"{_fmt(item.get(key))} [{esc(item.get('ci_note') or '-')}]"
+            return (f"{_fmt(item.get(key))} [{_fmt(item[key + '_ci_low'])}, "
+                    f"{_fmt(item[key + '_ci_high'])}]")
+
+        out.append(f"<tr><td class='l'>{esc(str(name))}</td><td>{d['n_cases']}</td>"
+                   f"<td>{d['n_ref_lesions']} / {d['n_pred_lesions']}</td>"
+                   f"<td>{d['tp']} / {d['fn']} / {d['fp']}</td><td>{ci('sensitivity')}</td>"
+                   f"<td>{ci('fp_per_case')}</td><td>{ci('lesion_dice')}</td>"
+                   f"<td>{_fmt(d['froc_score'])}</td></tr>")
+    out.append("</table>")
+    return out
+
+
 def _agreement_html(agreement: Mapping[str, Any]) -> list[str]:
     if not agreement:
         return []
     out = ["<h2>Volume agreement</h2><p class='note'>Bland-Altman: bias = mean(V_pred - "
            "V_ref), limits of agreement = bias +- 1.96 SD; % relative to the mean of both "
-           "volumes; cases where both volumes are 0 left out. CCC = Lin's concordance "
-           "correlation coefficient (agreement with the identity line).</p>",
+           "volumes; cases where both volumes are 0 left out; [95% CIs]. CCC = Lin's "
+           "concordance correlation coefficient (agreement with the identity line; CI by "
+           "Lin's z-transform); ICC(A,1) = absolute agreement, ICC(C,1) = consistency "
+           "(McGraw & Wong, two-way model, single rater) on the mL volumes.</p>",
            "<table><tr><th class='l'>class</th><th>n</th><th>bias (mL)</th><th>95% CI of bias"
-           "</th><th>LoA (mL)</th><th>bias (%)</th><th>LoA (%)</th><th>CCC</th></tr>"]
+           "</th><th>LoA (mL) [CI of each limit]</th><th>bias (%)</th><th>LoA (%)</th>"
+           "<th>CCC [CI]</th><th>ICC(A,1) [CI]</th><th>ICC(C,1) [CI]</th></tr>"]
     plots = []
     for name, a in agreement.items():
         ml, pct = a["ml"], a["pct"]
         ci = "-" if a["n"] <= 1 else f"{_fmt(ml['bias_ci_low'])} to {_fmt(ml['bias_ci_high'])}"
+        def with_ci(d: Mapping[str, Any], key: str) -> str:
+            return (f"{_fmt(d.get(key))} [{_fmt(d.get(key + '_ci_low'))}, "
+                    f"{_fmt(d.get(key + '_ci_high'))}]")
+
         out.append(f"<tr><td class='l'>{html.escape(str(name))}</td><td>{a['n']}</td>"
-                   f"<td>{_fmt(ml['bias'])}</td><td>{ci}</td><td>{_fmt(ml['loa_low'])} to "
-                   f"{_fmt(ml['loa_high'])}</td><td>{_fmt(pct['bias'])}</td>"
+                   f"<td>{_fmt(ml['bias'])}</td><td>{ci}</td><td>{with_ci(ml, 'loa_low')} to "
+                   f"{with_ci(ml, 'loa_high')}</td><td>{_fmt(pct['bias'])}</td>"
                    f"<td>{_fmt(pct['loa_low'])} to {_fmt(pct['loa_high'])}</td>"
-                   f"<td>{_fmt(a['ccc'])}</td></tr>")
+                   f"<td>{with_ci(a, 'ccc')}</td><td>{with_ci(a, 'icc_a1')}</td>"
+                   f"<td>{with_ci(a, 'icc_c1')}</td></tr>")
         pts = a.get("points", [])
         if pts:
             mean = [(p["pred_ml"] + p["ref_ml"]) / 2 for p in pts]
@@ -181,7 +238,7 @@ def _agreement_html(agreement: Mapping[str, Any]) -> list[str]:
 
 def _subgroups_html(sub: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
     esc = html.escape
-    out = [f"<h2>Subgroups</h2><p class='note'>Each grouping on its own; CI = 95% bootstrap "
+    out = [f"<h2>Subgroups</h2><p class='note'>Each grouping on its own; CI = the study's "
            f"interval of the mean, not given below n = {sub['min_n']}. Source: "
            f"{esc(str(sub.get('source', '')))}.</p>"]
     for column in sub["by"]:
@@ -232,6 +289,22 @@ def _readers_html(readers: Mapping[str, Any]) -> list[str]:
                        f"<td>{_fmt(d['mean'])}</td><td>{_ci(d, 'ci_low')}</td>"
                        f"<td>{_ci(d, 'ci_high')}</td></tr>")
         out.append("</table>")
+    perf = readers.get("reader_performance") or {}
+    if perf:
+        out.append("<h3>Reader performance (STAPLE estimates)</h3><p class='note'>Each "
+                   "reader's sensitivity and specificity as STAPLE estimated them against "
+                   "the consensus, per case; mean over cases [CI] (n).</p><table><tr>"
+                   "<th class='l'>class</th><th class='l'>reader</th><th>sensitivity</th>"
+                   "<th>specificity</th></tr>")
+        for name, by_reader in perf.items():
+            for reader, est in by_reader.items():
+                cells = "".join(
+                    f"<td>{_fmt(est[k]['mean'])} [{_ci(est[k], 'ci_low')}, "
+                    f"{_ci(est[k], 'ci_high')}] ({est[k]['n']})</td>"
+                    for k in ("sensitivity", "specificity"))
+                out.append(f"<tr><td class='l'>{esc(str(name))}</td>"
+                           f"<td class='l'>{esc(reader)}</td>{cells}</tr>")
+        out.append("</table>")
     return out
 
 
@@ -276,6 +349,7 @@ def render_html(document: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) 
         if groups:
             out.append(box_strip_svg(groups, f"{metric} per class", unit))
     out += _agreement_html(document.get("volume_agreement") or {})
+    out += _detection_html(document.get("detection") or {})
     if document.get("subgroups"):
         out += _subgroups_html(document["subgroups"], settings)
     if document.get("readers"):
@@ -323,19 +397,31 @@ def comparison_html(document: Mapping[str, Any], plot_metric: str = "dice") -> s
     for a, b in pairs:
         out.append(f"<h3>{esc(b)} vs {esc(a)}</h3><table><tr><th class='l'>metric</th>"
                    "<th class='l'>class</th><th>n</th><th>mean A</th><th>mean B</th>"
-                   "<th>B - A</th><th>95% CI</th><th>Wilcoxon p (n)</th><th>Holm p</th>"
+                   "<th>B - A</th><th>CI</th><th>Hodges-Lehmann [CI]</th>"
+                   "<th>Wilcoxon p (n, method)</th><th>Holm p</th><th>FDR p</th>"
+                   "<th>excluded</th><th>worst-case</th>"
                    "<th>win/tie/loss</th><th>non-inferior</th></tr>")
         for c in (c for c in comps if (c["model_a"], c["model_b"]) == (a, b)):
-            ci = "-" if c["n_pairs"] <= 1 else f"{_fmt(c['ci_low'])} to {_fmt(c['ci_high'])}"
-            ni = ("-" if c["non_inferior"] is None else
-                  f"{'yes' if c['non_inferior'] else 'no'} (margin {c['margin']:g})")
+            ci = (esc(c["ci_note"]) if c["ci_low"] is None
+                  else f"{_fmt(c['ci_low'])} to {_fmt(c['ci_high'])}")
+            if c["margin"] is None:
+                ni = "-"
+            elif c["non_inferior"] is None:
+                ni = esc(c.get("non_inferior_note", ""))
+            else:
+                ni = (f"{'yes' if c['non_inferior'] else 'no'} (margin {c['margin']:g})"
+                      + (" &#9888; within MC error" if c.get("non_inferior_mc_flag") else ""))
             label = _metric_label(c["metric"], _tol(document["settings"], c["class"]))
             out.append(f"<tr><td class='l'>{esc(label)}</td>"
                        f"<td class='l'>{esc(str(c['class']))}</td><td>{c['n_pairs']}</td>"
                        f"<td>{_fmt(c['mean_a'])}</td><td>{_fmt(c['mean_b'])}</td>"
                        f"<td>{_fmt(c['mean_diff'])}</td><td>{ci}</td>"
-                       f"<td>{_fmt(c['p_wilcoxon'])} ({c['n_wilcoxon']})</td>"
-                       f"<td>{_fmt(c['p_holm'])}</td>"
+                       f"<td>{_fmt(c.get('hl_estimate'))} [{_fmt(c.get('hl_ci_low'))}, "
+                       f"{_fmt(c.get('hl_ci_high'))}]</td>"
+                       f"<td>{_fmt(c['p_wilcoxon'])} ({c['n_wilcoxon']}, "
+                       f"{esc(c.get('wilcoxon_method', ''))})</td>"
+                       f"<td>{_fmt(c['p_holm'])}</td><td>{_fmt(c.get('p_fdr'))}</td>"
+                       f"<td>{c['n_excluded']}</td><td>{c.get('n_imputed', '')}</td>"
                        f"<td>{c['wins']}/{c['ties']}/{c['losses']}</td><td>{ni}</td></tr>")
         out.append("</table><div class='plots'>")
         for c in comps:
@@ -357,6 +443,7 @@ def render_comparison_page(document: Mapping[str, Any]) -> str:
         "<h1>Model comparison</h1>",
         f"<p>Reference: {esc(document['reference'])}</p><ul>{models}</ul>",
         "<p class='note'>Each model's full report is in its own folder (report.html).</p>",
+        criteria_html(document["criteria"]) if document.get("criteria") else "",
         comparison_html(document, metric),
         "<h2>Methods</h2><p class='methods'>"
         + esc(methods_paragraph(document["settings"], {"comparison": True})) + "</p>",

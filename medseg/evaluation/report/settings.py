@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from medseg import __version__
+from medseg.evaluation.intervals import DEFAULT_STATS, StatsOptions
 from medseg.evaluation.metrics import (
     CLASS_METRICS,
     METRIC_INFO,
@@ -20,7 +21,6 @@ from medseg.evaluation.metrics import (
     SEMANTIC_METRICS,
     tolerance_for,
 )
-from medseg.evaluation.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 
 EMPTY_POLICY = (
     "Both masks empty (both_empty): Dice, IoU and NSD are undefined (NaN) unless empty_score "
@@ -38,6 +38,16 @@ BOUNDARY = (
     "spacings do not drop points lying exactly on it). A 3D image with a single slice "
     "(X x Y x 1) is scored in 2D (in-plane borders), volumes with its slice thickness."
 )
+
+MISSING_POLICY = {
+    "worst": "HD95, HD and ASSD of a structure present in only one of prediction and reference "
+             "(missed, or predicted where the reference has none) are set to the diagonal of "
+             "the image extent in mm (the worst possible distance; Metrics Reloaded, MSD/BraTS "
+             "practice) and counted as n_imputed",
+    "exclude": "HD95, HD and ASSD of a structure present in only one map are undefined (NaN) "
+               "and left out of every statistic (counted in n_nan / n_excluded): a model is "
+               "not penalised on distances for missing an organ",
+}
 
 
 def software_versions() -> dict[str, str]:
@@ -61,6 +71,8 @@ def settings_dict(
     extra_metrics: Sequence[Any] = (),
     pred_dir: str = "",
     ref_dir: str = "",
+    missing_distance: str = "worst",
+    stats: StatsOptions | None = None,
 ) -> dict[str, Any]:
     """Everything a reader of the report needs to reproduce or judge it."""
 
@@ -79,7 +91,9 @@ def settings_dict(
         "extra_metrics": {s.name: s.description for s in extra_metrics},
         "boundary": BOUNDARY,
         "empty_mask_policy": EMPTY_POLICY,
-        "bootstrap": f"percentile bootstrap of the mean, {BOOTSTRAP_RESAMPLES} resamples, "
-                     f"seed {BOOTSTRAP_SEED}",
+        "missing_distance": missing_distance,
+        "missing_distance_policy": MISSING_POLICY[missing_distance],
+        "bootstrap": (stats or DEFAULT_STATS).describe(),
+        "intervals": (stats or DEFAULT_STATS).record(),
         "software": software_versions(),
     }

@@ -21,18 +21,25 @@ from typing import Any
 
 from medseg.errors import MedsegError
 from medseg.evaluation import report
+from medseg.evaluation.intervals import DEFAULT_STATS, StatsOptions
 from medseg.evaluation.metrics import METRIC_INFO
 from medseg.evaluation.options import EvaluationOptions
 from medseg.evaluation.report.folder import check_target, relocate, report_folder
 from medseg.evaluation.run import evaluate_folders
-from medseg.evaluation.study.paired import holm, paired_difference
+from medseg.evaluation.stats import IMPUTED_METRICS
+from medseg.evaluation.study.compare_criteria import judge_comparison
+from medseg.evaluation.study.paired import bh, holm, paired_difference
 from medseg.io.atomic import write_text_atomic
 
 #: metrics compared by default
 COMPARE_METRICS = ("dice", "iou", "hd95", "assd", "nsd", "abs_volume_diff_ml")
-COLUMNS = ("model_a", "model_b", "class", "metric", "n_pairs", "n_excluded", "mean_a",
-           "mean_b", "mean_diff", "ci_low", "ci_high", "p_wilcoxon", "n_wilcoxon", "p_holm",
-           "wins", "ties", "losses", "margin", "non_inferior")
+COLUMNS = ("model_a", "model_b", "class", "metric", "n_pairs", "n_excluded", "n_imputed",
+           "missing_distance", "mean_a", "mean_b", "mean_diff", "ci_low", "ci_high",
+           "ci_low_mc_se", "ci_high_mc_se", "ci_note", "p_wilcoxon", "n_wilcoxon",
+           "wilcoxon_method", "p_holm", "p_fdr", "hl_estimate", "hl_ci_low", "hl_ci_high",
+           "wins", "ties", "losses", "margin", "non_inferior", "non_inferior_note")
+#: columns of ``paired_wide.csv`` (one row per case, class and metric; for R and the like)
+WIDE_COLUMNS = ("case", "class", "metric", "model_a", "model_b", "a", "b", "difference")
 
 
 def margin_for(margin: float | Mapping[str, float] | None, metric: str) -> float | None:
@@ -54,11 +61,16 @@ def compare_rows(
     metrics: Sequence[str] = COMPARE_METRICS,
     *,
     margin: float | Mapping[str, float] | None = None,
+    options: StatsOptions | None = None,
+    missing_distance: str = "worst",
 ) -> list[dict[str, Any]]:
     """Paired statistics of every model against the first, per class and metric.
 
     ``models``: name -> evaluation rows. Only cases scored (no error) for both enter.
+    ``n_imputed``: pairs where either model's distance is the worst case (a missed or
+    spurious structure under ``missing_distance="worst"``).
     """
+    opts = options or DEFAULT_STATS
     names = list(models)
     if len(names) < 2:
         raise MedsegError("compare needs at least two prediction folders")
@@ -75,12 +87,29 @@ def compare_rows(
                 ks = [k for k in keys if k[1] == name]
                 a = [_num(a_rows[k].get(metric)) for k in ks]
                 b = [_num(b_rows[k].get(metric)) for k in ks]
-                stats = paired_difference(a, b, metric, margin=margin_for(margin, metric))
+                stats = paired_difference(a, b, metric, margin=margin_for(margin, metric),
+                                          options=opts, cases=[k[0] for k in ks])
+                imputed = sum(1 for k in ks if metric in IMPUTED_METRICS and (
+                    a_rows[k].get("missing_distance_mm") is not None
+                    or b_rows[k].get("missing_distance_mm") is not None))
                 block.append({"model_a": base, "model_b": other, "class": name, **stats,
+                              "n_imputed": imputed, "missing_distance": missing_distance,
                               "cases": [k[0] for k in ks], "a": a, "b": b})
-            for item, p in zip(block, holm([r["p_wilcoxon"] for r in block]), strict=True):
-                item["p_holm"] = p
+            ps = [r["p_wilcoxon"] for r in block]
+            for item, p, q in zip(block, holm(ps), bh(ps), strict=True):
+                item["p_holm"], item["p_fdr"] = p, q
             out.extend(block)
+    return out
+
+
+def wide_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per case, class and metric with both models' values and B - A."""
+    out = []
+    for r in rows:
+        for case, a, b in zip(r["cases"], r["a"], r["b"], strict=True):
+            out.append({"case": case, "class": r["class"], "metric": r["metric"],
+                        "model_a": r["model_a"], "model_b": r["model_b"], "a": a, "b": b,
+                        "difference": b - a})
     return out
 
 
@@ -110,6 +139,7 @@ class ComparisonResult:
     rows: list[dict[str, Any]]
     models: dict[str, Any]
     files: dict[str, Path]
+    criteria: dict[str, Any] | None = None
 
 
 def compare_folders(
@@ -123,8 +153,12 @@ def compare_folders(
     names: Sequence[str] | None = None,
     pdf: bool = False,
     study: Any = None,
+    criteria: Sequence[Any] = (),
 ) -> ComparisonResult:
-    """Evaluate every prediction folder and compare them (see the module docstring)."""
+    """Evaluate every prediction folder and compare them (see the module docstring).
+
+    ``criteria``: :class:`~medseg.evaluation.study.compare_criteria.ComparisonCriterion`
+    judged on the comparison (``comparison_criteria.json``, the page, ``criteria``)."""
 
     if len(pred_dirs) < 2:
         raise MedsegError("compare needs at least two --pred folders")
@@ -138,10 +172,13 @@ def compare_folders(
         unknown = [m for m in metrics if known and m not in known]
         if unknown:
             raise MedsegError(f"unknown metric {', '.join(unknown)} for compare")
-        rows = compare_rows({n: r.rows for n, r in results.items()}, metrics, margin=margin)
+        opts = options or EvaluationOptions()
+        rows = compare_rows({n: r.rows for n, r in results.items()}, metrics, margin=margin,
+                            options=opts.stats, missing_distance=opts.missing_distance)
         files = {"csv": out / "comparison.csv", "json": out / "comparison.json",
-                 "html": out / "comparison.html"}
+                 "html": out / "comparison.html", "wide": out / "paired_wide.csv"}
         report.write_csv(files["csv"], rows, COLUMNS)
+        report.write_csv(files["wide"], wide_rows(rows), WIDE_COLUMNS)
         document = {
             "models": {n: str(p) for n, p in zip(names, pred_dirs, strict=True)},
             "reference": str(ref_dir),
@@ -150,11 +187,21 @@ def compare_folders(
             "metrics": list(metrics),
             "comparisons": rows,
             "settings": results[names[0]].settings,
-            "method": "paired percentile bootstrap of the mean difference B - A "
-                      f"({report.BOOTSTRAP_RESAMPLES} resamples, seed {report.BOOTSTRAP_SEED}); "
-                      "two-sided Wilcoxon signed-rank test (scipy, zero differences dropped); "
-                      "Holm adjustment over classes per metric and model pair",
+            "intervals": opts.stats.record(),
+            "missing_distance": opts.missing_distance,
+            "method": f"paired {opts.stats.describe()} of the mean difference B - A; "
+                      "two-sided Wilcoxon signed-rank test (zero differences and near-ties "
+                      "within 1e-9 treated as such; exact, permutation or normal method as "
+                      "wilcoxon_method says) with the Hodges-Lehmann estimate and its CI; "
+                      "Holm (family-wise) and Benjamini-Hochberg (FDR) adjustments over "
+                      "classes per metric and model pair; missing distances: "
+                      f"{opts.missing_distance}",
         }
+        if criteria:
+            document["criteria"] = judge_comparison(criteria, rows, opts.stats.min_n)
+            files["criteria"] = out / "comparison_criteria.json"
+            write_text_atomic(files["criteria"], json.dumps(
+                report.json_safe(document["criteria"]), indent=2, allow_nan=False) + "\n")
         write_text_atomic(files["json"], json.dumps(report.json_safe(document), indent=2,
                                                     allow_nan=False) + "\n")
         write_text_atomic(files["html"], report.render_comparison_page(document))
@@ -163,4 +210,5 @@ def compare_folders(
     target = Path(out_dir)
     for res in results.values():
         res.files = relocate(res.files, out, target)
-    return ComparisonResult(rows=rows, models=results, files=relocate(files, out, target))
+    return ComparisonResult(rows=rows, models=results, files=relocate(files, out, target),
+                            criteria=document.get("criteria"))

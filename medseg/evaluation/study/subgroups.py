@@ -24,11 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from medseg.errors import InputError
+from medseg.evaluation.intervals import DEFAULT_MIN_N as DEFAULT_STATS_MIN_N
+from medseg.evaluation.intervals import StatsOptions
 from medseg.evaluation.report import describe
 from medseg.io.dicom import _iter_files, dcmread, sniff_dicom_file
 
-#: a subgroup needs at least this many finite values to get a CI
-DEFAULT_MIN_N = 5
+#: a subgroup needs at least this many finite values to get a CI (the study's default)
+DEFAULT_MIN_N = DEFAULT_STATS_MIN_N
 #: the only DICOM attributes read as metadata (none identifies a patient)
 DICOM_TAGS = ("Manufacturer", "ManufacturerModelName", "SliceThickness", "PatientSex")
 MISSING = "(missing)"
@@ -82,9 +84,11 @@ def subgroup_summary(
     metrics: Sequence[str],
     *,
     min_n: int = DEFAULT_MIN_N,
+    stats: StatsOptions | None = None,
 ) -> list[dict[str, Any]]:
     """One row per grouping column, subgroup, class and metric (see the module docstring)."""
     out: list[dict[str, Any]] = []
+    stats_opts = stats
     scored = [r for r in rows if r.get("label") is not None and r.get("status") != "error"]
     classes = list(dict.fromkeys(r["class"] for r in scored))
     for column in by:
@@ -95,7 +99,9 @@ def subgroup_summary(
             for name in classes:
                 class_rows = [r for r in in_group if r["class"] == name]
                 for metric in metrics:
-                    stats = describe([r.get(metric) for r in class_rows])
+                    stats = describe([r.get(metric) for r in class_rows],
+                                     (stats_opts or StatsOptions()).replace(min_n=min_n),
+                                     cases=[r["case"] for r in class_rows])
                     ci = stats["n"] >= min_n
                     out.append({
                         "by": column, "group": group, "n_cases": n_cases, "class": name,
