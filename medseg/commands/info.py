@@ -69,6 +69,11 @@ def print_model(info: ModelInfo, as_json: bool) -> int:
     if info.folds:
         print(f"  folds        {', '.join(info.folds)}")
     for key, value in info.details.items():
+        if isinstance(value, list):  # e.g. a MONAI bundle's code items: every one, one a line
+            print(f"  {key:<12} {len(value)} item{'s' if len(value) != 1 else ''}")
+            for item in value:
+                print(f"    {item}")
+            continue
         print(f"  {key:<12} {value}")
     print("  labels")
     for value, name in sorted(info.label_names.items()):

@@ -3,7 +3,7 @@
 A bundle folder holds ``configs/metadata.json``, ``configs/inference.json`` (or ``.yaml``/
 ``.yml``) and ``models/model.pt`` (a state dict) or ``models/model.ts`` (TorchScript). This
 module only reads those files as data: no ``$`` expression is evaluated and no component is
-instantiated, so :func:`describe_monai_bundle` is safe on any bundle.
+instantiated (YAML with its aliases bounded, :mod:`.yaml_data`).
 """
 
 from __future__ import annotations
@@ -91,12 +91,15 @@ def read_config(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
         if path.suffix in (".yaml", ".yml"):
-            try:
-                import yaml
+            try:  # deferred: PyYAML is optional, only YAML bundles need it
+                from medseg.models.monai_bundle.yaml_data import YamlLimitError, load_yaml_data
             except ImportError:
                 raise InputError(path, "a YAML bundle config needs PyYAML "
                                        "(pip install pyyaml)") from None
-            data = yaml.safe_load(text)
+            try:
+                data = load_yaml_data(text)
+            except YamlLimitError as exc:
+                raise InputError(path, f"config refused: {exc}") from None
         else:
             data = json.loads(text)
     except RecursionError:
@@ -223,14 +226,3 @@ def bundle_info(layout: BundleLayout, meta: dict[str, Any], config: dict[str, An
                  "monai_version": meta.get("monai_version"), **(details or {})},
     )
 
-
-def describe_monai_bundle(path: Path) -> ModelInfo:
-    """Metadata only: labels, version, spacing and patch size as the files state them."""
-    from medseg.models.monai_bundle.trust import first_code
-
-    layout = find_layout(path, need_weights=False)
-    meta = read_config(layout.metadata)
-    config = read_config(layout.inference)
-    code = first_code(config)
-    return bundle_info(layout, meta, config,
-                       {"runs_code": code.text if code else None})

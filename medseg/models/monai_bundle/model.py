@@ -18,6 +18,11 @@ Overrides as ``monai.bundle run --bundle_root B --output_dir O --dataset_dir D``
 ``bundle_root`` is the bundle folder, ``device`` is medseg's device, ``output_dir`` and
 ``dataset_dir`` point at a private temporary folder (nothing is saved there). medseg's own
 ``--overlap``/``--roi-size``/``--mirror`` do not apply: the bundle's inferer decides.
+
+MONAI's ``ConfigParser`` is given the configs as the data medseg checked
+(:mod:`.sanitize`), never the files: ``SaveImage*`` dropped; for an untrusted (code-free)
+bundle every name already resolved to its allow-listed object, and the bundle folder kept
+off ``sys.path`` (:mod:`.import_path`).
 """
 
 from __future__ import annotations
@@ -25,9 +30,8 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-import sys
 import tempfile
-from collections.abc import Iterator
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,23 +43,20 @@ from medseg.device import resolve_device
 from medseg.errors import InputError, MedsegError, PluginError
 from medseg.inference import _short
 from medseg.models.base import ModelInfo, Prediction
-from medseg.models.monai_bundle.layout import BundleLayout, bundle_info, find_layout, read_config
-from medseg.models.monai_bundle.trust import TRUST_ENV, check_trust, is_trusted
+from medseg.models.monai_bundle.describe import code_listing
+from medseg.models.monai_bundle.import_path import bundle_import_path
+from medseg.models.monai_bundle.layout import (
+    BundleLayout,
+    bundle_info,
+    find_layout,
+    read_config,
+    walk,
+)
+from medseg.models.monai_bundle.sanitize import drop_writers, with_objects
+from medseg.models.monai_bundle.trust import TRUST_ENV, bundle_code, check_trust, is_trusted
 
 #: affine entries (mm) within which the bundle's output counts as lying on the input grid
 GRID_TOLERANCE_MM = 1e-3
-
-
-@contextlib.contextmanager
-def _on_sys_path(root: Path) -> Iterator[None]:
-    """The bundle folder importable (its ``scripts`` package), as ``monai.bundle run`` does."""
-    entry = str(root)
-    sys.path.insert(1, entry)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(ValueError):
-            sys.path.remove(entry)
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -94,22 +95,26 @@ class MonaiBundleModel:
     image_key = "image"  # MONAI's CommonKeys, as its SupervisedEvaluator uses them
     pred_key = "pred"
 
-    def __init__(self, layout: BundleLayout, info: ModelInfo, device: Any = None) -> None:
+    def __init__(self, layout: BundleLayout, info: ModelInfo, device: Any = None, *,
+                 config: dict[str, Any], meta: dict[str, Any], trusted: bool) -> None:
         from monai.bundle import ConfigParser
 
         self.layout = layout
         self.info = info
+        self.trusted = trusted
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self._tmp = tempfile.TemporaryDirectory(prefix="medseg-monai-bundle-")
-        parser = ConfigParser()
-        parser.read_config(str(layout.inference))
-        parser.read_meta(str(layout.metadata))
+        config = drop_writers(config)
+        if not trusted:  # code-free: every name becomes the allow-listed object it names
+            config = with_objects(config, layout.inference)
+        parser = ConfigParser(config)
+        parser.read_meta(meta)
         parser.update({"bundle_root": str(layout.root), "output_dir": self._tmp.name,
                        "dataset_dir": self._tmp.name, "device": self.device})
-        with _on_sys_path(layout.root):
+        with self._import_path():
             parser.parse(reset=True)
             self.net = self._network(parser)
-            self.preprocessing = self._component(parser, "preprocessing")
+            self.preprocessing = _without_writers(self._component(parser, "preprocessing"))
             from monai.inferers import SimpleInferer
 
             self.inferer = (self._component(parser, "inferer") if "inferer" in parser
@@ -120,6 +125,10 @@ class MonaiBundleModel:
         self.model_grid_post, self.input_grid_post = _split_postprocessing(post)
 
     # -- building -------------------------------------------------------------------------
+    def _import_path(self) -> contextlib.AbstractContextManager[None]:
+        """The bundle folder on ``sys.path`` when trusted, kept off it otherwise."""
+        return bundle_import_path(self.layout.root, self.trusted)
+
     def _component(self, parser: Any, key: str) -> Any:
         if key not in parser:
             raise InputError(self.layout.inference, f"MONAI bundle config has no {key!r}")
@@ -185,7 +194,7 @@ class MonaiBundleModel:
         path = Path(name)
         nib.save(image, path)
         try:
-            with _on_sys_path(self.layout.root):
+            with self._import_path():
                 item = self.preprocessing({self.image_key: str(path)})
         except MedsegError:
             raise
@@ -210,7 +219,7 @@ class MonaiBundleModel:
         try:
             amp = (torch.autocast("cuda") if self.amp and self.device.type == "cuda"
                    else contextlib.nullcontext())
-            with torch.no_grad(), amp, _on_sys_path(self.layout.root):
+            with torch.no_grad(), amp, self._import_path():
                 pred = self.inferer(x, self.net)
         except Exception as exc:
             raise PluginError(f"MONAI bundle {self.layout.root} network failed on input of "
@@ -275,7 +284,7 @@ class MonaiBundleModel:
 
         for t in transforms:
             try:
-                with _on_sys_path(self.layout.root):
+                with self._import_path():
                     out = apply_transform(t, item)
             except Exception as exc:
                 raise PluginError(f"MONAI bundle {self.layout.root} postprocessing "
@@ -308,6 +317,19 @@ class MonaiBundleModel:
         return out.round() if mode == "nearest" else out
 
 
+def _without_writers(transform: Any) -> Any:
+    """A built preprocessing without its ``SaveImage*`` transforms (a trusted config may reach
+    them through expressions that :func:`.sanitize.drop_writers` cannot see)."""
+    from monai.transforms import Compose, SaveImage, SaveImaged
+
+    if isinstance(transform, Compose):
+        transform.transforms = tuple(t for t in transform.transforms
+                                     if not isinstance(t, (SaveImage, SaveImaged)))
+        for t in transform.transforms:
+            _without_writers(t)
+    return transform
+
+
 def _split_postprocessing(post: Any) -> tuple[list[Any], list[Any]]:
     """The bundle's postprocessing as (class probabilities on the model grid, the rest),
     savers dropped: the first part ends before the first ``Invertd`` or ``AsDiscreted``
@@ -326,8 +348,6 @@ def _split_postprocessing(post: Any) -> tuple[list[Any], list[Any]]:
 
 def _refuse_multilabel(layout: BundleLayout, config: dict[str, Any]) -> None:
     """Sigmoid outputs are overlapping regions (BraTS-style), not one class per voxel."""
-    from medseg.models.monai_bundle.layout import walk
-
     for where, item in walk(config.get("postprocessing", {}), "postprocessing"):
         target = item.get("_target_") if isinstance(item, dict) else None
         if (isinstance(target, str) and target.rsplit(".", 1)[-1] in ("Activationsd",
@@ -345,14 +365,20 @@ def load_monai_bundle(path: Path, *, registry: Any = None, device: Any = None,
     layout = find_layout(path)
     meta = read_config(layout.metadata)
     config = read_config(layout.inference)
-    code = check_trust(layout.root, [(layout.inference, config), (layout.metadata, meta)],
-                       bool(trust))
-    if layout.torchscript and code is None and not is_trusted(layout.root, bool(trust)):
+    items = check_trust(layout.root, layout.inference, bundle_code(layout.root, config, meta),
+                        bool(trust))
+    trusted = is_trusted(layout.root, bool(trust))
+    if layout.torchscript and not trusted:
         raise InputError(layout.weights, f"untrusted bundle runs a TorchScript program; pass "
                                          f"--trust-bundle or list it in {TRUST_ENV}")
     _refuse_multilabel(layout, config)
-    trusted = ("trusted" if code is not None or layout.torchscript
-               else "no code (runs untrusted)")
-    info = bundle_info(layout, meta, config, {"runs_code": code.text if code else None,
-                                              "trust": trusted})
-    return MonaiBundleModel(layout, info, device)
+    listing = code_listing(items)
+    if items:
+        warnings.warn(f"MONAI bundle {layout.root} is trusted and runs {len(items)} code "
+                      f"item{'s' if len(items) != 1 else ''}:\n  " + "\n  ".join(listing),
+                      stacklevel=2)
+    info = bundle_info(layout, meta, config, {
+        "runs_code": items[0].text if items else None, "code": listing,
+        "trust": "trusted" if items or layout.torchscript else "no code (runs untrusted)"})
+    return MonaiBundleModel(layout, info, device, config=config, meta=meta,
+                            trusted=bool(items) or layout.torchscript)
