@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from medseg.models.base import ModelInfo
+from medseg.models.monai_bundle.import_path import importable_modules
 from medseg.models.monai_bundle.layout import bundle_info, find_layout, read_config
 from medseg.models.monai_bundle.trust import Code, bundle_code, printable
 
@@ -18,11 +19,13 @@ def code_listing(items: list[Code]) -> list[str]:
 
 def describe_monai_bundle(path: Path) -> ModelInfo:
     """Metadata only: labels, version, spacing and patch size as the files state them, and
-    the items that need trust (``runs_code``: the first; ``code``: all of them)."""
+    the items that need trust (``runs_code``: the first; ``code``: all of them), and the
+    Python modules its folder holds (importable only when the bundle is trusted)."""
     layout = find_layout(path, need_weights=False)
     meta = read_config(layout.metadata)
     config = read_config(layout.inference)
     items = bundle_code(layout.root, config, meta)
     return bundle_info(layout, meta, config,
                        {"runs_code": items[0].text if items else None,
-                        "code": code_listing(items)})
+                        "code": code_listing(items),
+                        "modules": importable_modules(layout.root)})

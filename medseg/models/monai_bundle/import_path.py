@@ -10,6 +10,7 @@ picked up when MONAI probes its optional imports.
 from __future__ import annotations
 
 import contextlib
+import importlib.machinery
 import os
 import sys
 from collections.abc import Iterator
@@ -54,3 +55,25 @@ def off_sys_path(root: Path) -> Iterator[None]:
 def bundle_import_path(root: Path, trusted: bool) -> contextlib.AbstractContextManager[None]:
     """:func:`on_sys_path` for a trusted bundle, :func:`off_sys_path` for any other."""
     return on_sys_path(root) if trusted else off_sys_path(root)
+
+
+def importable_modules(root: Path, limit: int = 100) -> list[str]:
+    """What a trusted bundle's folder makes importable (and so able to shadow an installed
+    module of the same name, ``itk.py``): its top-level modules and packages, sorted, at
+    most ``limit`` of them."""
+    suffixes = tuple(importlib.machinery.all_suffixes())
+    found: list[str] = []
+    try:
+        entries = sorted(Path(root).iterdir())
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.name.split(".", 1)[0].isidentifier():
+            continue  # not a name ``import`` can reach
+        if entry.is_file() and entry.name.endswith(suffixes):
+            found.append(entry.name)
+        elif entry.is_dir() and any((entry / f"__init__{s}").is_file() for s in suffixes):
+            found.append(entry.name + "/")
+        if len(found) >= limit:
+            break
+    return found

@@ -44,7 +44,7 @@ from medseg.errors import InputError, MedsegError, PluginError
 from medseg.inference import _short
 from medseg.models.base import ModelInfo, Prediction
 from medseg.models.monai_bundle.describe import code_listing
-from medseg.models.monai_bundle.import_path import bundle_import_path
+from medseg.models.monai_bundle.import_path import bundle_import_path, importable_modules
 from medseg.models.monai_bundle.layout import (
     BundleLayout,
     bundle_info,
@@ -374,9 +374,11 @@ def load_monai_bundle(path: Path, *, registry: Any = None, device: Any = None,
     _refuse_multilabel(layout, config)
     listing = code_listing(items)
     if items:
+        modules = importable_modules(layout.root)
         warnings.warn(f"MONAI bundle {layout.root} is trusted and runs {len(items)} code "
-                      f"item{'s' if len(items) != 1 else ''}:\n  " + "\n  ".join(listing),
-                      stacklevel=2)
+                      f"item{'s' if len(items) != 1 else ''}:\n  " + "\n  ".join(listing)
+                      + (f"\n  and its folder is importable: {', '.join(modules)}"
+                         if modules else ""), stacklevel=2)
     info = bundle_info(layout, meta, config, {
         "runs_code": items[0].text if items else None, "code": listing,
         "trust": "trusted" if items or layout.torchscript else "no code (runs untrusted)"})
