@@ -24,7 +24,7 @@ def describe_monai_bundle(path: Path) -> ModelInfo:
     layout = find_layout(path, need_weights=False)
     meta = read_config(layout.metadata)
     config = read_config(layout.inference)
-    items = bundle_code(layout.root, config, meta)
+    items = bundle_code(layout, config, meta)
     return bundle_info(layout, meta, config,
                        {"runs_code": items[0].text if items else None,
                         "code": code_listing(items),

@@ -53,7 +53,13 @@ from medseg.models.monai_bundle.layout import (
     walk,
 )
 from medseg.models.monai_bundle.sanitize import drop_writers, with_objects
-from medseg.models.monai_bundle.trust import TRUST_ENV, bundle_code, check_trust, is_trusted
+from medseg.models.monai_bundle.trust import (
+    TRUST_ENV,
+    bundle_code,
+    check_trust,
+    describe_items,
+    is_trusted,
+)
 
 #: affine entries (mm) within which the bundle's output counts as lying on the input grid
 GRID_TOLERANCE_MM = 1e-3
@@ -365,12 +371,13 @@ def load_monai_bundle(path: Path, *, registry: Any = None, device: Any = None,
     layout = find_layout(path)
     meta = read_config(layout.metadata)
     config = read_config(layout.inference)
-    items = check_trust(layout.root, layout.inference, bundle_code(layout.root, config, meta),
-                        bool(trust))
-    trusted = is_trusted(layout.root, bool(trust))
-    if layout.torchscript and not trusted:
-        raise InputError(layout.weights, f"untrusted bundle runs a TorchScript program; pass "
-                                         f"--trust-bundle or list it in {TRUST_ENV}")
+    items = bundle_code(layout, config, meta)
+    if layout.torchscript and not is_trusted(layout.root, bool(trust)):
+        others = items[:-1]  # the last item is the TorchScript model itself
+        also = f" and Python ({describe_items(others)})" if others else ""
+        raise InputError(layout.weights, f"untrusted bundle runs a TorchScript program{also}; "
+                                         f"pass --trust-bundle or list it in {TRUST_ENV}")
+    check_trust(layout.root, layout.inference, items, bool(trust))
     _refuse_multilabel(layout, config)
     listing = code_listing(items)
     if items:
@@ -381,6 +388,6 @@ def load_monai_bundle(path: Path, *, registry: Any = None, device: Any = None,
                          if modules else ""), stacklevel=2)
     info = bundle_info(layout, meta, config, {
         "runs_code": items[0].text if items else None, "code": listing,
-        "trust": "trusted" if items or layout.torchscript else "no code (runs untrusted)"})
+        "trust": "trusted" if items else "no code (runs untrusted)"})
     return MonaiBundleModel(layout, info, device, config=config, meta=meta,
-                            trusted=bool(items) or layout.torchscript)
+                            trusted=bool(items))

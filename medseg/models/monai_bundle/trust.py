@@ -32,6 +32,7 @@ from typing import Any
 
 from medseg.errors import InputError
 from medseg.models.monai_bundle.allowlist import is_writer, resolve
+from medseg.models.monai_bundle.layout import BundleLayout
 
 TRUST_ENV = "MEDSEG_TRUSTED_BUNDLES"
 #: builtins that MONAI's name lookup (pydoc.locate) would hand back as a callable
@@ -180,11 +181,16 @@ def first_code(config: dict[str, Any]) -> Code | None:
     return items[0] if items else None
 
 
-def bundle_code(root: Path, config: dict[str, Any], meta: dict[str, Any]) -> list[Code]:
-    """Every item of a bundle's inference config and metadata that needs trust; the
-    metadata's ids start with ``_meta_#``, as MONAI refers to them."""
-    return (code_items(config, root)
-            + code_items(meta, root, prefix="_meta_", paths=False))
+def bundle_code(layout: BundleLayout, config: dict[str, Any],
+                meta: dict[str, Any]) -> list[Code]:
+    """Every item of a bundle that needs trust: its inference config's, its metadata's (ids
+    starting with ``_meta_#``, as MONAI refers to them) and a TorchScript model."""
+    items = (code_items(config, layout.root)
+             + code_items(meta, layout.root, prefix="_meta_", paths=False))
+    if layout.torchscript:
+        items.append(Code(str(layout.weights.relative_to(layout.root)),
+                          "TorchScript program (torch.jit.load)"))
+    return items
 
 
 def describe_items(items: list[Code]) -> str:
