@@ -103,6 +103,24 @@ def test_attribute_walk_target_runs_nothing_untrusted(bundle, registry, tmp_path
     assert marker.exists()
 
 
+def test_payload_in_the_metadata_runs_nothing_untrusted(bundle, registry, tmp_path):
+    """MONAI serves the metadata as ``@_meta_#...``: it is checked like the config."""
+    marker = tmp_path / "marker"
+    meta_path = bundle / "configs" / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["x"] = {"_target_": "monai.inferers.splitter.os.system", "command": f"touch {marker}"}
+    meta_path.write_text(json.dumps(meta))
+    config = _config(bundle)
+    config["preprocessing"]["transforms"].insert(0, "@_meta_#x")
+    _write_config(bundle, config)
+    with pytest.raises(InputError, match=r'"_target_: monai\.inferers\.splitter\.os\.system" '
+                                         r"at _meta_#x#_target_"):
+        load_model(bundle, registry, "cpu")
+    assert describe_model(bundle, registry).details["code"] == [
+        "_meta_#x#_target_: _target_: monai.inferers.splitter.os.system"]
+    assert not marker.exists()
+
+
 @pytest.mark.parametrize("name", [
     "monai.inferers.splitter.os.system",   # a module's own import, walked through
     "monai.inferers.splitter.os",          # a module is not a component
