@@ -337,6 +337,11 @@ def test_info_lists_every_code_item(noisy_bundle, capsys):
     assert cli_main(["info", str(noisy_bundle), "--json"]) == 0
     details = json.loads(capsys.readouterr().out)["details"]
     assert details["code"] == SHOWN
+    # an escape sequence as the first item is escaped in the one-item summary too
+    _write_config(noisy_bundle, {"escape": ITEMS["escape"], **_config(noisy_bundle)})
+    assert cli_main(["info", str(noisy_bundle)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "runs_code    $'\\x1b[2J' and None" in out
 
 
 def test_refusal_names_every_code_item_on_one_line(noisy_bundle, tmp_path, capsys):

@@ -26,6 +26,6 @@ def describe_monai_bundle(path: Path) -> ModelInfo:
     config = read_config(layout.inference)
     items = bundle_code(layout, config, meta)
     return bundle_info(layout, meta, config,
-                       {"runs_code": items[0].text if items else None,
+                       {"runs_code": printable(items[0].text) if items else None,
                         "code": code_listing(items),
                         "modules": importable_modules(layout.root)})

@@ -59,6 +59,7 @@ from medseg.models.monai_bundle.trust import (
     check_trust,
     describe_items,
     is_trusted,
+    printable,
 )
 
 #: affine entries (mm) within which the bundle's output counts as lying on the input grid
@@ -388,7 +389,7 @@ def load_monai_bundle(path: Path, *, registry: Any = None, device: Any = None,
                       + (f"\n  and its folder is importable: {', '.join(modules)}"
                          if modules else ""), stacklevel=2)
     info = bundle_info(layout, meta, config, {
-        "runs_code": items[0].text if items else None, "code": listing,
+        "runs_code": printable(items[0].text) if items else None, "code": listing,
         "trust": "trusted" if items else "no code (runs untrusted)"})
     return MonaiBundleModel(layout, info, device, config=config, meta=meta,
                             trusted=bool(items))
