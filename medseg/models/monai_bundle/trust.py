@@ -86,10 +86,11 @@ OVERRIDDEN = ("bundle_root", "output_dir", "dataset_dir")
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
-def _names_python_object(text: str, root: Path | None = None) -> bool:
+def _names_python_object(text: str, root: Path | None = None,
+                         found: dict[str, bool] | None = None) -> bool:
     """A plain string that names a Python object off the allow-list: a risky builtin, or a
     dotted name whose top-level module is loaded or importable (or would be, from the bundle
-    folder). Nothing is imported to decide."""
+    folder). Nothing is imported to decide; ``found`` caches the answer per top-level name."""
     if text in _RISKY_BUILTINS:
         return True
     if not _DOTTED.match(text):
@@ -97,6 +98,13 @@ def _names_python_object(text: str, root: Path | None = None) -> bool:
     if resolve(text, "value") is not None or resolve(text, "component") is not None:
         return False
     top = text.split(".", 1)[0]
+    found = {} if found is None else found
+    if top not in found:
+        found[top] = _module_exists(top, root)
+    return found[top]
+
+
+def _module_exists(top: str, root: Path | None) -> bool:
     if top in sys.modules:
         return True
     if root is not None and ((root / top).is_dir() or (root / f"{top}.py").is_file()):
@@ -113,8 +121,8 @@ def _is_path(text: str) -> bool:
             or bool(_WINDOWS_DRIVE.match(text)))
 
 
-def _string_item(where: str, key: str, text: str, root: Path | None,
-                 paths: bool) -> Code | None:
+def _string_item(where: str, key: str, text: str, root: Path | None, paths: bool,
+                 found: dict[str, bool]) -> Code | None:
     stripped = text.strip()
     if stripped.startswith("$"):
         return Code(where, stripped)
@@ -130,7 +138,7 @@ def _string_item(where: str, key: str, text: str, root: Path | None,
         return None if kind and resolve(text, kind) is not None else Code(where, text)
     if key == "_desc_":
         return None
-    if _names_python_object(stripped, root):
+    if _names_python_object(stripped, root, found):
         return Code(where, stripped)
     if paths and _is_path(stripped):
         return Code(where, f"file path: {stripped}")
@@ -144,6 +152,7 @@ def code_items(config: Any, root: Path | None = None, *, prefix: str = "",
     starts every id (``_meta_`` for the metadata, as MONAI addresses it); ``paths=False``
     lets file paths pass (free text such as the metadata's)."""
     items: list[Code] = []
+    found: dict[str, bool] = {}  # top-level name -> a module of that name exists
     # (id, key of the value, value, the name-key whose list this string is in)
     stack: list[tuple[str, str, Any, str]] = [(prefix, "", config, "")]
     while stack:
@@ -151,7 +160,7 @@ def code_items(config: Any, root: Path | None = None, *, prefix: str = "",
         if isinstance(value, str):
             top_level_override = where in OVERRIDDEN
             if not (top_level_override and not value.strip().startswith("$")):
-                code = _string_item(where, list_of or key, value, root, paths)
+                code = _string_item(where, list_of or key, value, root, paths, found)
                 if code is not None:
                     items.append(code)
             continue
