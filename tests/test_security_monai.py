@@ -114,8 +114,9 @@ def test_payload_in_the_metadata_runs_nothing_untrusted(bundle, registry, tmp_pa
     config["preprocessing"]["transforms"].insert(0, "@_meta_#x")
     _write_config(bundle, config)
     with pytest.raises(InputError, match=r'"_target_: monai\.inferers\.splitter\.os\.system" '
-                                         r"at _meta_#x#_target_"):
+                                         r"at _meta_#x#_target_") as err:
         load_model(bundle, registry, "cpu")
+    assert str(err.value).startswith(f"{meta_path}: untrusted bundle runs Python")
     assert describe_model(bundle, registry).details["code"] == [
         "_meta_#x#_target_: _target_: monai.inferers.splitter.os.system"]
     assert not marker.exists()
@@ -146,6 +147,7 @@ def test_listed_names_resolve_to_the_very_object():
     assert resolve("torch.nn.Identity") is torch.nn.Identity
     assert resolve("scripts.rd.Reader", "reader") is None
     assert resolve("nibabelreader", "reader") is resolve("monai.data.NibabelReader", "reader")
+    assert resolve("NumpyReader", "reader") is None  # its options can unpickle
 
 
 def test_resolving_imports_nothing():

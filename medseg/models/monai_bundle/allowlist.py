@@ -44,9 +44,9 @@ NETWORKS = ("UNet", "Unet", "BasicUNet", "BasicUNetPlusPlus", "AttentionUnet", "
             "DenseNet121")
 #: inferers of ``monai.inferers``
 INFERERS = ("SimpleInferer", "SlidingWindowInferer", "SlidingWindowInfererAdapt")
-#: image readers of ``monai.data`` (a ``LoadImage(d)`` ``reader``)
-READERS = ("NibabelReader", "ITKReader", "PydicomReader", "NrrdReader", "NumpyReader",
-           "PILReader")
+#: image readers of ``monai.data`` (a ``LoadImage(d)`` ``reader``): the two that read the
+#: NIfTI medseg hands the bundle (not ``NumpyReader``, whose options can unpickle)
+READERS = ("NibabelReader", "ITKReader")
 #: layers of ``torch.nn``
 TORCH_LAYERS = ("Identity", "ReLU", "LeakyReLU", "PReLU", "GELU", "Sigmoid", "Softmax", "Tanh",
                 "Dropout", "Dropout2d", "Dropout3d")

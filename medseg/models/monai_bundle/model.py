@@ -379,7 +379,9 @@ def load_monai_bundle(path: Path, *, registry: Any = None, device: Any = None,
         also = f" and Python ({describe_items(others)})" if others else ""
         raise InputError(layout.weights, f"untrusted bundle runs a TorchScript program{also}; "
                                          f"pass --trust-bundle or list it in {TRUST_ENV}")
-    check_trust(layout.root, layout.inference, items, bool(trust))
+    in_meta = items and all(code.where.startswith("_meta_#") for code in items)
+    check_trust(layout.root, layout.metadata if in_meta else layout.inference, items,
+                bool(trust))
     _refuse_multilabel(layout, config)
     listing = code_listing(items)
     if items:
