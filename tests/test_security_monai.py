@@ -309,6 +309,17 @@ def test_yaml_with_a_few_aliases_still_runs_untrusted(bundle, registry):
     _segments_untrusted(bundle, registry)
 
 
+def test_deeply_nested_config_is_one_line(bundle, registry):
+    """Nesting that JSON still parses but a recursive walk would not survive: ``info`` lists it
+    (the check is iterative), loading refuses it with one line instead of a traceback."""
+    text = json.dumps(_config(bundle))
+    (bundle / "configs" / "inference.json").write_text(
+        text[:-1] + ', "x": ' + "[" * 900 + "]" * 900 + "}")
+    assert describe_model(bundle, registry).details["code"] == []
+    with pytest.raises(InputError, match=r"inference\.json: .*nested too deeply"):
+        load_model(bundle, registry, "cpu")
+
+
 # ---- 18: every code item shown ---------------------------------------------------------------
 ITEMS = {
     "harmless": "$1 + 1",

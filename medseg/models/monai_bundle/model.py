@@ -111,10 +111,13 @@ class MonaiBundleModel:
         self.trusted = trusted
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self._tmp = tempfile.TemporaryDirectory(prefix="medseg-monai-bundle-")
-        config, meta = drop_writers(config), drop_writers(meta)
-        if not trusted:  # code-free: every name becomes the allow-listed object it names
-            config = with_objects(config, layout.inference)
-            meta = with_objects(meta, layout.metadata)
+        try:
+            config, meta = drop_writers(config), drop_writers(meta)
+            if not trusted:  # code-free: every name becomes the allow-listed object it names
+                config = with_objects(config, layout.inference)
+                meta = with_objects(meta, layout.metadata)
+        except RecursionError:
+            raise InputError(layout.inference, "config nested too deeply") from None
         parser = ConfigParser(config)
         parser.read_meta(meta)
         parser.update({"bundle_root": str(layout.root), "output_dir": self._tmp.name,
