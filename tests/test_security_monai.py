@@ -32,8 +32,10 @@ from medseg.registry import load_registry
 FIXTURE = Path(__file__).parent / "fixtures" / "monai_bundle"
 CASE = FIXTURE / "inputs" / "case_ras.nii.gz"
 PACKAGE = Path(__file__).resolve().parents[1] / "medseg" / "models" / "monai_bundle"
-#: modules MONAI imports (or probes with optional_import) while it builds and runs a bundle
-PROBED = ("itk", "nrrd", "cucim", "h5py", "cv2", "tqdm", "openslide", "tifffile")
+#: modules MONAI probes with optional_import when first imported and while it builds a bundle
+#: (not ``tqdm``: torch imports that at start-up, before any medseg code runs, so a Python
+#: started inside a hostile folder picks it up whatever medseg does)
+PROBED = ("itk", "nrrd", "cucim", "h5py", "cv2", "openslide", "tifffile")
 
 
 @pytest.fixture(scope="module")
@@ -179,6 +181,25 @@ def test_module_in_the_bundle_folder_is_never_imported_untrusted(bundle, registr
     # the payload is live: an interpreter with the folder on its path runs it
     subprocess.run([sys.executable, "-c", "import nrrd"], cwd=bundle, check=True)
     assert marker.exists()
+
+
+def test_module_in_the_bundle_folder_not_imported_when_run_from_it(bundle, tmp_path):
+    """``python -m medseg.cli`` started inside the bundle folder (its ``""`` entry on
+    ``sys.path`` is the folder) in a fresh interpreter, where MONAI is first imported, and so
+    first probes its optional modules, while medseg checks the bundle."""
+    marker = tmp_path / "marker"
+    for name in PROBED:
+        (bundle / f"{name}.py").write_text(_payload(marker))
+    run = subprocess.run([sys.executable, "-m", "medseg.cli", "info", str(bundle)],
+                         cwd=bundle, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert f"modules      {len(PROBED)} items" in run.stdout
+    run = subprocess.run([sys.executable, "-m", "medseg.cli", "segment", str(CASE), "-o",
+                          str(tmp_path / "out"), "-m", str(bundle), "--device", "cpu",
+                          "--quiet"], cwd=bundle, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert list((tmp_path / "out").rglob("*.nii.gz"))
+    assert not marker.exists()
 
 
 # ---- 3: a module named as a plain string -----------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from medseg.models.base import ModelInfo
-from medseg.models.monai_bundle.import_path import importable_modules
+from medseg.models.monai_bundle.import_path import importable_modules, off_sys_path
 from medseg.models.monai_bundle.layout import bundle_info, find_layout, read_config
 from medseg.models.monai_bundle.trust import Code, bundle_code, printable
 
@@ -24,7 +24,8 @@ def describe_monai_bundle(path: Path) -> ModelInfo:
     layout = find_layout(path, need_weights=False)
     meta = read_config(layout.metadata)
     config = read_config(layout.inference)
-    items = bundle_code(layout, config, meta)
+    with off_sys_path(layout.root):  # MONAI may be imported (and probe modules) here
+        items = bundle_code(layout, config, meta)
     return bundle_info(layout, meta, config,
                        {"runs_code": printable(items[0].text) if items else None,
                         "code": code_listing(items),

@@ -44,7 +44,11 @@ from medseg.errors import InputError, MedsegError, PluginError
 from medseg.inference import _short
 from medseg.models.base import ModelInfo, Prediction
 from medseg.models.monai_bundle.describe import code_listing
-from medseg.models.monai_bundle.import_path import bundle_import_path, importable_modules
+from medseg.models.monai_bundle.import_path import (
+    bundle_import_path,
+    importable_modules,
+    off_sys_path,
+)
 from medseg.models.monai_bundle.layout import (
     BundleLayout,
     bundle_info,
@@ -376,7 +380,8 @@ def load_monai_bundle(path: Path, *, registry: Any = None, device: Any = None,
     layout = find_layout(path)
     meta = read_config(layout.metadata)
     config = read_config(layout.inference)
-    items = bundle_code(layout, config, meta)
+    with off_sys_path(layout.root):  # MONAI may be imported (and probe modules) here
+        items = bundle_code(layout, config, meta)
     if layout.torchscript and not is_trusted(layout.root, bool(trust)):
         others = items[:-1]  # the last item is the TorchScript model itself
         also = f" and Python ({describe_items(others)})" if others else ""
