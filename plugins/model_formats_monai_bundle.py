@@ -6,7 +6,8 @@ trusted (option ``trust``, ``MEDSEG_TRUSTED_BUNDLES``); see docs/models.md."""
 from __future__ import annotations
 
 from medseg.hookspecs import hookimpl
-from medseg.models.monai_bundle.layout import FORMAT, describe_monai_bundle, sniff_monai_bundle
+from medseg.models.monai_bundle.describe import describe_monai_bundle
+from medseg.models.monai_bundle.layout import FORMAT, sniff_monai_bundle
 from medseg.models.monai_bundle.model import load_monai_bundle
 from medseg.specs import ModelFormatSpec
 

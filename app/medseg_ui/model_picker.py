@@ -37,7 +37,27 @@ def pick_model(models: list[str], *, key: str, trust_key: str,
         except Exception as exc:
             st.error(plain(error_message(exc, hide)))
         if engine.takes_trust(name):
-            trust = st.checkbox("Trust this bundle's code", key=trust_key,
-                                help="A MONAI bundle's config runs Python expressions; tick "
-                                     "only for bundles from a source you trust")
+            trust = _trust_checkbox(info, trust_key)
     return PickedModel(name, info, trust)
+
+
+def _trust_checkbox(info: ModelInfo | None, key: str) -> bool:
+    """The trust checkbox, under the list of every code item the trust would let run (and
+    the modules the bundle's folder would make importable), shown as plain text."""
+    details = info.details if info is not None else {}
+    code = [str(item) for item in details.get("code") or []]
+    modules = [str(m) for m in details.get("modules") or []]
+    if code:
+        with st.expander(f"Code this bundle runs when trusted ({len(code)} "
+                         f"item{'s' if len(code) != 1 else ''})", expanded=True):
+            st.code("\n".join(code), language=None, wrap_lines=True)
+            if modules:
+                st.caption(plain("Importable from its folder when trusted: "
+                                 + ", ".join(modules)))
+    elif info is not None:
+        st.caption("No code in this bundle's config: it runs without trust")
+    return st.checkbox(f"Trust this bundle's code ({len(code)} item"
+                       f"{'s' if len(code) != 1 else ''})" if code else
+                       "Trust this bundle's code", key=key,
+                       help="A MONAI bundle's config runs Python expressions; tick only "
+                            "for bundles from a source you trust, after reading the list")

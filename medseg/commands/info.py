@@ -49,6 +49,10 @@ def run(args) -> int:
     return 0
 
 
+#: details printed one item a line, every one (a MONAI bundle's trust items and modules)
+LISTED_DETAILS = ("code", "modules")
+
+
 def print_model(info: ModelInfo, as_json: bool) -> int:
     """A model folder: format, classes, grid, folds and where it came from."""
     d = info.to_dict()
@@ -69,6 +73,11 @@ def print_model(info: ModelInfo, as_json: bool) -> int:
     if info.folds:
         print(f"  folds        {', '.join(info.folds)}")
     for key, value in info.details.items():
+        if key in LISTED_DETAILS and isinstance(value, list):
+            print(f"  {key:<12} {len(value)} item{'s' if len(value) != 1 else ''}")
+            for item in value:
+                print(f"    {item}")
+            continue
         print(f"  {key:<12} {value}")
     print("  labels")
     for value, name in sorted(info.label_names.items()):

@@ -3,20 +3,20 @@
 A bundle folder holds ``configs/metadata.json``, ``configs/inference.json`` (or ``.yaml``/
 ``.yml``) and ``models/model.pt`` (a state dict) or ``models/model.ts`` (TorchScript). This
 module only reads those files as data: no ``$`` expression is evaluated and no component is
-instantiated, so :func:`describe_monai_bundle` is safe on any bundle.
+instantiated (YAML with its aliases bounded, :mod:`.yaml_data`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from medseg.errors import InputError
 from medseg.models.base import ModelInfo
-from medseg.models.monai_bundle.trust import first_code
-from medseg.models.monai_bundle.walk import walk
+from medseg.models.monai_bundle.yaml_data import YamlLimitError, load_yaml_data
 
 FORMAT = "monai_bundle"
 METADATA = Path("configs") / "metadata.json"
@@ -93,11 +93,9 @@ def read_config(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
         if path.suffix in (".yaml", ".yml"):
             try:
-                import yaml
-            except ImportError:
-                raise InputError(path, "a YAML bundle config needs PyYAML "
-                                       "(pip install pyyaml)") from None
-            data = yaml.safe_load(text)
+                data = load_yaml_data(text)
+            except YamlLimitError as exc:
+                raise InputError(path, f"config refused: {exc}") from None
         else:
             data = json.loads(text)
     except RecursionError:
@@ -110,6 +108,20 @@ def read_config(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputError(path, "config must be a JSON/YAML object")
     return data
+
+
+def walk(config: Any, where: str = "") -> Iterator[tuple[str, Any]]:
+    """Every ``(id, value)`` in a nested config, ids joined with ``#`` as MONAI writes them."""
+    if isinstance(config, dict):
+        for key, value in config.items():
+            sub = f"{where}#{key}" if where else str(key)
+            yield sub, value
+            yield from walk(value, sub)
+    elif isinstance(config, list):
+        for i, value in enumerate(config):
+            sub = f"{where}#{i}" if where else str(i)
+            yield sub, value
+            yield from walk(value, sub)
 
 
 def _target_name(item: Any) -> str:
@@ -210,12 +222,3 @@ def bundle_info(layout: BundleLayout, meta: dict[str, Any], config: dict[str, An
                  "monai_version": meta.get("monai_version"), **(details or {})},
     )
 
-
-def describe_monai_bundle(path: Path) -> ModelInfo:
-    """Metadata only: labels, version, spacing and patch size as the files state them."""
-    layout = find_layout(path, need_weights=False)
-    meta = read_config(layout.metadata)
-    config = read_config(layout.inference)
-    code = first_code(config)
-    return bundle_info(layout, meta, config,
-                       {"runs_code": code.text if code else None})

@@ -18,6 +18,11 @@ Overrides as ``monai.bundle run --bundle_root B --output_dir O --dataset_dir D``
 ``bundle_root`` is the bundle folder, ``device`` is medseg's device, ``output_dir`` and
 ``dataset_dir`` point at a private temporary folder (nothing is saved there). medseg's own
 ``--overlap``/``--roi-size``/``--mirror`` do not apply: the bundle's inferer decides.
+
+MONAI's ``ConfigParser`` is given the configs as the data medseg checked
+(:mod:`.sanitize`), never the files: ``SaveImage*`` dropped; for an untrusted (code-free)
+bundle every name already resolved to its allow-listed object, and the bundle folder kept
+off ``sys.path`` (:mod:`.import_path`).
 """
 
 from __future__ import annotations
@@ -25,9 +30,8 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-import sys
 import tempfile
-from collections.abc import Iterator
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,27 +39,34 @@ from typing import Any
 import numpy as np
 import torch
 
-from medseg.errors import InputError, MedsegError, PluginError, exception_summary
+from medseg.errors import InputError, MedsegError, PluginError, exception_summary, first_line
 from medseg.models.base import ModelInfo, Prediction
-from medseg.models.monai_bundle.layout import BundleLayout, bundle_info, find_layout, read_config
-from medseg.models.monai_bundle.trust import TRUST_ENV, check_trust, is_trusted
-from medseg.models.monai_bundle.walk import walk
+from medseg.models.monai_bundle.describe import code_listing
+from medseg.models.monai_bundle.import_path import (
+    bundle_import_path,
+    importable_modules,
+    off_sys_path,
+)
+from medseg.models.monai_bundle.layout import (
+    BundleLayout,
+    bundle_info,
+    find_layout,
+    read_config,
+    walk,
+)
+from medseg.models.monai_bundle.sanitize import drop_writers, with_objects
+from medseg.models.monai_bundle.trust import (
+    TRUST_ENV,
+    bundle_code,
+    check_trust,
+    describe_items,
+    is_trusted,
+    printable,
+)
 from medseg.ops.device import resolve_device
 
 #: affine entries (mm) within which the bundle's output counts as lying on the input grid
 GRID_TOLERANCE_MM = 1e-3
-
-
-@contextlib.contextmanager
-def _on_sys_path(root: Path) -> Iterator[None]:
-    """The bundle folder importable (its ``scripts`` package), as ``monai.bundle run`` does."""
-    entry = str(root)
-    sys.path.insert(1, entry)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(ValueError):
-            sys.path.remove(entry)
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -66,7 +77,7 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise InputError(path, f"not a plain state dict: refused by weights_only loading "
-                               f"({str(exc).strip().splitlines()[0][:160]})") from None
+                               f"({first_line(exc, 160)})") from None
     except Exception as exc:
         raise InputError(path, f"corrupt weights file ({exception_summary(exc)})") from None
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
@@ -94,22 +105,30 @@ class MonaiBundleModel:
     image_key = "image"  # MONAI's CommonKeys, as its SupervisedEvaluator uses them
     pred_key = "pred"
 
-    def __init__(self, layout: BundleLayout, info: ModelInfo, device: Any = None) -> None:
+    def __init__(self, layout: BundleLayout, info: ModelInfo, device: Any = None, *,
+                 config: dict[str, Any], meta: dict[str, Any], trusted: bool) -> None:
         from monai.bundle import ConfigParser
 
         self.layout = layout
         self.info = info
+        self.trusted = trusted
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self._tmp = tempfile.TemporaryDirectory(prefix="medseg-monai-bundle-")
-        parser = ConfigParser()
-        parser.read_config(str(layout.inference))
-        parser.read_meta(str(layout.metadata))
+        try:
+            config, meta = drop_writers(config), drop_writers(meta)
+            if not trusted:  # code-free: every name becomes the allow-listed object it names
+                config = with_objects(config, layout.inference)
+                meta = with_objects(meta, layout.metadata)
+        except RecursionError:
+            raise InputError(layout.inference, "config nested too deeply") from None
+        parser = ConfigParser(config)
+        parser.read_meta(meta)
         parser.update({"bundle_root": str(layout.root), "output_dir": self._tmp.name,
                        "dataset_dir": self._tmp.name, "device": self.device})
-        with _on_sys_path(layout.root):
+        with self._import_path():
             parser.parse(reset=True)
             self.net = self._network(parser)
-            self.preprocessing = self._component(parser, "preprocessing")
+            self.preprocessing = _without_writers(self._component(parser, "preprocessing"))
             from monai.inferers import SimpleInferer
 
             self.inferer = (self._component(parser, "inferer") if "inferer" in parser
@@ -120,6 +139,10 @@ class MonaiBundleModel:
         self.model_grid_post, self.input_grid_post = _split_postprocessing(post)
 
     # -- building -------------------------------------------------------------------------
+    def _import_path(self) -> contextlib.AbstractContextManager[None]:
+        """The bundle folder on ``sys.path`` when trusted, kept off it otherwise."""
+        return bundle_import_path(self.layout.root, self.trusted)
+
     def _component(self, parser: Any, key: str) -> Any:
         if key not in parser:
             raise InputError(self.layout.inference, f"MONAI bundle config has no {key!r}")
@@ -147,8 +170,8 @@ class MonaiBundleModel:
             try:
                 net = torch.jit.load(str(weights), map_location="cpu")
             except Exception as exc:
-                raise InputError(weights,
-                                 f"corrupt TorchScript model ({exception_summary(exc)})") from None
+                raise InputError(weights, f"corrupt TorchScript model "
+                                          f"({exception_summary(exc)})") from None
         else:
             state = load_weights(weights)
             net = self._component(parser, "network_def")
@@ -186,7 +209,7 @@ class MonaiBundleModel:
         path = Path(name)
         nib.save(image, path)
         try:
-            with _on_sys_path(self.layout.root):
+            with self._import_path():
                 item = self.preprocessing({self.image_key: str(path)})
         except MedsegError:
             raise
@@ -211,7 +234,7 @@ class MonaiBundleModel:
         try:
             amp = (torch.autocast("cuda") if self.amp and self.device.type == "cuda"
                    else contextlib.nullcontext())
-            with torch.no_grad(), amp, _on_sys_path(self.layout.root):
+            with torch.no_grad(), amp, self._import_path():
                 pred = self.inferer(x, self.net)
         except Exception as exc:
             raise PluginError(f"MONAI bundle {self.layout.root} network failed on input of "
@@ -276,7 +299,7 @@ class MonaiBundleModel:
 
         for t in transforms:
             try:
-                with _on_sys_path(self.layout.root):
+                with self._import_path():
                     out = apply_transform(t, item)
             except Exception as exc:
                 raise PluginError(f"MONAI bundle {self.layout.root} postprocessing "
@@ -307,6 +330,19 @@ class MonaiBundleModel:
         out = resample(tensor.float(), dst_affine=torch.as_tensor(prepared.affine),
                        spatial_size=prepared.shape)
         return out.round() if mode == "nearest" else out
+
+
+def _without_writers(transform: Any) -> Any:
+    """A built preprocessing without its ``SaveImage*`` transforms (a trusted config may reach
+    them through expressions that :func:`.sanitize.drop_writers` cannot see)."""
+    from monai.transforms import Compose, SaveImage, SaveImaged
+
+    if isinstance(transform, Compose):
+        transform.transforms = tuple(t for t in transform.transforms
+                                     if not isinstance(t, (SaveImage, SaveImaged)))
+        for t in transform.transforms:
+            _without_writers(t)
+    return transform
 
 
 def _split_postprocessing(post: Any) -> tuple[list[Any], list[Any]]:
@@ -344,14 +380,26 @@ def load_monai_bundle(path: Path, *, registry: Any = None, device: Any = None,
     layout = find_layout(path)
     meta = read_config(layout.metadata)
     config = read_config(layout.inference)
-    code = check_trust(layout.root, [(layout.inference, config), (layout.metadata, meta)],
-                       bool(trust))
-    if layout.torchscript and code is None and not is_trusted(layout.root, bool(trust)):
-        raise InputError(layout.weights, f"untrusted bundle runs a TorchScript program; pass "
-                                         f"--trust-bundle or list it in {TRUST_ENV}")
+    with off_sys_path(layout.root):  # MONAI may be imported (and probe modules) here
+        items = bundle_code(layout, config, meta)
+    if layout.torchscript and not is_trusted(layout.root, bool(trust)):
+        others = items[:-1]  # the last item is the TorchScript model itself
+        also = f" and Python ({describe_items(others)})" if others else ""
+        raise InputError(layout.weights, f"untrusted bundle runs a TorchScript program{also}; "
+                                         f"pass --trust-bundle or list it in {TRUST_ENV}")
+    in_meta = items and all(code.where.startswith("_meta_#") for code in items)
+    check_trust(layout.root, layout.metadata if in_meta else layout.inference, items,
+                bool(trust))
     _refuse_multilabel(layout, config)
-    trusted = ("trusted" if code is not None or layout.torchscript
-               else "no code (runs untrusted)")
-    info = bundle_info(layout, meta, config, {"runs_code": code.text if code else None,
-                                              "trust": trusted})
-    return MonaiBundleModel(layout, info, device)
+    listing = code_listing(items)
+    if items:
+        modules = importable_modules(layout.root)
+        warnings.warn(f"MONAI bundle {layout.root} is trusted and runs {len(items)} code "
+                      f"item{'s' if len(items) != 1 else ''}:\n  " + "\n  ".join(listing)
+                      + (f"\n  and its folder is importable: {', '.join(modules)}"
+                         if modules else ""), stacklevel=2)
+    info = bundle_info(layout, meta, config, {
+        "runs_code": printable(items[0].text) if items else None, "code": listing,
+        "trust": "trusted" if items else "no code (runs untrusted)"})
+    return MonaiBundleModel(layout, info, device, config=config, meta=meta,
+                            trusted=bool(items))

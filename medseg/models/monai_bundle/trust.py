@@ -2,38 +2,39 @@
 
 A bundle config is a program: ``$`` values are passed to Python's ``eval`` (``$import os``
 imports a module as soon as anything is parsed), ``_target_`` names any importable callable,
-``_mode_`` can call a function or start the debugger, ``%path#id`` pulls content from another
-file, and some MONAI components resolve a dotted name given as a plain string (a
-``LoadImaged`` ``reader``, a ``SaveImaged`` ``writer``). So a bundle runs only when it is
-**trusted**: ``trust=True`` (``--trust-bundle``), or its resolved folder is (or lies under) a
-folder listed in ``MEDSEG_TRUSTED_BUNDLES`` (``os.pathsep``-separated).
+``_mode_`` can call a function and ``_debug_`` start the debugger, ``%path#id`` pulls content
+from another file, and some MONAI components resolve a dotted name given as a plain string (a
+``LoadImaged`` ``reader``, a ``SaveImaged`` ``writer``, a ``merger_cls``). So a bundle runs
+only when it is **trusted**: ``trust=True`` (``--trust-bundle``), or its resolved folder is
+(or lies under) a folder listed in ``MEDSEG_TRUSTED_BUNDLES`` (``os.pathsep``-separated).
 
-An untrusted bundle may still run when its configs hold no code at all by these rules
-(:func:`first_code` finds none): no ``$`` expression, no ``%`` macro reading another file, no
-``_mode_`` other than ``default``, every ``_target_`` a component of :data:`SAFE_NAMESPACES`,
-no string naming a Python object outside them, and no ``pretrained`` network (MONAI downloads
-those weights when the network is built). The check reads the files as data and runs
-before anything is parsed by MONAI.
+An untrusted bundle may still run when :func:`code_items` finds nothing in its configs: no
+``$`` expression, no ``%`` macro reading another file, no ``_mode_`` other than ``default``, no
+``_debug_``, every ``_target_``, ``reader`` and ``writer`` resolving to an object on the
+allow-list of :mod:`.allowlist` (by identity, without importing anything), no other string
+naming a Python object, no file path (an absolute path, ``~`` or a path separator) and no
+``pretrained`` network (MONAI downloads those weights when the network is built).
+``SaveImage*`` transforms in a transform list are dropped before the check (medseg writes its
+own outputs), so they are neither code nor run. The check reads the files as data; the config
+that MONAI then parses is the checked data itself, with every name replaced by the object it
+resolved to (:mod:`.sanitize`).
 """
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from medseg.errors import InputError
-from medseg.models.monai_bundle.walk import walk
+from medseg.models.monai_bundle.allowlist import is_writer, resolve
+from medseg.models.monai_bundle.layout import BundleLayout
 
 TRUST_ENV = "MEDSEG_TRUSTED_BUNDLES"
-#: where an untrusted bundle's ``_target_`` components may come from: networks, transforms,
-#: inferers and torch layers; not monai.bundle/apps/utils/data/handlers/engines, which load,
-#: download, write or run commands
-SAFE_NAMESPACES = ("monai.networks.", "monai.transforms.", "monai.inferers.", "torch.nn.")
 #: builtins that MONAI's name lookup (pydoc.locate) would hand back as a callable
 _RISKY_BUILTINS = {"open", "eval", "exec", "compile", "__import__", "breakpoint", "input",
                    "exit", "quit", "help", "getattr", "setattr", "delattr", "globals",
@@ -43,14 +44,24 @@ _DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
 
 @dataclass(frozen=True)
 class Code:
-    """The first place in a config that would run code: its id and text."""
+    """One place in a config that would run code (or reach a file): its id and text."""
 
     where: str
     text: str
 
+    def shown(self) -> str:
+        """``"text" at where``, whole, with control characters escaped (one line, no terminal
+        escapes)."""
+        return f'"{printable(self.text)}" at {printable(self.where)}'
+
     def quoted(self) -> str:
-        text = self.text if len(self.text) <= 60 else self.text[:57] + "..."
-        return f'"{text}"'
+        return f'"{printable(self.text)}"'
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character written as an escape (``\\n``, ``\\x1b``)."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
 
 
 def is_trusted(root: Path, trust: bool = False) -> bool:
@@ -67,94 +78,144 @@ def is_trusted(root: Path, trust: bool = False) -> bool:
     return False
 
 
-def _safe_module(module: str) -> bool:
-    return any((module + ".").startswith(ns) for ns in SAFE_NAMESPACES)
+#: component keys whose string value MONAI resolves to a class by name, and the allow-list
+#: kind each must resolve to (``merger_cls`` has none: it needs trust)
+NAME_KEYS = {"reader": "reader", "writer": "writer", "merger_cls": None}
+#: top-level keys medseg sets itself (as ``monai.bundle run --bundle_root ...`` would)
+OVERRIDDEN = ("bundle_root", "output_dir", "dataset_dir")
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
-@functools.lru_cache(maxsize=1)
-def _locator() -> Any:
-    """MONAI's own name lookup for bare ``_target_`` names (it scans the monai modules once)."""
-    from monai.bundle import ComponentLocator
-
-    return ComponentLocator()
-
-
-def _safe_target(target: Any) -> bool:
-    if not isinstance(target, str) or not target:
-        return False
-    if "." in target:
-        return _safe_module(target.rsplit(".", 1)[0])
-    module = _locator().get_component_module_name(target)
-    modules = module if isinstance(module, list) else [module] if module else []
-    # MONAI takes the first module when a name is found in several: all must be safe
-    return bool(modules) and all(_safe_module(m) for m in modules)
-
-
-def _names_python_object(text: str) -> bool:
-    """A plain string that MONAI could turn into a callable by name."""
+def _names_python_object(text: str, root: Path | None = None,
+                         found: dict[str, bool] | None = None) -> bool:
+    """A plain string that names a Python object off the allow-list: a risky builtin, or a
+    dotted name whose top-level module is loaded or importable (or would be, from the bundle
+    folder). Nothing is imported to decide; ``found`` caches the answer per top-level name."""
     if text in _RISKY_BUILTINS:
         return True
     if not _DOTTED.match(text):
         return False
-    if _safe_module(text.rsplit(".", 1)[0]) or _is_dtype_name(text):
+    if resolve(text, "value") is not None or resolve(text, "component") is not None:
         return False
+    top = text.split(".", 1)[0]
+    found = {} if found is None else found
+    if top not in found:
+        found[top] = _module_exists(top, root)
+    return found[top]
+
+
+def _module_exists(top: str, root: Path | None) -> bool:
+    if top in sys.modules:
+        return True
+    if root is not None and ((root / top).is_dir() or (root / f"{top}.py").is_file()):
+        return True
     try:  # find_spec on a top-level name looks for the module without importing it
-        return importlib.util.find_spec(text.split(".", 1)[0]) is not None
+        return importlib.util.find_spec(top) is not None
     except (ImportError, ValueError):
         return False
 
 
-def _is_dtype_name(text: str) -> bool:
-    """``torch.float32``, ``numpy.uint8``: a data type, not a callable to run."""
-    import numpy as np
-    import torch
+def _is_path(text: str) -> bool:
+    """A string that names a file or folder (or a URL): absolute, ``~``, or a separator."""
+    return (text.startswith(("/", "~", "\\")) or "/" in text or "\\" in text
+            or bool(_WINDOWS_DRIVE.match(text)))
 
-    module, _, name = text.partition(".")
-    if module == "torch":
-        return isinstance(getattr(torch, name, None), torch.dtype)
-    if module in ("numpy", "np"):
-        obj = getattr(np, name, None)
-        return isinstance(obj, type) and issubclass(obj, np.generic)
-    return False
+
+def _string_item(where: str, key: str, text: str, root: Path | None, paths: bool,
+                 found: dict[str, bool]) -> Code | None:
+    stripped = text.strip()
+    if stripped.startswith("$"):
+        return Code(where, stripped)
+    if (stripped.startswith("%") and not stripped.startswith("%#")
+            and stripped[1:].split("#", 1)[0].split("::", 1)[0]):
+        return Code(where, stripped)  # a macro that reads another file
+    if key == "_target_":
+        return None if resolve(text) is not None else Code(where, f"_target_: {text}")
+    if key == "_mode_":
+        return None if text == "default" else Code(where, f"_mode_: {text}")
+    if key in NAME_KEYS:
+        kind = NAME_KEYS[key]
+        return None if kind and resolve(text, kind) is not None else Code(where, text)
+    if key == "_desc_":
+        return None
+    if _names_python_object(stripped, root, found):
+        return Code(where, stripped)
+    if paths and _is_path(stripped):
+        return Code(where, f"file path: {stripped}")
+    return None
+
+
+def code_items(config: Any, root: Path | None = None, *, prefix: str = "",
+               paths: bool = True) -> list[Code]:
+    """Every item of ``config`` that needs trust (see the module docstring), in file order.
+    ``root`` is the bundle folder (a dotted name of a module there counts as code); ``prefix``
+    starts every id (``_meta_`` for the metadata, as MONAI addresses it); ``paths=False``
+    lets file paths pass (free text such as the metadata's)."""
+    items: list[Code] = []
+    found: dict[str, bool] = {}  # top-level name -> a module of that name exists
+    # (id, key of the value, value, the name-key whose list this string is in)
+    stack: list[tuple[str, str, Any, str]] = [(prefix, "", config, "")]
+    while stack:
+        where, key, value, list_of = stack.pop()
+        if isinstance(value, str):
+            top_level_override = where in OVERRIDDEN
+            if not (top_level_override and not value.strip().startswith("$")):
+                code = _string_item(where, list_of or key, value, root, paths, found)
+                if code is not None:
+                    items.append(code)
+            continue
+        if key == "_target_" and where != prefix:
+            items.append(Code(where, f"_target_: {value!r}"))
+        if key == "_debug_":
+            items.append(Code(where, f"_debug_: {value!r} (starts the debugger)"))
+        elif key == "pretrained" and value not in (None, False, "false", "False"):
+            items.append(Code(where, f"pretrained: {value!r} (downloads weights)"))
+        children: list[tuple[str, str, Any, str]] = []
+        if isinstance(value, dict):
+            for k, v in value.items():
+                children.append((f"{where}#{k}" if where else str(k), str(k), v, ""))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                if isinstance(v, dict) and is_writer(v.get("_target_")):
+                    continue  # SaveImage* in a transform list: dropped, never built
+                names = key if key in NAME_KEYS and isinstance(v, str) else ""
+                children.append((f"{where}#{i}" if where else str(i), str(i), v, names))
+        stack.extend(reversed(children))
+    return items
 
 
 def first_code(config: dict[str, Any]) -> Code | None:
-    """The first item of ``config`` that would run code (see the module docstring)."""
-    for where, value in walk(config):
-        key = where.rsplit("#", 1)[-1]
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("$"):
-                return Code(where, text)
-            if text.startswith("%") and not text.startswith("%#"):
-                path = text[1:].split("#", 1)[0].split("::", 1)[0]
-                if path:
-                    return Code(where, text)
-            if key == "_target_":
-                if not _safe_target(text):
-                    return Code(where, f"_target_: {text}")
-            elif key == "_mode_":
-                if text != "default":
-                    return Code(where, f"_mode_: {text}")
-            elif _names_python_object(text):
-                return Code(where, text)
-        elif key == "_target_":
-            return Code(where, f"_target_: {value!r}")
-        if key == "pretrained" and value not in (None, False, "false", "False"):
-            return Code(where, f"pretrained: {value!r} (downloads weights)")
-    return None
+    """The first item of ``config`` that would run code (see :func:`code_items`)."""
+    items = code_items(config)
+    return items[0] if items else None
 
 
-def check_trust(root: Path, files: list[tuple[Path, dict[str, Any]]],
-                trust: bool = False) -> Code | None:
-    """Raise a one-line :class:`InputError` naming the file and its first code item unless
-    the bundle is trusted or holds no code; returns that first item (None when there is none)."""
-    for path, config in files:
-        code = first_code(config)
-        if code is None:
-            continue
-        if is_trusted(root, trust):
-            return code
-        raise InputError(path, f"untrusted bundle runs Python ({code.quoted()} at {code.where}); "
-                         f"pass --trust-bundle or list it in {TRUST_ENV}")
-    return None
+def bundle_code(layout: BundleLayout, config: dict[str, Any],
+                meta: dict[str, Any]) -> list[Code]:
+    """Every item of a bundle that needs trust: its inference config's, its metadata's (ids
+    starting with ``_meta_#``, as MONAI refers to them) and a TorchScript model."""
+    items = (code_items(config, layout.root)
+             + code_items(meta, layout.root, prefix="_meta_", paths=False))
+    if layout.torchscript:
+        items.append(Code(str(layout.weights.relative_to(layout.root)),
+                          "TorchScript program (torch.jit.load)"))
+    return items
+
+
+def describe_items(items: list[Code]) -> str:
+    """``N items: "text" at id; ...``: every item, whole, on one line."""
+    return (f"{len(items)} item{'s' if len(items) != 1 else ''}: "
+            + "; ".join(code.shown() for code in items))
+
+
+def check_trust(root: Path, config_path: Path, items: list[Code],
+                trust: bool = False) -> list[Code]:
+    """Raise a one-line :class:`InputError` naming ``config_path`` and every item unless the
+    bundle is trusted or ``items`` is empty; returns ``items``."""
+    if not items or is_trusted(root, trust):
+        return items
+    files = any(code.text.startswith("file path: ") for code in items)
+    raise InputError(config_path, f"untrusted bundle runs Python"
+                                  f"{' or reaches files' if files else ''} "
+                                  f"({describe_items(items)}); pass --trust-bundle or list "
+                                  f"it in {TRUST_ENV}")
