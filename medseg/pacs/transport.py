@@ -40,21 +40,29 @@ class Deadline:
         self.expired = False
         self._lock = threading.Lock()
         self._connections: list[HTTPConnection] = []
+        self._sockets: list[socket.socket] = []
         self._timer: threading.Timer | None = None
 
     def watch(self, connection: HTTPConnection) -> None:
+        """Watch ``connection`` and the socket it has now (http.client hands the socket of
+        an answer that ends with the connection over to the answer, off the connection)."""
         with self._lock:
             if self.expired:
                 _shut(connection)
                 raise DeadlinePassedError(f"no time left of the {self.seconds:g} s deadline")
             if connection not in self._connections:
                 self._connections.append(connection)
+            sock = getattr(connection, "sock", None)
+            if sock is not None and sock not in self._sockets:
+                self._sockets.append(sock)
 
     def _expire(self) -> None:
         with self._lock:
             self.expired = True
             for connection in self._connections:
                 _shut(connection)
+            for sock in self._sockets:
+                _shut_socket(sock)
 
     def __enter__(self) -> Deadline:
         self._timer = threading.Timer(self.seconds, self._expire)
@@ -74,8 +82,11 @@ class Deadline:
 
 def _shut(connection: HTTPConnection) -> None:
     sock = getattr(connection, "sock", None)
-    if sock is None:
-        return
+    if sock is not None:
+        _shut_socket(sock)
+
+
+def _shut_socket(sock: socket.socket) -> None:
     # the plain socket call: no TLS close-notify exchange with a stalling peer
     with contextlib.suppress(OSError, TypeError):
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
@@ -90,20 +101,30 @@ class _WatchedHTTPConnection(HTTPConnection):
     def connect(self) -> None:
         _watch(self)
         super().connect()
+        _watch(self)
 
     def request(self, *args, **kwargs):  # type: ignore[override]
         _watch(self)
         return super().request(*args, **kwargs)
+
+    def getresponse(self, *args, **kwargs):  # type: ignore[override]
+        _watch(self)
+        return super().getresponse(*args, **kwargs)
 
 
 class _WatchedHTTPSConnection(HTTPSConnection):
     def connect(self) -> None:
         _watch(self)
         super().connect()
+        _watch(self)
 
     def request(self, *args, **kwargs):  # type: ignore[override]
         _watch(self)
         return super().request(*args, **kwargs)
+
+    def getresponse(self, *args, **kwargs):  # type: ignore[override]
+        _watch(self)
+        return super().getresponse(*args, **kwargs)
 
 
 class _HTTPPool(HTTPConnectionPool):
