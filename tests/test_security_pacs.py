@@ -350,3 +350,15 @@ def test_a_multipart_answer_without_a_boundary_prints_no_traceback(tmp_path):
     assert done.stderr.strip() == (f"medseg: error: {fake.url}: downloading series {series}: "
                                    "malformed response (MultipartError: a multipart answer "
                                    "without a boundary)")
+
+
+def test_what_the_library_logs_from_the_server_is_plain(caplog):
+    """dicomweb-client logs a server's ``Warning`` header as it came."""
+    with fake_dicomweb({}) as fake:
+        fake.overrides[r"GET /dicom-web/studies"] = lambda req: send(
+            req, 200, b"[]", headers={"Warning": f"299 pacs {ESCAPES}more results"})
+        server = Server(fake.url)
+        with caplog.at_level("WARNING"):
+            assert list_studies(open_client(server), server) == []
+    logged = [r.getMessage() for r in caplog.records if "more results" in r.getMessage()]
+    assert logged and all(_no_control(m) for m in logged)

@@ -118,7 +118,7 @@ def open_client(server: Server):
     import requests
     from dicomweb_client import DICOMwebClient
 
-    _quiet_urllib3()
+    _tame_library_logs()
     session = requests.Session()
     session.trust_env = False  # no credentials from ~/.netrc, no proxy surprises
     adapter = DeadlineAdapter()
@@ -150,12 +150,25 @@ def open_client(server: Server):
     return client
 
 
-def _quiet_urllib3() -> None:
+def _plain_record(record: logging.LogRecord) -> bool:
+    """A logging filter: the record's message as one plain line (dicomweb-client logs a
+    server's ``Warning`` header and failure reasons as they came)."""
+    record.msg, record.args = describe(record.getMessage()), None
+    return True
+
+
+def _tame_library_logs() -> None:
     """urllib3 logs a warning *with a traceback* for a header it cannot parse (a multipart
     Content-Type without a boundary); medseg reports the answer's problem in one line instead.
-    The traceback stays for ``--debug`` (the root logger at DEBUG)."""
+    The traceback stays for ``--debug`` (the root logger at DEBUG). What the DICOMweb library
+    logs from the server is made plain."""
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         logging.getLogger("urllib3").setLevel(logging.ERROR)
+    # a logger's filters apply only to its own records, not to those of its children
+    for name in ("dicomweb_client.web", "urllib3.connectionpool", "urllib3.connection"):
+        logger = logging.getLogger(name)
+        if _plain_record not in logger.filters:
+            logger.addFilter(_plain_record)
 
 
 def _http_problem(status: int, server: Server) -> str:
