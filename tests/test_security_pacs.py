@@ -362,3 +362,20 @@ def test_what_the_library_logs_from_the_server_is_plain(caplog):
             assert list_studies(open_client(server), server) == []
     logged = [r.getMessage() for r in caplog.records if "more results" in r.getMessage()]
     assert logged and all(_no_control(m) for m in logged)
+
+
+def test_a_push_counts_only_when_the_server_confirms_it():
+    """A STOW answer naming the SEG confirms it (with or without a charset parameter); an
+    empty 200 does not."""
+    seg = _seg_like()
+    uid = str(seg.SOPInstanceUID)
+    confirm = json.dumps({"00081199": {"vr": "SQ", "Value": [
+        {"00081155": {"vr": "UI", "Value": [uid]}}]}}).encode()
+    with fake_dicomweb({}) as fake:
+        server = Server(fake.url)
+        fake.overrides[r"POST .*"] = lambda req: send(
+            req, 200, confirm, content_type="application/dicom+json; charset=utf-8")
+        assert push_seg(open_client(server), server, seg) == uid
+        fake.overrides[r"POST .*"] = lambda req: send(req, 200, b"")
+        with pytest.raises(ServerError, match="did not confirm the instance"):
+            push_seg(open_client(server), server, seg)

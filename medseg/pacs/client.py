@@ -80,6 +80,16 @@ def _bound_response(response, *args, **kwargs):
     return response
 
 
+def _bare_json_type(response, *args, **kwargs):
+    """``requests`` response hook: ``application/dicom+json; charset=utf-8`` as
+    ``application/dicom+json``. dicomweb-client compares a STOW-RS answer's Content-Type
+    exactly and would read a confirmation with a parameter as no answer at all."""
+    media = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if media in ("application/dicom+json", "application/json"):
+        response.headers["Content-Type"] = media
+    return response
+
+
 @dataclass(frozen=True)
 class Server:
     """Where and how to reach a DICOMweb service (``url``: its root, e.g.
@@ -127,7 +137,7 @@ def open_client(server: Server):
     session.max_redirects = 5
     session.hooks["response"] = [redirect_guard(server.url,
                                                 other_origins=server.follow_redirects),
-                                 _bound_response]
+                                 _bound_response, _bare_json_type]
     if server.insecure:
         import urllib3
 
