@@ -10,7 +10,7 @@ from typing import Any
 from medseg.errors import MedsegError
 from medseg.pacs.auth import resolve_credentials
 from medseg.pacs.batch import segment_series
-from medseg.pacs.client import Server, open_client
+from medseg.pacs.client import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Server, open_client
 from medseg.pacs.query import list_series, list_studies
 from medseg.pacs.worklist import plan, requests_from
 
@@ -25,7 +25,15 @@ def add_server_options(p) -> None:
                    help="CA certificates to verify the server's TLS certificate")
     p.add_argument("--insecure", action="store_true",
                    help="do not verify the TLS certificate (warns; trusted networks only)")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                   help="the most one request may take as a whole, from connecting to its "
+                        f"last byte (default {DEFAULT_TIMEOUT:g})")
+    p.add_argument("--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT,
+                   metavar="SECONDS", help="the most opening a connection may take "
+                                           f"(default {DEFAULT_CONNECT_TIMEOUT:g})")
+    p.add_argument("--follow-redirects", action="store_true",
+                   help="follow a server's redirect of a query or download to another origin "
+                        "(an upload is never redirected, HTTPS never to plain HTTP)")
 
 
 def add_segment_options(p) -> None:
@@ -59,7 +67,8 @@ def uses_dicomweb(args) -> bool:
 
 def server_from_args(url: str, args) -> Server:
     return Server(url, credentials=resolve_credentials(args.auth_file),
-                  ca_bundle=args.ca_bundle, insecure=args.insecure, timeout=args.timeout)
+                  ca_bundle=args.ca_bundle, insecure=args.insecure, timeout=args.timeout,
+                  connect_timeout=args.connect_timeout, follow_redirects=args.follow_redirects)
 
 
 def segment_from_args(args, segmenter) -> list[dict[str, Any]]:

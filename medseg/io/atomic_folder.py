@@ -9,6 +9,12 @@ renamed ``....part-old``) stay beside it. Build folders of writers that no longe
 found by :func:`interrupted_builds` and removed by :func:`sweep_interrupted`; a live writer's
 is never touched. Used by report folders (:mod:`medseg.evaluation.report.folder`) and model bundles
 (:func:`medseg.models.medseg_bundle.bundle.save_bundle`).
+
+A target given as a symbolic link is the folder it points to (:func:`real_target`): the build
+is made beside that folder and swapped with it, and the link still points to the new one.
+(Swapping with the link itself left the link behind as a ``.part`` entry that ``shutil.rmtree``
+refuses to remove.) Leftovers are removed whatever they are (folder, file or link), and a
+sweep reports only what is really gone.
 """
 
 from __future__ import annotations
@@ -35,22 +41,40 @@ def _build_pattern(target: Path) -> re.Pattern[str]:
     return re.compile(rf"\.{re.escape(target.name)}\.[A-Za-z0-9_-]+-\d+\.[^.]+\.part(-old)?")
 
 
-def interrupted_builds(target: str | Path) -> list[Path]:
-    """Build folders beside ``target`` whose writer is gone (a killed or crashed run)."""
+def real_target(target: str | Path) -> Path:
+    """``target`` as an absolute path; a symbolic link as the path it points to."""
     target = Path(target).absolute()
-    if not target.parent.is_dir():
-        return []
-    pattern = _build_pattern(target)
-    return sorted(p for p in target.parent.iterdir()
-                  if pattern.fullmatch(p.name) and p.is_dir() and part_writer_gone(p))
+    return Path(os.path.realpath(target)) if target.is_symlink() else target
+
+
+def interrupted_builds(target: str | Path) -> list[Path]:
+    """Build folders beside ``target`` (beside the folder a link points to, and beside the
+    link) whose writer is gone (a killed or crashed run)."""
+    found: set[Path] = set()
+    for where in {Path(target).absolute(), real_target(target)}:
+        if not where.parent.is_dir():
+            continue
+        pattern = _build_pattern(where)
+        found.update(p for p in where.parent.iterdir()
+                     if pattern.fullmatch(p.name) and (p.is_dir() or p.is_symlink())
+                     and part_writer_gone(p))
+    return sorted(found)
+
+
+def remove_entry(path: Path) -> bool:
+    """Remove a folder, file or link (a link, not what it points to); True when it is gone."""
+    if path.is_symlink() or not path.is_dir():
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+    return not os.path.lexists(path)
 
 
 def sweep_interrupted(target: str | Path) -> list[Path]:
-    """Remove the build folders of interrupted runs beside ``target``; return them."""
-    removed = interrupted_builds(target)
-    for path in removed:
-        shutil.rmtree(path, ignore_errors=True)
-    return removed
+    """Remove the build folders of interrupted runs beside ``target``; return those that are
+    gone (one that could not be removed is not reported as removed)."""
+    return [path for path in interrupted_builds(target) if remove_entry(path)]
 
 
 def _umask() -> int:
@@ -83,13 +107,13 @@ def swap_in(build: Path, target: Path, *, step: str = "report") -> None:
         return
     if _exchange(build, target):  # build now holds the old report
         pause_point(f"{step}-after-exchange")
-        shutil.rmtree(build, ignore_errors=True)
+        remove_entry(build)
         return
     old = build.with_name(build.name + "-old")
     os.rename(target, old)
     pause_point(f"{step}-between-renames")
     os.rename(build, target)
-    shutil.rmtree(old, ignore_errors=True)
+    remove_entry(old)
 
 
 @contextlib.contextmanager
@@ -98,7 +122,7 @@ def atomic_folder(target: str | Path, *, marker: str, marker_text: str,
     """Yield a build folder beside ``target`` holding ``marker`` until it is complete; on
     normal exit it replaces ``target`` as a whole, on an exception it is removed and
     ``target`` is untouched."""
-    target = Path(target).absolute()
+    target = real_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     sweep_interrupted(target)
     build = Path(tempfile.mkdtemp(prefix=f".{target.name}.{_owner()}.", suffix=".part",

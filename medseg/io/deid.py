@@ -16,9 +16,25 @@ the combined ones (X/Z, X/D, X/Z/D, Z/D) remove it, or empty / replace it where 
 needs it present (:data:`REQUIRED`). Private attributes are removed. Curve and overlay groups
 (50xx, 60xx) are removed. Attributes outside the profile (for example Manufacturer,
 Modality, the segment descriptions, geometry) are kept.
+
+The table is extended (:func:`extra_action`, action X at every depth) where the published
+profile leaves identifying text behind (issue 24, item 16):
+
+* every ``*IssuerOf*`` attribute (``IssuerOfAccessionNumberSequence``,
+  ``IssuerOfPatientIDQualifiersSequence`` and their kin: institution identifiers) and the
+  issuer macro's ``AssigningFacilitySequence``, ``AssigningJurisdictionCodeSequence``,
+  ``AssigningAgencyOrDepartmentCodeSequence``, ``UniversalEntityID``,
+  ``LocalNamespaceEntityID``;
+* every code sequence of a procedure, protocol, reason, requesting service or diagnosis
+  (``ProcedureCodeSequence``, ``ReasonForPerformedProcedureCodeSequence``,
+  ``RequestingServiceCodeSequence``, ...), whose free-text ``CodeMeaning`` can name the
+  patient ("CT for John Doe"), and ``PatientSizeCodeSequence``;
+* ``PatientBreedDescription``, ``PatientBreedCodeSequence``, ``BreedRegistrationSequence``.
 """
 
 from __future__ import annotations
+
+import re
 
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
@@ -35,6 +51,14 @@ REQUIRED = {"ContentDate", "ContentTime", "DeviceSerialNumber", "StudyDate", "St
 TYPE1 = {"ContentDate", "ContentTime", "DeviceSerialNumber"}
 INSTITUTION = {"InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName",
                "InstitutionalDepartmentTypeCodeSequence"}
+#: removed although the profile's table does not list them (see the module's docstring)
+EXTRA_REMOVED = frozenset({
+    "AssigningFacilitySequence", "AssigningJurisdictionCodeSequence",
+    "AssigningAgencyOrDepartmentCodeSequence", "UniversalEntityID", "LocalNamespaceEntityID",
+    "RequestingServiceCodeSequence", "PatientSizeCodeSequence", "PatientBreedDescription",
+    "PatientBreedCodeSequence", "BreedRegistrationSequence"})
+#: code sequences whose meanings are free text about the patient's care
+_CARE_CODES = re.compile(r".*(Procedure|Protocol|Reason|Requesting|Diagnos).*CodeSequence")
 _DATE_VRS = {"DA", "DT", "TM"}
 _TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM",
              "UC", "UI", "UR", "UT"}
@@ -55,6 +79,13 @@ def _actions() -> dict[int, str]:
             if len(tag) == 2:
                 out[int(Tag(tag[0], tag[1]))] = action
     return out
+
+
+def extra_action(keyword: str) -> str | None:
+    """"X" for an attribute this module removes beyond the profile's table, else None."""
+    if "IssuerOf" in keyword or keyword in EXTRA_REMOVED or _CARE_CODES.fullmatch(keyword):
+        return "X"
+    return None
 
 
 def _dummy(vr: str) -> object:
@@ -79,7 +110,7 @@ def deidentify(ds: Dataset, *, keep_dates: bool = False,
                 del dataset[elem.tag]
                 continue
             keyword = elem.keyword
-            action = actions.get(tag)
+            action = actions.get(tag) or extra_action(keyword)
             if action is not None and keyword not in keep and not (
                     keep_dates and elem.VR in _DATE_VRS):
                 _apply(dataset, elem, action, keyword)

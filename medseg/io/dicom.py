@@ -18,6 +18,7 @@ from pydicom.errors import BytesLengthException, InvalidDicomError
 
 from medseg.errors import GeometryError, InputError, MultipleSeriesError
 from medseg.io.archive import safe_extract_zip
+from medseg.io.dicom_deflate import check_deflated
 from medseg.io.guards import DECODE_ERRORS, check_declared_size, mapped, reason
 from medseg.volume import LPS_TO_RAS, Volume
 
@@ -50,8 +51,10 @@ def sniff_dicom(path: Path) -> bool:
 
 def dcmread(path: Path, *, stop_before_pixels: bool = False) -> pydicom.Dataset:
     """``pydicom.dcmread`` through a read-only memory map (:func:`~medseg.io.guards.mapped`):
-    a corrupt element length cannot make it allocate more than the file holds."""
+    a corrupt element length cannot make it allocate more than the file holds, and a deflated
+    dataset is inflated only within the limits (:mod:`~medseg.io.dicom_deflate`)."""
     with mapped(path) as view:
+        check_deflated(view, path)  # type: ignore[arg-type]
         return pydicom.dcmread(view, stop_before_pixels=stop_before_pixels)  # type: ignore[arg-type]
 
 

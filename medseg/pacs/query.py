@@ -37,19 +37,40 @@ def check_uid(uid: str, what: str = "UID") -> str:
     return uid
 
 
+class MalformedAnswerError(ValueError):
+    """A QIDO-RS answer that is not DICOM JSON as PS3.18 F.2 defines it."""
+
+
 def _value(item: Mapping[str, Any], tag: str) -> Any:
-    values = (item.get(tag) or {}).get("Value") or []
+    element = item.get(tag)
+    if element is None:
+        return ""
+    if not isinstance(element, dict):
+        raise MalformedAnswerError(f"attribute {tag} is {type(element).__name__}, not an object")
+    values = element.get("Value")
+    if values is None:
+        return ""
+    if not isinstance(values, list):
+        raise MalformedAnswerError(f"the Value of {tag} is {type(values).__name__}, not a list")
     if not values:
         return ""
     if isinstance(values[0], dict):  # person name
-        values = [v.get("Alphabetic", "") for v in values]
+        values = [v.get("Alphabetic", "") if isinstance(v, dict) else v for v in values]
     if len(values) > 1:
         return "\\".join(describe(v) for v in values)
     value = values[0]
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return describe(value) if value is not None else ""
     return value if isinstance(value, int | float) else describe(value)
 
 
-def _rows(items: Sequence[Mapping[str, Any]], columns) -> list[dict[str, Any]]:
+def _rows(items: Any, columns) -> list[dict[str, Any]]:
+    """One row per answer item; a malformed answer raises :class:`MalformedAnswerError`."""
+    if not isinstance(items, list):
+        raise MalformedAnswerError(f"the answer is {type(items).__name__}, not a list")
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise MalformedAnswerError(f"item {i + 1} is {type(item).__name__}, not an object")
     return [{kw: _value(item, tag) for kw, tag in columns} for item in items]
 
 
@@ -61,7 +82,8 @@ def list_studies(client, server: Server, *, with_patient: bool = False,
     with server_errors(server, "listing studies"):
         items = client.search_for_studies(fields=[kw for kw, _ in columns],
                                           search_filters=dict(filters or {}), limit=limit)
-    return sorted(_rows(items, columns), key=lambda r: str(r["StudyDate"]), reverse=True)
+        rows = _rows(items, columns)
+    return sorted(rows, key=lambda r: str(r["StudyDate"]), reverse=True)
 
 
 def list_series(client, server: Server, study: str, *, with_patient: bool = False
@@ -73,10 +95,11 @@ def list_series(client, server: Server, study: str, *, with_patient: bool = Fals
     with server_errors(server, f"listing series of study {study}"):
         items = client.search_for_series(study_instance_uid=study,
                                          fields=[kw for kw, _ in columns])
-    if not items:
+        rows = _rows(items, columns)
+    if not rows:
         raise ServerError(server.url, f"study {study} not found (no series)")
-    return sorted(_rows(items, columns), key=lambda r: (str(r["SeriesNumber"]).zfill(8),
-                                                        r["SeriesInstanceUID"]))
+    return sorted(rows, key=lambda r: (str(r["SeriesNumber"]).zfill(8),
+                                       str(r["SeriesInstanceUID"])))
 
 
 def choose_series(rows: Sequence[Mapping[str, Any]], modality: str | None, *, server: Server,

@@ -81,7 +81,8 @@ def push_seg(client, server: Server, seg: pydicom.Dataset) -> str:
                                       f"(failure reason {reason})")
     stored = [str(item.get("ReferencedSOPInstanceUID", ""))
               for item in (answer.get("ReferencedSOPSequence") or [] if answer else [])]
-    if stored and uid not in stored:
+    if uid not in stored:  # only a confirmed instance counts as stored
         raise ServerError(server.url, f"storing the SEG into study {study}: the server did "
-                                      "not confirm the instance")
+                                      "not confirm the instance (no ReferencedSOPSequence "
+                                      "naming it in its answer)")
     return uid

@@ -119,12 +119,21 @@ def plan(client, server: Server, requests: Sequence[Request], modality: str | No
                                                   f"{req.study}")
             else:
                 chosen = choose_series(rows, modality, server=server, study=req.study)
+            cases = [_case(req.study, r, server) for r in chosen]
         except MedsegError as exc:
             planned.append(Unplanned(req.study, str(exc)))
             continue
-        for r in chosen:
-            count = r["NumberOfSeriesRelatedInstances"]
-            planned.append(PacsCase(req.study, str(r["SeriesInstanceUID"]), str(r["Modality"]),
-                                    str(r["SeriesDescription"]),
-                                    int(count) if str(count).isdigit() else None))
+        planned.extend(cases)
     return planned
+
+
+def _case(study: str, row: Mapping[str, Any], server: Server) -> PacsCase:
+    """A case from a QIDO row; its SeriesInstanceUID names files, so it must be a UID."""
+    try:
+        series = check_uid(str(row["SeriesInstanceUID"]), "series")
+    except MedsegError as exc:
+        raise ServerError(server.url, f"listing series of study {study}: a bad "
+                                      f"SeriesInstanceUID in the answer ({exc})") from None
+    count = row["NumberOfSeriesRelatedInstances"]
+    return PacsCase(study, series, str(row["Modality"]), str(row["SeriesDescription"]),
+                    int(count) if str(count).isdigit() else None)
