@@ -1,8 +1,11 @@
-"""Built-in model format: nnU-Net v2 result folders (TotalSegmentator's models among them)."""
+"""Built-in model formats: nnU-Net v2 result folders (TotalSegmentator's models among them),
+and TotalSegmentator's tasks by name (``totalseg:total_fast``...), run on nnU-Net's runtime the
+way TotalSegmentator runs them."""
 
 from __future__ import annotations
 
 from medseg.hookspecs import hookimpl
+from medseg.models.totalseg import naming as totalseg
 from medseg.specs import ModelFormatSpec
 
 
@@ -24,6 +27,18 @@ def _describe(path):
     return describe_nnunet(path)
 
 
+def _load_task(path, **kwargs):
+    from medseg.models.totalseg.model import load  # torch and nnU-Net's runtime: deferred
+
+    return load(path, **kwargs)
+
+
+def _describe_task(path):
+    from medseg.models.totalseg.model import describe  # as _load_task
+
+    return describe(path)
+
+
 @hookimpl
 def medseg_register_model_formats() -> list[ModelFormatSpec]:
     return [
@@ -37,5 +52,15 @@ def medseg_register_model_formats() -> list[ModelFormatSpec]:
                         "DatasetNNN_Name/ folder)",
             options=("configuration", "folds", "checkpoint"),
             priority=20,
+        ),
+        ModelFormatSpec(
+            name=totalseg.FORMAT,
+            sniff=totalseg.sniff,
+            load=_load_task,
+            describe=_describe_task,
+            description="TotalSegmentator task by name (totalseg:total, totalseg:total_fast, "
+                        "...): its weights folders used in place, its pipeline reproduced",
+            options=totalseg.OPTIONS,
+            priority=25,
         ),
     ]
