@@ -248,3 +248,22 @@ def test_a_batch_loads_each_network_once(monkeypatch, tmp_path):
     assert volumes["model"] == "totalseg:total_fast"
     assert any(v["name"] == "liver" and v["voxels"] == 40 * 36 * 14 for v in volumes["volumes"])
     assert nifti_label_names(tmp_path / "out" / "case1.nii.gz")[117] == "costal_cartilages"
+
+
+def test_dicom_seg_carries_totalsegmentators_snomed_codes(monkeypatch, tmp_path):
+    import pydicom
+
+    root = tmp_path / "w"
+    write_release(root, TASKS["total_fastest"].parts[0], class_map("total"), (6, 6, 6), 52)
+    monkeypatch.setenv("TOTALSEG_WEIGHTS_PATH", str(root))
+    series = Path(__file__).resolve().parent.parent / "sample_data" / "dicom" / "ct_phantom_001"
+    out = tmp_path / "out"
+    assert main(["segment", str(series), "-o", str(out), "-m", "totalseg:total_fastest",
+                 "--dicom-seg", "--quiet", "--device", "cpu"]) == 0
+    seg = pydicom.dcmread(out / "ct_phantom_001_seg.dcm")
+    segments = {s.SegmentLabel: s for s in seg.SegmentSequence}
+    assert TASKS["total_fastest"].classes[52] == "aorta"
+    code = segments["aorta"].SegmentedPropertyTypeCodeSequence[0]
+    assert (code.CodingSchemeDesignator, code.CodeValue) == ("SCT", "15825003")
+    category = segments["aorta"].SegmentedPropertyCategoryCodeSequence[0]
+    assert category.CodeValue == "123037004"
