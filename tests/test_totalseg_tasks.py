@@ -267,3 +267,19 @@ def test_dicom_seg_carries_totalsegmentators_snomed_codes(monkeypatch, tmp_path)
     assert (code.CodingSchemeDesignator, code.CodeValue) == ("SCT", "15825003")
     category = segments["aorta"].SegmentedPropertyCategoryCodeSequence[0]
     assert category.CodeValue == "123037004"
+
+
+def test_a_pulled_folder_changed_since_is_refused(monkeypatch, tmp_path):
+    from medseg.hub.record import write_record
+
+    root = tmp_path / "w"
+    release = TASKS["total_fastest"].parts[0]
+    write_release(root, release, class_map("total"), (6, 6, 6), 5)
+    write_record(release.path(root), source="test")
+    monkeypatch.setenv("TOTALSEG_WEIGHTS_PATH", str(root))
+    assert load_model("totalseg:total_fastest").networks.loads == 1
+    plans = release.path(root) / release.trainer_folder / "plans.json"
+    text = plans.read_text()
+    plans.write_text(text.replace('"batch_size": 2', '"batch_size": 3'))
+    with pytest.raises(InputError, match=r"plans\.json.*refused"):
+        load_model("totalseg:total_fastest")

@@ -6,8 +6,10 @@ nnU-Net's own predictor) on the folder TotalSegmentator runs: ``<trainer>__nnUNe
 3d_fullres``, fold 0, ``checkpoint_final.pth``, no mirroring, the task's tile step. The image
 it gets is what TotalSegmentator writes for nnU-Net (``s01_0000.nii.gz``): the resampled array
 with the voxel sizes a NIfTI header stores (float32), so nnU-Net's own crop, normalisation and
-resampling decisions are the same. Its answer is the label map nnU-Net writes: the argmax of the
-probabilities on the network grid (no class-probability volume is ever resampled).
+resampling decisions are the same. A folder that ``medseg models pull`` installed is checked
+against its checksum record first (:func:`medseg.hub.record.check_installed`). The answer is
+the label map nnU-Net writes: the argmax of the probabilities on the network grid (no
+class-probability volume is ever resampled).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 
 from medseg.errors import InputError
+from medseg.hub.record import check_installed
 from medseg.models.nnunet.model import NnunetModel, read_definition
 from medseg.models.totalseg.geometry import header_zooms
 from medseg.models.totalseg.status import PRESENT, folder_status
@@ -59,6 +62,7 @@ class Networks:
             error = missing_error(r, task_name, root)
             if error is not None:
                 raise error
+            check_installed(r.path(root))  # a folder medseg pulled must be as it was pulled
         self.root = root
         self.device = device
         self.loads = 0
