@@ -30,7 +30,7 @@ def pull(name: str, *, force: bool = False, roi_locator: bool = True,
         return [p.path for p in done]
     if name.startswith(MONAI_PREFIX):
         return [monai_zoo.pull_bundle(name, force=force, say=say,
-                                      progress=progress is None).path]
+                                      progress=progress is not None).path]
     raise MedsegError(f"cannot pull {name!r}: name a TotalSegmentator task "
                       f"(totalseg:{', totalseg:'.join(TASKS)}) or a MONAI model-zoo bundle "
                       f"(monai:<name>, e.g. monai:spleen_ct_segmentation)")
