@@ -10,7 +10,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from totalseg_layout import write_release
 
 from medseg.batch import expand_inputs, segment_cases
 from medseg.cli import main
@@ -22,6 +21,7 @@ from medseg.models import describe_model, load_model
 from medseg.models.totalseg import tasks
 from medseg.models.totalseg.status import task_state, task_status
 from medseg.models.totalseg.tasks import TASKS, class_map, required_releases, weights_dir
+from tests.totalseg_layout import write_release
 
 
 @pytest.fixture(autouse=True)
