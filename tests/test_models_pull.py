@@ -23,6 +23,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 
@@ -538,3 +539,60 @@ def test_a_monai_bundle_zip_can_be_imported(env, tmp_path, capsys):
 def test_required_releases_of_total(env):
     """``totalseg:total`` pulls its five parts and the roi locator 298."""
     assert [r.dataset_id for r in required_releases("total")] == [291, 292, 293, 294, 295, 298]
+
+
+# ----------------------------------------------------------------------------- end to end
+
+FIXTURE_WEIGHTS = ROOT / "sample_data" / "totalseg" / "weights"
+FIXTURE_CT = ROOT / "sample_data" / "totalseg" / "inputs" / "ct_lps_aniso.nii.gz"
+
+
+def _fixture_weights_ready() -> bool:
+    return FIXTURE_CT.is_file() and all(r.checkpoint(FIXTURE_WEIGHTS).is_file()
+                                        for r in required_releases("total_fast"))
+
+
+@pytest.mark.skipif(not _fixture_weights_ready(),
+                    reason="sample_data/totalseg/weights (the fixtures) not generated yet")
+def test_pull_from_a_mirror_then_segment_equals_the_weights_in_place(tmp_path, monkeypatch,
+                                                                     capsys):
+    """Acceptance: with the committed TotalSegmentator-layout weights served as release zips on
+    127.0.0.1 and an empty TotalSegmentator home, ``medseg models pull totalseg:total_fast``
+    then ``medseg segment -m totalseg:total_fast`` writes the very mask the weights give in
+    place; a checkpoint changed after the pull is then refused with one line."""
+    def segment(out: Path) -> np.ndarray:
+        code, _, err = run_cli(capsys, "segment", str(FIXTURE_CT), "-o", str(out), "-m",
+                               "totalseg:total_fast", "--quiet", "--device", "cpu")
+        assert code == 0, err
+        return np.asanyarray(nib.load(next(out.glob("*.nii.gz"))).dataobj)
+
+    monkeypatch.delenv("TOTALSEG_HOME_DIR", raising=False)
+    monkeypatch.setenv("TOTALSEG_WEIGHTS_PATH", str(FIXTURE_WEIGHTS))
+    in_place = segment(tmp_path / "in_place")
+    assert len(np.unique(in_place)) > 2  # real organs, not an empty mask
+
+    home = tmp_path / "empty_home"
+    monkeypatch.delenv("TOTALSEG_WEIGHTS_PATH")
+    monkeypatch.setenv("TOTALSEG_HOME_DIR", str(home))
+    with release_server() as srv:
+        for release in required_releases("total_fast"):
+            srv.put(url_path(release), zip_folder(FIXTURE_WEIGHTS / release.folder))
+        monkeypatch.setenv("MEDSEG_TOTALSEG_URL", srv.root)
+        code, out, err = run_cli(capsys, "models", "pull", "totalseg:total_fast", "--quiet")
+        assert code == 0, err
+    weights = home / "nnunet" / "results"
+    for release in required_releases("total_fast"):
+        assert same_tree(FIXTURE_WEIGHTS / release.folder, weights / release.folder)
+    pulled = segment(tmp_path / "pulled")
+    assert pulled.dtype == in_place.dtype and np.array_equal(pulled, in_place)
+
+    ckpt = R297.checkpoint(weights)
+    data = bytearray(ckpt.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    ckpt.write_bytes(bytes(data))
+    out = tmp_path / "changed"
+    code, _, err = run_cli(capsys, "segment", str(FIXTURE_CT), "-o", str(out), "-m",
+                           "totalseg:total_fast", "--quiet", "--device", "cpu")
+    line = one_line_error(err)
+    assert code == 2 and str(ckpt) in line and "changed since the pull" in line
+    assert not out.exists() or not list(out.glob("*.nii.gz"))
