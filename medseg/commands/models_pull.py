@@ -51,9 +51,10 @@ class _Bars:
 
         bar = self.bars.get(folder)
         if bar is None:
+            short = folder.split("_", 1)[0] if folder.startswith("Dataset") else folder[:40]
             bar = self.bars[folder] = tqdm(total=total, initial=done, unit="B",
-                                           unit_scale=True, unit_divisor=1024,
-                                           desc=folder[:40], file=sys.stderr, leave=True)
+                                           unit_scale=True, unit_divisor=1024, desc=short,
+                                           file=sys.stderr, leave=True)
         if total is not None and bar.total != total:
             bar.total = total
         bar.update(done - bar.n)

@@ -92,8 +92,7 @@ def _request(url: str, offset: int, meta: dict) -> urllib.request.Request:
 
 def _http_error(url: str, exc: urllib.error.HTTPError) -> InputError:
     if exc.code == 404:
-        return InputError(url, "not found on the server (HTTP 404); check the name and "
-                               "$MEDSEG_TOTALSEG_URL / $MEDSEG_MONAI_ZOO_URL")
+        return InputError(url, "not found on the server (HTTP 404)")
     return InputError(url, f"the server answered HTTP {exc.code} {exc.reason}")
 
 
