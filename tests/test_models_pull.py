@@ -252,6 +252,15 @@ def test_a_zip_slip_zip_is_refused_and_writes_nothing_outside(env, sources, caps
     assert leftovers(env["weights"]) == []
 
 
+def test_a_download_past_the_zip_limit_is_refused(env, capsys, monkeypatch):
+    monkeypatch.setenv("MEDSEG_MAX_UNZIPPED_BYTES", "100000")
+    code, _, err = run_cli(capsys, "models", "pull", "totalseg:total_fast", "--quiet")
+    line = one_line_error(err)
+    assert code == 2 and "more than the limit of 100000 bytes" in line
+    assert not (env["weights"] / R297.folder).exists()
+    assert leftovers(env["weights"]) == []
+
+
 def _unshare_tmpfs_works() -> bool:
     if not shutil.which("unshare") or not sys.platform.startswith("linux"):
         return False

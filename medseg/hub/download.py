@@ -28,6 +28,7 @@ from medseg import __version__
 from medseg.debughooks import pause_point
 from medseg.errors import InputError, input_error_from_os
 from medseg.io.guards import reason
+from medseg.limits import max_unzipped_bytes
 
 #: ``progress(done_bytes, total_bytes_or_None)``
 Progress = Callable[[int, int | None], None]
@@ -115,6 +116,9 @@ def fetch(url: str, dest: str | Path, *, progress: Progress | None = None,
         offset = part.stat().st_size if part.exists() else 0
         try:
             total = _one_request(url, part, offset, meta, dest, result, progress, timeout)
+        except InputError:  # refused (too large): nothing of it is kept
+            discard_partial(dest)
+            raise
         except urllib.error.HTTPError as exc:
             if exc.code == 416 and offset:  # our part is longer than the file: start over
                 discard_partial(dest)
@@ -182,8 +186,15 @@ def _one_request(url: str, part: Path, offset: int, meta: dict, dest: Path, resu
         done = offset
         if progress:
             progress(done, total)
+        limit = max_unzipped_bytes()  # a release zip is never larger than what it expands to
+        if (total or 0) > limit:
+            raise InputError(url, f"the server offers {total} bytes, more than the limit of "
+                                  f"{limit} bytes ($MEDSEG_MAX_UNZIPPED_BYTES)")
         with open(part, mode) as fh:
             while chunk := resp.read(CHUNK):
+                if done + len(chunk) > limit:
+                    raise InputError(url, f"the server sends more than the limit of {limit} "
+                                          "bytes ($MEDSEG_MAX_UNZIPPED_BYTES)")
                 fh.write(chunk)
                 done += len(chunk)
                 if progress:
