@@ -402,6 +402,20 @@ def test_a_partial_folder_left_by_another_tool_is_shown_and_replaced(env, source
     assert same_tree(sources[R297.folder][0], target)
 
 
+def test_weights_totalsegmentator_downloaded_itself_are_used_in_place(env, sources, capsys):
+    """A complete folder without a checksum record (TotalSegmentator's own download) is left
+    as it is: not fetched again, not copied, not recorded."""
+    target = env["weights"] / R297.folder
+    shutil.copytree(sources[R297.folder][0], target)
+    code, out, err = run_cli(capsys, "models", "pull", "totalseg:total_fast", "--quiet")
+    assert code == 0, err
+    assert f"{R297.folder}: already present (installed by TotalSegmentator" in out
+    assert env["server"].requests(url_path(R297)) == []
+    assert not record.has_record(target) and same_tree(sources[R297.folder][0], target)
+    code, out, _ = run_cli(capsys, "models", "verify", "totalseg:total_fast")
+    assert code == 0 and f"not recorded  {target}" in out
+
+
 def test_a_file_changed_after_the_pull_is_reported_and_refused(env, capsys):
     assert run_cli(capsys, "models", "pull", "totalseg:total_fast", "--quiet")[0] == 0
     target = env["weights"] / R297.folder
