@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import re
 import shutil
@@ -149,7 +150,11 @@ def _download(bare: str, staging: Path, url: str | None, source: str, progress: 
     # monai.bundle pulls in much of MONAI; imported only when a bundle is pulled
     from monai.bundle import download as monai_download
 
+    quiet = [logging.getLogger(n) for n in ("monai.bundle.scripts", "monai.apps")]
+    levels = [log.level for log in quiet]
     try:
+        for log in quiet:  # MONAI logs its arguments and each step at INFO
+            log.setLevel(logging.WARNING)
         if url:
             monai_download(name=bare, bundle_dir=str(staging), url=url, progress=progress)
         else:
@@ -160,3 +165,6 @@ def _download(bare: str, staging: Path, url: str | None, source: str, progress: 
         if isinstance(exc, OSError) and exc.errno in _DISK:
             raise input_error_from_os(staging.parent, exc) from None
         raise InputError(source, f"monai.bundle.download failed ({reason(exc)})") from None
+    finally:
+        for log, level in zip(quiet, levels, strict=True):
+            log.setLevel(level)
