@@ -109,16 +109,16 @@ class TotalSegModel:
         return Prediction(self._channel[probabilities.numpy()])
 
     def memory_estimate(self, volume: Volume) -> int:
-        """Peak bytes for one image: the input-grid arrays (input in double precision while it
-        is resampled, masks, labels) and the largest part's work on the network grid (image,
-        class probabilities, sliding-window accumulators)."""
+        """Peak bytes for one image beyond the input itself: labels and masks on the input
+        grid, and the largest part's work on the network grid (the image in float32 and
+        int32, its class logits in float32, the sliding window's weights, the argmax)."""
         voxels = int(np.prod(volume.spatial_shape))
         grid = float(voxels)
         if self.task.spacing:
             grid = voxels * float(np.prod(volume.spacing) / np.prod(self.task.spacing))
         classes = max(len(p) for p in self.task.part_labels.values()) + 1 \
             if self.task.part_labels else len(self.task.classes) + 1
-        return int(voxels * 12 + grid * 4 * (3 + 2 * classes))
+        return int(voxels * 4 + grid * (4 * classes + 17))
 
 
 def load(path: Path, *, registry: Any = None, device: Any = None,
