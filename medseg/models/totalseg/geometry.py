@@ -43,7 +43,7 @@ def mask_box(mask: np.ndarray, margin_mm: Sequence[float], affine: np.ndarray) -
         hit = np.flatnonzero(np.any(mask, axis=others))
         lo, hi = (int(hit[0]) - margin[axis], int(hit[-1]) + 1 + margin[axis]) if hit.size \
             else (0, mask.shape[axis])
-        box.append((max(0, lo), min(mask.shape[axis], hi)))
+        box.append((max(0, int(lo)), min(int(mask.shape[axis]), int(hi))))
     return (box[0], box[1], box[2])
 
 
