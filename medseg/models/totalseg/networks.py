@@ -6,10 +6,12 @@ nnU-Net's own predictor) on the folder TotalSegmentator runs: ``<trainer>__nnUNe
 3d_fullres``, fold 0, ``checkpoint_final.pth``, no mirroring, the task's tile step. The image
 it gets is what TotalSegmentator writes for nnU-Net (``s01_0000.nii.gz``): the resampled array
 with the voxel sizes a NIfTI header stores (float32), so nnU-Net's own crop, normalisation and
-resampling decisions are the same. A folder that ``medseg models pull`` installed is checked
+resampling decisions are the same. The tiles' logits are summed in nnU-Net's float16 buffers,
+as nnU-Net does (this decides near-ties, mostly where tiles overlap at the image's edges, and
+halves the memory). A folder that ``medseg models pull`` installed is checked
 against its checksum record first (:func:`medseg.hub.record.check_installed`). The answer is
-the label map nnU-Net writes: the argmax of the probabilities on the network grid (no
-class-probability volume is ever resampled).
+the label map nnU-Net writes: the argmax of the float32 softmax on the network grid (no
+class-probability volume is resampled when the grids agree).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 from medseg.errors import InputError
 from medseg.hub.record import check_installed
 from medseg.models.nnunet.model import NnunetModel, read_definition
+from medseg.models.nnunet.sliding_window import softmax_inplace
 from medseg.models.totalseg.geometry import header_zooms
 from medseg.models.totalseg.status import PRESENT, folder_status
 from medseg.models.totalseg.tasks import PREFIX, WeightsRelease
@@ -97,17 +100,30 @@ def nnunet_labels(model: NnunetModel, grid: np.ndarray, affine: np.ndarray,
     volume = Volume(grid[None], as_stored)
     settings = RunSettings(overlap=1.0 - tile_step, sw_batch_size=batch_size)
     prepared = model.prepare(volume, settings)
-    probabilities = model.predict(prepared, settings)
+    logits = model.logits(prepared, settings, dtype=torch.float16)  # nnU-Net's own buffers
     crop_shape = prepared.shape_after_crop
-    if tuple(probabilities.shape[1:]) == tuple(crop_shape):
-        # same grid (TotalSegmentator resampled to the plans' spacing): nnU-Net's argmax
-        best = torch.argmax(probabilities, dim=0).numpy().astype(np.uint8)
-        del probabilities
+    if tuple(logits.shape[1:]) == tuple(crop_shape):
+        # same grid (TotalSegmentator resampled to the plans' spacing): nnU-Net's float32
+        # softmax of its float16 logits, then the argmax (first class on a tie)
+        best = argmax_of_softmax(logits)
+        del logits
         channels = np.zeros(prepared.shape_before_crop, dtype=np.uint8)
         channels[tuple(slice(a, b) for a, b in prepared.bbox)] = best
         channels = prepared.axis_map.backward(channels[None])[0]
     else:  # nnU-Net resamples to its own spacing (tasks TotalSegmentator does not resample)
+        probabilities = softmax_inplace(logits.float())
+        del logits
         channels = model.restore(prepared, probabilities, settings).channels
         del probabilities
     values = np.asarray(model.info.label_values, dtype=np.uint8)
     return np.ascontiguousarray(values[channels])
+
+
+def argmax_of_softmax(logits: torch.Tensor, slab: int = 8) -> np.ndarray:
+    """``argmax(softmax(logits.float()))`` over the class axis, in slabs along the first
+    spatial axis (uint8 class indices)."""
+    out = np.empty(tuple(logits.shape[1:]), dtype=np.uint8)
+    for start in range(0, logits.shape[1], slab):
+        part = torch.softmax(logits[:, start:start + slab].float(), dim=0)
+        out[start:start + slab] = torch.argmax(part, dim=0).numpy()
+    return out
