@@ -1,9 +1,14 @@
-"""Built-in model format: nnU-Net v2 result folders (TotalSegmentator's models among them)."""
+"""Built-in model formats: nnU-Net v2 result folders (TotalSegmentator's models among them),
+and TotalSegmentator's tasks by name (``totalseg:total_fast``...), run on nnU-Net's runtime the
+way TotalSegmentator runs them."""
 
 from __future__ import annotations
 
 from medseg.hookspecs import hookimpl
 from medseg.models.nnunet import OPTIONS, describe_nnunet, load_nnunet, sniff_nnunet
+from medseg.models.totalseg import naming as totalseg
+from medseg.models.totalseg.model import describe as describe_task
+from medseg.models.totalseg.model import load as load_task
 from medseg.specs import ModelFormatSpec
 
 
@@ -20,5 +25,15 @@ def medseg_register_model_formats() -> list[ModelFormatSpec]:
                         "DatasetNNN_Name/ folder)",
             options=OPTIONS,
             priority=20,
+        ),
+        ModelFormatSpec(
+            name=totalseg.FORMAT,
+            sniff=totalseg.sniff,
+            load=load_task,
+            describe=describe_task,
+            description="TotalSegmentator task by name (totalseg:total, totalseg:total_fast, "
+                        "...): its weights folders used in place, its pipeline reproduced",
+            options=totalseg.OPTIONS,
+            priority=25,
         ),
     ]

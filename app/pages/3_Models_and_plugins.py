@@ -1,4 +1,5 @@
-"""Models and plugins page: every registered component and every model found by name."""
+"""Models and plugins page: every registered component, every model found by name, and the
+models that can be pulled (state, size, licence, a Pull button with progress)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import json
 import streamlit as st
 
 from medseg.evaluation.metrics import METRIC_INFO
+from medseg.hub import by_name as hub
+from medseg.hub.install import mib
+from medseg.hub.offers import download_size, offers
 from medseg_ui import engine
 from medseg_ui.session import error_message
 from medseg_ui.text import plain
@@ -49,7 +53,7 @@ for tab, kind in zip(st.tabs(titles), kinds, strict=True):
 st.header("Models")
 st.caption("Every model usable by name, any format: the bundled ones, $MEDSEG_MODELS_DIR and "
            "TotalSegmentator's folders (~/.totalsegmentator/nnunet/results). Nothing is "
-           "downloaded.")
+           "downloaded here: see Pull models below.")
 names = engine.models()
 if not names:
     st.info("No model found (sample_data/models/, $MEDSEG_MODELS_DIR or "
@@ -97,3 +101,64 @@ for name in names:
             c2.markdown("**Architecture parameters**")
             c2.code(json.dumps(cfg["architecture"].get("params", {}), indent=2),
                     language="json")
+
+
+st.header("Pull models")
+st.caption("TotalSegmentator's openly licensed tasks (their release zips, into TotalSegmentator's "
+           "weights folder, usable by TotalSegmentator too) and MONAI model-zoo bundles (into "
+           "the models folder; their configs run only when trusted). Each download is resumed "
+           "after a dropped connection, checked, installed with one rename and recorded with a "
+           "sha256 per file (`medseg models verify`). Tasks that need TotalSegmentator's licence "
+           "key are listed, never pulled; no key or usage statistics are sent anywhere.")
+try:
+    offered = offers()
+except Exception as exc:
+    st.error(plain(error_message(exc)))
+    offered = []
+st.dataframe([{"model": o.name, "kind": o.kind, "classes": o.classes, "modality": o.modality,
+               "state": o.state if o.pullable else "licence key needed",
+               "size on disk": mib(o.size_on_disk) if o.size_on_disk else "",
+               "licence": o.licence} for o in offered],
+             hide_index=True, width="stretch", key="pull_offers")
+pullable = {o.name: o for o in offered if o.pullable}
+if pullable:
+    pick = st.selectbox("Model to pull", list(pullable), key="pull_pick")
+    chosen = pullable[pick]
+    st.markdown(f"Licence: **{plain(chosen.licence)}** · {plain(chosen.licence_url)}")
+    st.dataframe([{"folder": f.folder, "state": f.state, "detail": f.why,
+                   "size on disk": mib(f.size) if f.size else ""} for f in chosen.folders],
+                 hide_index=True, key="pull_folders")
+    c1, c2 = st.columns(2)
+    if c1.button("Download size", key="pull_size"):
+        size = download_size(chosen)
+        st.info("Nothing left to download." if size == 0 else
+                plain(f"To download: {mib(size)}.") if size is not None else
+                "The server did not say (or cannot be reached).")
+    if c2.button("Pull", type="primary", key="pull_button"):
+        bar = st.progress(0.0, text=plain(f"{pick}: starting"))
+        said: list[str] = []
+
+        shown: dict[str, int] = {}
+
+        def show(folder: str, done: int, total: int | None) -> None:
+            share = min(done / total, 1.0) if total else 0.0
+            if shown.get(folder) == int(share * 100) and done != total:
+                return  # one update per percent
+            shown[folder] = int(share * 100)
+            of = f" of {mib(total)}" if total else ""
+            bar.progress(share, text=plain(f"{folder}: {mib(done)}{of}"))
+
+        try:
+            hub.pull(pick, say=said.append, progress=show)
+        except Exception as exc:
+            st.session_state["pull_result"] = ("error", error_message(exc), said)
+        else:
+            st.session_state["pull_result"] = (
+                "success", f"{pick} is ready: use it with -m {pick}", said)
+        st.rerun()  # the tables above show the new state
+result = st.session_state.get("pull_result")
+if result:
+    kind, text, said = result
+    (st.error if kind == "error" else st.success)(plain(text))
+    if said:
+        st.code("\n".join(said), language=None)

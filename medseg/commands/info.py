@@ -78,7 +78,14 @@ def print_model(info: ModelInfo, as_json: bool) -> int:
             for item in value:
                 print(f"    {item}")
             continue
-        print(f"  {key:<12} {value}")
+        if isinstance(value, dict):  # e.g. segment codes per class: too long for a line
+            print(f"  {key:<12} {len(value)} entries (see --json)")
+        elif isinstance(value, tuple) and value:  # one line each (e.g. weight folders)
+            print(f"  {key:<12} {value[0]}")
+            for line in value[1:]:
+                print(f"  {'':<12} {line}")
+        else:
+            print(f"  {key:<12} {value}")
     print("  labels")
     for value, name in sorted(info.label_names.items()):
         print(f"    {value:>5}  {name}")

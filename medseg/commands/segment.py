@@ -48,6 +48,9 @@ def register(sub) -> None:
     p.add_argument("--trust-bundle", action="store_true",
                    help="MONAI bundle: allow its config's Python expressions to run "
                         "(or list trusted paths in MEDSEG_TRUSTED_BUNDLES)")
+    p.add_argument("--roi-subset", nargs="+", default=None, metavar="CLASS",
+                   help="TotalSegmentator total/total_mr tasks: only these classes, located "
+                        "first by the coarse model and run on a crop (as its --roi_subset)")
     p.add_argument("--overlap", type=float, default=None, help="sliding-window overlap")
     p.add_argument("--roi-size", type=int, nargs="+", default=None)
     p.add_argument("--sw-batch-size", type=int, default=2)
@@ -82,7 +85,8 @@ def register(sub) -> None:
 def model_options(args) -> dict[str, Any]:
     """Format options given on the command line (None when not given)."""
     return {"configuration": args.configuration, "folds": args.folds,
-            "checkpoint": args.checkpoint, "trust": True if args.trust_bundle else None}
+            "checkpoint": args.checkpoint, "trust": True if args.trust_bundle else None,
+            "roi_subset": getattr(args, "roi_subset", None)}
 
 
 def open_models(names: list[str], options: dict[str, Any], registry, device) -> list:
@@ -93,7 +97,8 @@ def open_models(names: list[str], options: dict[str, Any], registry, device) -> 
     unused = [k for k in given if not any(k in spec.options for _, spec in specs)]
     if unused:
         formats = ", ".join(sorted({spec.name for _, spec in specs}))
-        flags = ", ".join("--" + ("trust-bundle" if k == "trust" else k) for k in unused)
+        flags = ", ".join("--" + ("trust-bundle" if k == "trust" else k.replace("_", "-"))
+                          for k in unused)
         raise MedsegError(f"{flags} does not apply to the given model format(s): {formats}")
     return [load_model(path, registry, device,
                        **{k: v for k, v in given.items() if k in spec.options})

@@ -132,6 +132,10 @@ class Segmenter:
         total = volume.array.nbytes + voxels * self.input_bytes_per_voxel(channels)
         model_peak = 0.0
         for m, tiles in zip(self.models, self.tile_footprints(volume), strict=True):
+            own = getattr(m, "memory_estimate", None)  # a format that knows its own peak
+            if callable(own):
+                model_peak = max(model_peak, float(own(volume)) + (tiles.total if tiles else 0))
+                continue
             ratio = 1.0
             if m.info.spacing and len(m.info.spacing) == volume.spatial_ndim:
                 ratio = float(np.prod(volume.spacing) / np.prod(m.info.spacing))

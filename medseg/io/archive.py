@@ -8,16 +8,19 @@ the size is counted while decompressing (headers can lie).
 
 from __future__ import annotations
 
+import errno
 import shutil
 import stat
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from medseg.errors import InputError
+from medseg.errors import InputError, input_error_from_os
 from medseg.io.guards import DECODE_ERRORS, reason
 from medseg.io.limits import max_unzipped_bytes, max_zip_members
 
 _CHUNK = 1 << 20
+#: write errors that say the destination is full or not writable, not that the zip is bad
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES})
 _ZIP_ERRORS: tuple[type[BaseException], ...] = (zipfile.BadZipFile, zipfile.LargeZipFile,
                                                 *DECODE_ERRORS)
 
@@ -90,6 +93,12 @@ def safe_extract_zip(
         except InputError:
             _cleanup(dest, written)
             raise
+        except OSError as exc:
+            if exc.errno in _DISK_ERRNOS:  # the destination, not the archive, is the problem
+                _cleanup(dest, written)
+                raise input_error_from_os(dest, exc) from None
+            _cleanup(dest, written)
+            raise InputError(archive, f"corrupt zip archive ({reason(exc)})") from None
         except _ZIP_ERRORS as exc:
             # bad CRC or deflate data, encrypted members (RuntimeError), unsupported
             # compression (NotImplementedError), a member clashing with a folder (OSError)

@@ -4,9 +4,12 @@ TotalSegmentator's weights already on disk. Nothing is ever downloaded.
 * ``MEDSEG_MODELS_DIR``: one or more folders (``os.pathsep``-separated); each sub-folder that a
   registered model format recognises is a model named after the folder. Default:
   ``~/.medseg/models`` when it exists, then the bundled ``sample_data/models``.
-* TotalSegmentator: ``$TOTALSEG_HOME_DIR/nnunet/results`` (default
-  ``~/.totalsegmentator/nnunet/results``); each ``DatasetNNN_<name>`` is offered as
-  ``totalseg:<name>`` (for example ``totalseg:TotalSegmentator_part1_organs_1559subj``).
+* TotalSegmentator: its tasks by name (``totalseg:total_fast``, ``totalseg:total``...; see
+  :mod:`medseg.models.totalseg.tasks`), whether their weights are there or not; and each
+  ``DatasetNNN_<name>`` folder in its weights directory (``$TOTALSEG_WEIGHTS_PATH``, else
+  ``$TOTALSEG_HOME_DIR/nnunet/results``, else ``~/.totalsegmentator/nnunet/results``) as the
+  single nnU-Net model ``totalseg:<name>`` (for example
+  ``totalseg:TotalSegmentator_part1_organs_1559subj``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from medseg.models.totalseg.tasks import TASKS, is_task_name, weights_dir
 from medseg.registry import Registry
 
 #: the bundled models (``--model brain_tissue``), in the source tree's ``sample_data/models``
@@ -43,9 +47,8 @@ def models_dirs() -> list[Path]:
 
 
 def totalsegmentator_dir() -> Path:
-    home = os.environ.get("TOTALSEG_HOME_DIR")
-    base = Path(home).expanduser() if home else Path("~/.totalsegmentator").expanduser()
-    return base / "nnunet" / "results"
+    """TotalSegmentator's weights directory (:func:`medseg.models.totalseg.tasks.weights_dir`)."""
+    return weights_dir()
 
 
 def sniff_format(path: Path, registry: Registry) -> str | None:
@@ -85,7 +88,19 @@ def list_models(registry: Registry) -> list[CatalogEntry]:
         if match and fmt:
             name = TOTALSEG_PREFIX + match.group(1)
             entries.setdefault(name, CatalogEntry(name, child, fmt, "TotalSegmentator"))
+    for task in TASKS.values():  # by name, present or not (their state is in describe)
+        entry = _task_entry(task.model_name, registry)
+        if entry is not None:
+            entries.setdefault(entry.name, entry)
     return list(entries.values())
+
+
+def _task_entry(name: str, registry: Registry) -> CatalogEntry | None:
+    """A TotalSegmentator task: its path is ``<weights dir>/totalseg:<task>``, never a folder
+    on disk, recognised by the ``totalseg`` format (see :mod:`medseg.models.totalseg.model`)."""
+    path = totalsegmentator_dir() / name
+    fmt = sniff_format(path, registry)
+    return CatalogEntry(name, path, fmt, "TotalSegmentator") if fmt else None
 
 
 def find_model(name: str, registry: Registry) -> CatalogEntry | None:
@@ -97,6 +112,11 @@ def find_model(name: str, registry: Registry) -> CatalogEntry | None:
             fmt = sniff_format(child, registry) if child.is_dir() else None
             if fmt:
                 return CatalogEntry(name, child, fmt, _origin(folder))
+    if is_task_name(name):
+        return _task_entry(name, registry)
+    if is_task_name(Path(name).name) and not Path(name).exists():  # a task in a given folder
+        fmt = sniff_format(Path(name), registry)
+        return CatalogEntry(Path(name).name, Path(name), fmt, "TotalSegmentator") if fmt else None
     if name.startswith(TOTALSEG_PREFIX):
         task = name[len(TOTALSEG_PREFIX):]
         for child in _safe_children(totalsegmentator_dir()):

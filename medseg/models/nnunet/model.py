@@ -231,6 +231,12 @@ class NnunetModel:
             yield mirrored_forward(self.net, axes, self.device, batch_size)
 
     def predict(self, prepared: Prepared, settings) -> torch.Tensor:
+        return softmax_inplace(self.logits(prepared, settings))
+
+    def logits(self, prepared: Prepared, settings,
+               dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """The sliding window's logits ``K, *model_grid`` (``dtype=torch.float16``: in
+        nnU-Net's own float16 buffers, see :func:`.sliding_window.sliding_window_logits`)."""
         if prepared.image is None:
             raise InputError("input", "this prepared image was already predicted")
         overlap = getattr(settings, "overlap", None)
@@ -240,9 +246,9 @@ class NnunetModel:
             logits = sliding_window_logits(
                 prepared.image, self.definition.config.patch_size, step,
                 self._fold_forwards(bool(getattr(settings, "mirror", False)), batch),
-                len(self.definition.dataset.labels), batch_size=batch)
+                len(self.definition.dataset.labels), batch_size=batch, dtype=dtype)
         prepared.image = None  # the model-grid image is not needed any more
-        return softmax_inplace(logits)
+        return logits
 
     def restore(self, prepared: Prepared, probabilities: torch.Tensor,
                 settings) -> Prediction:

@@ -46,14 +46,14 @@ def tile_starts(image_size: Sequence[int], tile_size: Sequence[int],
 
 
 def gaussian_importance(tile_size: Sequence[int], sigma_scale: float = 1.0 / 8,
-                        peak: float = 10.0) -> torch.Tensor:
-    """nnU-Net's ``compute_gaussian`` (float32 instead of float16)."""
+                        peak: float = 10.0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """nnU-Net's ``compute_gaussian`` (its float16 with ``dtype=torch.float16``)."""
     impulse = np.zeros(tuple(tile_size))
     impulse[tuple(s // 2 for s in tile_size)] = 1
     g = gaussian_filter(impulse, [s * sigma_scale for s in tile_size], 0, mode="constant",
                         cval=0)
     g /= np.max(g) / peak
-    out = torch.from_numpy(g.astype(np.float32))
+    out = torch.from_numpy(g).to(dtype)
     zero = out == 0
     if bool(zero.any()):
         out[zero] = out[~zero].min()
@@ -143,10 +143,17 @@ def _tiles(shape: Sequence[int], patch: Sequence[int], step: float) -> Iterator[
 
 def sliding_window_logits(image: torch.Tensor, patch: Sequence[int], step: float,
                           forwards: Iterable[Callable[[torch.Tensor], torch.Tensor]],
-                          n_classes: int, batch_size: int = 1) -> torch.Tensor:
-    """Gaussian-weighted logits ``K, *spatial`` (float32) of ``image`` (``C, *spatial``),
-    averaged over ``forwards`` (one per fold; each is fetched only when its turn comes, so a
-    generator can load one fold's weights at a time into one network)."""
+                          n_classes: int, batch_size: int = 1,
+                          dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Gaussian-weighted logits ``K, *spatial`` of ``image`` (``C, *spatial``), averaged over
+    ``forwards`` (one per fold; each is fetched only when its turn comes, so a generator can
+    load one fold's weights at a time into one network).
+
+    ``dtype=torch.float16`` reproduces nnU-Net's own buffers bit for bit: a float16 Gaussian,
+    each tile's float32 logits times it added into float16 sums, divided per fold in float16,
+    the folds' results summed and divided by their number (half the memory of float32)."""
+    if dtype != torch.float32:
+        return _logits_as_nnunet(image, patch, step, forwards, n_classes, batch_size, dtype)
     pads = padding(image.shape[-len(patch):], patch)
     if any(a or b for a, b in pads):
         flat = [v for pair in reversed(pads) for v in pair]
@@ -176,6 +183,60 @@ def sliding_window_logits(image: torch.Tensor, patch: Sequence[int], step: float
                                          zip(pads, spatial[offset:], strict=True)]
         logits = logits[every_channel(crop)].contiguous()
     return logits
+
+
+def _padded(image: torch.Tensor, patch: Sequence[int]
+            ) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    pads = padding(image.shape[-len(patch):], patch)
+    if any(a or b for a, b in pads):
+        flat = [v for pair in reversed(pads) for v in pair]
+        image = torch.nn.functional.pad(image, flat, mode="constant", value=0.0)
+    return image, pads
+
+
+def _unpadded(logits: torch.Tensor, pads: list[tuple[int, int]],
+              patch: Sequence[int]) -> torch.Tensor:
+    if not any(a or b for a, b in pads):
+        return logits
+    spatial = tuple(logits.shape[1:])
+    offset = len(spatial) - len(patch)
+    crop = [slice(None)] * offset + [slice(a, s - b) for (a, b), s in
+                                     zip(pads, spatial[offset:], strict=True)]
+    return logits[every_channel(crop)].contiguous()
+
+
+def _logits_as_nnunet(image: torch.Tensor, patch: Sequence[int], step: float,
+                      forwards: Iterable[Callable[[torch.Tensor], torch.Tensor]],
+                      n_classes: int, batch_size: int, dtype: torch.dtype) -> torch.Tensor:
+    """:func:`sliding_window_logits` with nnU-Net's reduced-precision buffers."""
+    image, pads = _padded(image, patch)
+    spatial = tuple(image.shape[1:])
+    gauss = gaussian_importance(patch, dtype=dtype)
+    tiles = list(_tiles(spatial, patch, step))
+    weights = torch.zeros(spatial, dtype=dtype)
+    for sl in tiles:
+        weights[sl] += gauss
+    total: torch.Tensor | None = None
+    folds = 0
+    for forward in forwards:
+        folds += 1
+        logits = torch.zeros((n_classes, *spatial), dtype=dtype)
+        for start in range(0, len(tiles), max(1, batch_size)):
+            batch = tiles[start:start + max(1, batch_size)]
+            out = forward(torch.stack([image[every_channel(sl)] for sl in batch]))
+            for sl, pred in zip(batch, out, strict=True):
+                pred *= gauss
+                logits[every_channel(sl)] += pred
+        torch.div(logits, weights, out=logits)
+        if total is None:
+            total = logits
+        else:
+            total += logits
+            del logits
+    assert total is not None
+    if folds > 1:
+        total /= folds
+    return _unpadded(total, pads, patch)
 
 
 def softmax_inplace(logits: torch.Tensor, chunk: int = 8) -> torch.Tensor:
