@@ -159,3 +159,25 @@ def test_agreement_section_holds_icc_and_cis():
     assert ba["icc_a1"] == pytest.approx(icc(np.column_stack([pred, ref]))["icc_a1"])
     assert ba["ccc_ci_low"] < ba["ccc"] < ba["ccc_ci_high"]
     assert ba["ml"]["loa_low_ci_low"] < ba["ml"]["loa_low"] < ba["ml"]["loa_low_ci_high"]
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_icc_agrees_with_the_pingouin_package_to_1e6(seed):
+    """The acceptance check against pingouin itself (a dev dependency): its ICC(A,1) and
+    ICC(C,1) to 1e-6; pingouin rounds its CIs to 2 decimals."""
+    pg = pytest.importorskip("pingouin")
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(seed)
+    subj = rng.normal(100, 30, 25)
+    x = np.column_stack([subj + rng.normal(0, 10, 25), 1.1 * subj + 5 + rng.normal(0, 10, 25)])
+    long = pd.DataFrame({"case": np.repeat(np.arange(25), 2), "rater": np.tile([0, 1], 25),
+                         "volume": x.ravel()})
+    table = pg.intraclass_corr(data=long, targets="case", raters="rater",
+                               ratings="volume").set_index("Type")
+    ours = icc(x)
+    assert ours["icc_a1"] == pytest.approx(table.loc["ICC(A,1)", "ICC"], abs=1e-6)
+    assert ours["icc_c1"] == pytest.approx(table.loc["ICC(C,1)", "ICC"], abs=1e-6)
+    for ours_key, row in (("icc_a1", "ICC(A,1)"), ("icc_c1", "ICC(C,1)")):
+        low, high = table.loc[row, "CI95"]
+        assert round(ours[f"{ours_key}_ci_low"], 2) == pytest.approx(low, abs=1e-9)
+        assert round(ours[f"{ours_key}_ci_high"], 2) == pytest.approx(high, abs=1e-9)
