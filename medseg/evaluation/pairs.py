@@ -27,6 +27,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from medseg.errors import GeometryError, InputError, MedsegError
+from medseg.evaluation.classes import ClassGroups
 from medseg.evaluation.metrics import (
     class_metrics,
     semantic_from_counts,
@@ -47,9 +48,12 @@ def normalize_labels(labels: Any) -> dict[int, str] | None:
     """``{label value: class name}`` from a list of values, ``{name: value}`` or ``{value: name}``.
 
     None stays None (meaning: every non-zero value found). Background 0 cannot be a class.
+    :class:`~medseg.evaluation.classes.ClassGroups` give their classes' names.
     """
     if labels is None:
         return None
+    if isinstance(labels, ClassGroups):
+        return dict(labels.names)
     out: dict[int, str] = {}
     if isinstance(labels, Mapping):
         items = []
@@ -151,6 +155,8 @@ def evaluate_pair(
             )
         pred = resample_nearest(pred, ref)
     p_arr, r_arr = pred.data, ref.data
+    if isinstance(labels, ClassGroups):  # merged classes (brain=1,2,3), in both maps
+        p_arr, r_arr = labels.apply(p_arr), labels.apply(r_arr)
     try:
         p_boxes = _present_labels(p_arr)
     except GeometryError as exc:
@@ -159,7 +165,8 @@ def evaluate_pair(
         r_boxes = _present_labels(r_arr)
     except GeometryError as exc:
         raise GeometryError(f"reference {exc}") from None
-    notes = [n for n in (grid_note, labels_note(set(p_boxes), set(r_boxes))) if n]
+    notes = [n for n in (grid_note, labels_note(set(p_boxes), set(r_boxes)),
+                         fewer_labels_note(set(p_boxes), set(r_boxes))) if n]
     if label_names is None:
         label_names = {v: str(v) for v in sorted(set(p_boxes) | set(r_boxes))}
     else:
@@ -232,6 +239,22 @@ def labels_note(pred_values: set[int], ref_values: set[int]) -> str | None:
         return None
     return (f"no label in common (prediction {', '.join(map(str, sorted(pred_values)))}; "
             f"reference {', '.join(map(str, sorted(ref_values)))})")
+
+
+def fewer_labels_note(pred_values: set[int], ref_values: set[int]) -> str | None:
+    """Said before a score: the reference holds fewer classes than the prediction while
+    sharing some (an outline of their union, say a whole-brain mask against three tissues):
+    the prediction's other classes are scored against nothing."""
+    pred_values, ref_values = pred_values - {0}, ref_values - {0}
+    if not ref_values or not pred_values & ref_values or len(ref_values) >= len(pred_values):
+        return None
+    extra = sorted(pred_values - ref_values)
+    values = ",".join(map(str, sorted(pred_values)))
+    return (f"the reference has fewer labels ({len(ref_values)}: "
+            f"{', '.join(map(str, sorted(ref_values)))}) than the prediction "
+            f"({len(pred_values)}: {', '.join(map(str, sorted(pred_values)))}); classes "
+            f"{', '.join(map(str, extra))} are scored against nothing. If the reference "
+            f"outlines their union, merge them (labels NAME={values})")
 
 
 # ---- pairing folders ------------------------------------------------------------------------

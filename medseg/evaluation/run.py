@@ -11,6 +11,7 @@ from typing import Any
 
 from medseg.evaluation import report
 from medseg.evaluation.agreement import volume_agreement
+from medseg.evaluation.classes import ClassGroups
 from medseg.evaluation.metrics import CLASS_METRICS
 from medseg.evaluation.options import EvaluationOptions
 from medseg.evaluation.pairs import Pairing
@@ -79,6 +80,8 @@ def evaluate_folders(
         empty_score=opts.empty_score, resample=opts.resample, workers=scored.workers,
         extra_metrics=extras, pred_dir=str(pred_dir), ref_dir=ref_label or str(ref_dir),
     )
+    if isinstance(opts.labels, ClassGroups):
+        settings["labels"] = f"{opts.labels.describe()} (values merged in both maps)"
     extra = {"volume_agreement": volume_agreement(rows), **(sections or {})}
     if study is not None:
         extra.update(study.sections(rows, [*CLASS_METRICS, *(s.name for s in extras)]))
