@@ -143,7 +143,7 @@ def test_upload_nifti_zip_dicom_and_2d(models_dir, tmp_path):
     _ok(at)
     assert _volumes(at)["voxels"].sum() > 0
     # downloads are named after the upload, not "segmentation_mask"
-    assert any(t.value.startswith("Files: brain_seg.nii.gz") for t in at.text), \
+    assert any(t.value.startswith("Files: brain.nii.gz") for t in at.text), \
         [t.value for t in at.text]
 
     buf = io.BytesIO()

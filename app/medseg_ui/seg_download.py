@@ -12,10 +12,19 @@ from typing import Any
 
 import streamlit as st
 
+from medseg.io.dicom import sniff_dicom
 from medseg.io.dicom_seg import write_dicom_seg
 from medseg_ui import engine
 from medseg_ui.session import error_message
 from medseg_ui.text import plain
+
+
+def dicom_folder(path: Path | None) -> Path | None:
+    """``path`` when it is a folder holding DICOM files (a bundled series, an extracted zip),
+    else None: only such an input has a series for a SEG to reference."""
+    if path is None or not Path(path).is_dir():
+        return None
+    return Path(path) if sniff_dicom(Path(path)) else None
 
 
 def write_seg(seg: Any, source: Path, target: Path, *, model: str, trust: bool = False) -> Path:

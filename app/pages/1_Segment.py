@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from medseg.batch import case_name
-from medseg_ui import engine, qc_banner, viewer
+from medseg_ui import engine, qc_banner, seg_download, viewer
 from medseg_ui.model_picker import pick_model
 from medseg_ui.session import (
     DEFAULT_MAX_UPLOAD_MB,
@@ -30,11 +30,13 @@ folder = session_folder(state)
 HIDE = {str(folder.path): "session"}
 
 
-def set_image(volume, name: str, sample=None) -> None:
-    """A new input: forget the previous result and viewer positions."""
+def set_image(volume, name: str, sample=None, source=None) -> None:
+    """A new input: forget the previous result and viewer positions. ``source``: the file or
+    folder read (a DICOM folder gets a DICOM SEG download)."""
     state["image"] = volume
     state["image_name"] = name
     state["sample"] = sample
+    state["dicom_source"] = seg_download.dicom_folder(source)
     for key in ("seg", "seg_model", "mask_bytes", "pair_rows"):
         state.pop(key, None)
     viewer.reset(state)
@@ -70,8 +72,9 @@ if source == "Upload a file":
             path = save_upload(upload.getvalue(), upload.name, work, "image", IMAGE_SUFFIXES,
                                max_mb)
             shown = display_name(upload.name)
-            volume = engine.read_input(path, folder.subdir("input_unzipped"))
-            set_image(volume, shown)
+            unzipped = folder.subdir("input_unzipped")
+            volume = engine.read_input(path, unzipped)
+            set_image(volume, shown, source=unzipped)
         except Exception as exc:
             state.pop("image", None)
             # the upload is saved as image<suffix>: show the user's own file name instead
@@ -87,7 +90,7 @@ else:
     if st.button("Load sample", key="load_sample") and choice is not None:
         try:
             set_image(engine.read_input(choice.path, folder.subdir("input_unzipped")),
-                      choice.title, choice)
+                      choice.title, choice, source=choice.path)
         except Exception as exc:
             state["load_error"] = error_message(exc, HIDE)
         else:
@@ -161,12 +164,20 @@ if seg is not None:
         [{"class": plain(r["name"]), "label": r["label"], "voxels": r["voxels"],
           "volume (mL)": f"{r['volume_ml']:.1f}"} for r in rows]).set_index("class"))
     base = state["sample"].case if state.get("sample") else case_name(Path(state["image_name"]))
-    c1, c2 = st.columns(2)
-    c1.download_button("Download mask (NIfTI)", state["mask_bytes"], f"{base}_seg.nii.gz",
+    c1, c2, c3 = st.columns(3)
+    # named as the CLI names them (X.nii.gz, X_volumes.csv, X_seg.dcm)
+    c1.download_button("Download mask (NIfTI)", state["mask_bytes"], f"{base}.nii.gz",
                        mime="application/gzip", key="dl_mask")
     c2.download_button("Download volumes (CSV)", engine.volumes_csv(rows, seg.qc),
                        f"{base}_volumes.csv", mime="text/csv", key="dl_csv")
-    st.text(f"Files: {base}_seg.nii.gz (on the input's grid), {base}_volumes.csv")  # no markdown
+    with c3:
+        seg_download.offer(state, key="seg_dicom", seg=seg, source=state.get("dicom_source"),
+                           target=folder.subdir("seg_out", fresh=False) / "seg.dcm",
+                           model=state["seg_model"], trust=trust, file_name=f"{base}_seg.dcm",
+                           hide=HIDE)
+    dicom = f", {base}_seg.dcm" if state.get("dicom_source") else ""
+    # st.text: no markdown
+    st.text(f"Files: {base}.nii.gz (on the input's grid), {base}_volumes.csv{dicom}")
     st.caption("Open **Evaluate** to score this mask against a reference.")
     if instances is not None:
         st.subheader("Instances")
