@@ -38,6 +38,7 @@ from medseg.manifest import (
     write_manifest,
 )
 from medseg.outputs import output_paths, write_segmentation
+from medseg.qc.modality import declared_modality
 
 IMAGE_SUFFIXES = (*NIFTI_SUFFIXES, ".nrrd", ".nhdr", ".mha", ".mhd", ".png", ".jpg", ".jpeg",
                   ".tif", ".tiff", ".bmp", ".zip", ".dcm")
@@ -161,7 +162,9 @@ def _segment_case(case: CaseInput, out_dir: Path, segmenter, requested: set[str]
     per_voxel = getattr(segmenter, "input_bytes_per_voxel", None)
     with working_memory(per_voxel() if per_voxel else working_bytes_per_voxel()):
         image = read_image(case.path)  # refused from its header when segmenting it cannot fit
-    result = segmenter(image, where=str(case.path))
+    declared = declared_modality(case.path)  # DICOM's Modality, for QC's modality check
+    result = (segmenter(image, where=str(case.path), modality=declared) if declared
+              else segmenter(image, where=str(case.path)))
     written = write_segmentation(result, image, out_dir, case.name, model=segmenter.name)
     pause_point("after-mask")
     if "dicom_seg" in requested:

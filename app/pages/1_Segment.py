@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from medseg.batch import case_name
-from medseg_ui import engine, qc_banner, seg_download, viewer
+from medseg_ui import engine, modality_ui, qc_banner, seg_download, viewer
 from medseg_ui.model_picker import pick_model
 from medseg_ui.session import (
     DEFAULT_MAX_UPLOAD_MB,
@@ -37,6 +37,10 @@ def set_image(volume, name: str, sample=None, source=None) -> None:
     state["image_name"] = name
     state["sample"] = sample
     state["dicom_source"] = seg_download.dicom_folder(source)
+    if state.get("model") is None:  # nothing chosen yet: suggest a model by modality
+        found = modality_ui.of_input(state, volume)
+        state["model_suggest"] = modality_ui.suggest(engine.models(), found, volume)
+        state["rerun_for_model"] = state["model_suggest"] is not None
     for key in ("seg", "seg_model", "mask_bytes", "pair_rows"):
         state.pop(key, None)
     viewer.reset(state)
@@ -44,6 +48,8 @@ def set_image(volume, name: str, sample=None, source=None) -> None:
 
 # ---- model and settings (sidebar) -----------------------------------------------------------
 models = engine.models()
+if state.get("model") is None and state.get("model_suggest") in models:
+    state["model"] = state.pop("model_suggest")  # before the picker is drawn
 with st.sidebar:
     st.header("Model")
     picked = pick_model(models, key="model", trust_key="trust", hide=HIDE)
@@ -98,6 +104,8 @@ else:
 
 if state.get("load_error"):
     st.error(plain(state["load_error"]))
+if state.pop("rerun_for_model", False):
+    st.rerun()  # draw the sidebar again with the model suggested for this input
 
 image = state.get("image")
 if image is None:
@@ -112,9 +120,19 @@ st.markdown(f"**{plain(state['image_name'])}** · shape {shape} · "
 # ---- run ------------------------------------------------------------------------------------
 STEPS = ("preprocessing", "sliding-window inference", "resampling to the input grid",
          "postprocessing")
+found = modality_ui.of_input(state, image)
+run = False
 if not models:
     st.warning("No model is available yet, so only viewing is possible.")
-elif st.button("Run segmentation", type="primary", key="run"):
+elif model is None:
+    st.info("Choose a model in the sidebar. None is picked for you unless the input's "
+            "modality fits one.")
+    if found.modality:
+        st.caption(plain(f"Input: {found.describe()}"))
+else:
+    modality_ui.banner(image, picked.info, found, modality_ui.declared(state))
+    run = st.button("Run segmentation", type="primary", key="run")
+if run:
     with st.status(plain(f"Segmenting with {model}…"), expanded=True) as status:
         bar = st.progress(0.0, text="loading the model")
 
@@ -126,7 +144,8 @@ elif st.button("Run segmentation", type="primary", key="run"):
         try:
             seg = engine.segmenter(model, overlap=overlap, mirror=mirror, fast=fast,
                                    postprocessors=tuple(postprocessors), trust=trust)(
-                image, where=state["image_name"], progress=progress)
+                image, where=state["image_name"], progress=progress,
+                modality=modality_ui.declared(state))
             bar.progress(1.0, text="done")
             status.update(label=plain(f"Segmented with {model}"), state="complete",
                           expanded=False)

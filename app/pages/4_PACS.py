@@ -142,6 +142,13 @@ st.text(f"Series {series}")
 if not models:
     st.warning("No model is available, so nothing can be segmented.")
     st.stop()
+if model is None:
+    st.info("Choose a model in the sidebar.")
+    st.stop()
+if modality and chosen["Modality"] and str(chosen["Modality"]).upper() != modality.upper():
+    st.warning(plain(f"Modality mismatch: model {model} is made for {modality} images, but "
+                     f"this series is {chosen['Modality']} (declared in its DICOM header)."),
+               icon=":material/warning:")
 if st.button("Segment series", type="primary", key="pacs_run"):
     forget("pacs_image", "pacs_seg", "pacs_pushed", "pacs_run_error")
     viewer.reset(state)
@@ -166,7 +173,8 @@ if st.button("Segment series", type="primary", key="pacs_run"):
                             progress=downloaded)
             down.progress(1.0, text="download done")
             image = read_image(target)
-            seg = engine.segmenter(model, trust=trust)(image, where=series, progress=progress)
+            seg = engine.segmenter(model, trust=trust)(image, where=series, progress=progress,
+                                                       modality=str(chosen["Modality"]) or None)
             bar.progress(1.0, text="segmentation done")
             status.update(label=plain(f"Segmented with {model}"), state="complete",
                           expanded=False)
