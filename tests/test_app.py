@@ -113,6 +113,7 @@ def test_segment_sample_view_and_volumes(models_dir):
     at = _app("1_Segment.py")
     _ok(at)
     _segment_sample(at)
+    at.radio(key="viewer_mode").set_value("Slices (static images)").run()  # not NiiVue's
     table = _volumes(at)
     assert list(table["class"]) == [plain(n) for n in ("white_matter", "grey_matter", "csf")]
     assert (table["volume (mL)"] >= 0).all() and table["volume (mL)"].sum() > 0
@@ -153,6 +154,7 @@ def test_upload_nifti_zip_dicom_and_2d(models_dir, tmp_path):
     at.file_uploader(key="upload").set_value(("ct.zip", buf.getvalue(), "application/zip"))
     at.run()
     _ok(at)
+    at.radio(key="viewer_mode").set_value("Slices (static images)").run()  # not NiiVue's
     assert len(at.get("image")) == 3
     assert at.selectbox(key="window").value.startswith("CT soft tissue")  # HU detected
 

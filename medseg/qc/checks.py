@@ -306,7 +306,9 @@ def check_segmentation(labels: LabelMap, label_names: Mapping[int, str], image: 
     """
     findings: list[Finding] = [Finding("modality", m)
                                for m in modality_problems(image, models, input_modality)]
-    checked: list[str] = ["modality"]
+    # judged only when some model declares its modality
+    checked: list[str] = ["modality"] if any(getattr(m, "modality", None) for m in models) \
+        else []
     volumes = class_volumes_ml(labels, label_names)
     value_of = {n: v for v, n in label_names.items()}
     for info in models:
