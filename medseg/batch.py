@@ -177,7 +177,9 @@ def _segment_case(case: CaseInput, out_dir: Path, segmenter, requested: set[str]
     if result.qc is not None:
         done.update(qc=result.qc.status, qc_reasons=result.qc.reasons,
                     qc_checked=list(result.qc.checked))
-    write_manifest(out_dir, case.name, written, done, settings)
+    # a SEG is written for DICOM inputs only: the manifest says what this case got
+    write_manifest(out_dir, case.name, written, done,
+                   {**settings, "dicom_seg": "dicom_seg" in requested})
     return {"status": "ok", **done}
 
 

@@ -97,9 +97,13 @@ def _classes(at: AppTest):
 
 
 def _volumes(at: AppTest):
-    """The volumes table (class, label, voxels, volume in mL)."""
+    """The volumes table (class, label, voxels, volume in mL, qc), without its total row."""
     frame = at.table[0].value.reset_index()
-    return frame.astype({"volume (mL)": float, "voxels": int})
+    total = frame[frame["class"] == "total (all classes)"]
+    frame = frame[frame["class"] != "total (all classes)"].astype({"volume (mL)": float,
+                                                                    "voxels": int})
+    assert int(total["voxels"].iloc[0]) == frame["voxels"].sum()
+    return frame
 
 
 # ---- pages ----------------------------------------------------------------------------------

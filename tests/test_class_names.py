@@ -21,7 +21,7 @@ import pytest
 from medseg.cli import main
 from medseg.errors import MedsegError
 from medseg.evaluation.classes import ClassGroups, parse_class_tokens
-from medseg.evaluation.pairs import evaluate_pair
+from medseg.evaluation.pairs import evaluate_pair, pair_cases
 from medseg.volume import LabelMap
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,6 +112,20 @@ def test_real_head_scored_as_brain_gives_the_readme_dice(head_prediction, capsys
     assert list(summary["classes"]) == ["brain", "all"]
     assert round(summary["classes"]["brain"]["metrics"]["dice"]["mean"], 3) == 0.961
     assert "  brain            Dice 0.96" in captured.out
+
+
+def test_segment_sidecars_are_not_listed_as_ignored(head_prediction):
+    pred = head_prediction / "pred"
+    assert {p.name for p in pred.iterdir()} >= {"itk_t1_head.nii.gz",
+                                                 "itk_t1_head_manifest.json",
+                                                 "itk_t1_head_volumes.csv", "summary.json"}
+    (pred / "notes.txt").write_text("not an image")
+    try:
+        pairing = pair_cases(pred, head_prediction / "ref")
+    finally:
+        (pred / "notes.txt").unlink()
+    assert [c for c, _, _ in pairing.pairs] == ["itk_t1_head"]
+    assert pairing.ignored == [str(pred / "notes.txt")]  # only what medseg did not write
 
 
 def test_info_names_the_classes_of_a_medseg_mask(head_prediction, capsys):

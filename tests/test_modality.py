@@ -64,3 +64,15 @@ def test_the_right_modality_is_not_flagged(tmp_path, capsys):
     manifest = json.loads(next(tmp_path.glob("*_manifest.json")).read_text())
     assert "modality" in manifest["result"]["qc_checked"]
     assert not any("is made for" in r for r in manifest["result"]["qc_reasons"])
+
+
+def test_dicom_seg_on_nifti_input_is_said_and_not_claimed(tmp_path, capsys):
+    """``--dicom-seg`` on a NIfTI input: a warning naming the file, and the manifest does not
+    claim a SEG (issue 25, point 9)."""
+    assert main(["segment", str(PHANTOM), "-m", "abdomen_ct", "--dicom-seg", "-o",
+                 str(tmp_path), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert f"{PHANTOM}: not a DICOM series, so no DICOM SEG" in err
+    manifest = json.loads(next(tmp_path.glob("*_manifest.json")).read_text())
+    assert manifest["settings"]["dicom_seg"] is False
+    assert not list(tmp_path.glob("*.dcm"))

@@ -8,7 +8,14 @@ import pandas as pd
 import streamlit as st
 
 from medseg.batch import case_name
-from medseg_ui import engine, modality_ui, qc_banner, seg_download, viewer
+from medseg_ui import (
+    engine,
+    modality_ui,
+    qc_banner,
+    seg_download,
+    viewer,
+    volumes_table,
+)
 from medseg_ui.model_picker import pick_model
 from medseg_ui.session import (
     DEFAULT_MAX_UPLOAD_MB,
@@ -179,9 +186,7 @@ instances = viewer.show(state, image, seg)
 if seg is not None:
     st.subheader(plain(f"Volumes ({state['seg_model']})"))
     rows = seg.volumes()
-    st.table(pd.DataFrame(  # st.table renders markdown in its cells
-        [{"class": plain(r["name"]), "label": r["label"], "voxels": r["voxels"],
-          "volume (mL)": f"{r['volume_ml']:.1f}"} for r in rows]).set_index("class"))
+    st.table(volumes_table.frame(seg))  # st.table renders markdown: names escaped there
     base = state["sample"].case if state.get("sample") else case_name(Path(state["image_name"]))
     c1, c2, c3 = st.columns(3)
     # named as the CLI names them (X.nii.gz, X_volumes.csv, X_seg.dcm)

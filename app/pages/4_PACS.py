@@ -20,7 +20,7 @@ from medseg.pacs.query import NON_IMAGE_MODALITIES, list_series, list_studies
 from medseg.pacs.retrieve import download_series
 from medseg.pacs.segmented import mark_segmented, segmented_series
 from medseg.pacs.store import push_seg, same_study_seg
-from medseg_ui import engine, qc_banner, seg_download, viewer
+from medseg_ui import engine, qc_banner, seg_download, viewer, volumes_table
 from medseg_ui.model_picker import pick_model
 from medseg_ui.session import error_message, session_folder
 from medseg_ui.text import plain
@@ -196,9 +196,7 @@ qc_banner.show(getattr(seg, "qc", None), state.get("pacs_seg_model", ""))
 st.subheader("Viewer")
 viewer.show(state, image, seg)
 st.subheader(plain(f"Volumes ({state['pacs_seg_model']})"))
-st.table(pd.DataFrame([{"class": plain(r["name"]), "label": r["label"], "voxels": r["voxels"],
-                        "volume (mL)": f"{r['volume_ml']:.1f}"} for r in seg.volumes()]
-                      ).set_index("class"))
+st.table(volumes_table.frame(seg))  # st.table renders markdown: names escaped there
 seg_file = seg_download.offer(state, key="pacs_seg_file", seg=seg,
                               source=folder.path / "pacs_series",
                               target=folder.subdir("pacs_out", fresh=False) / "seg.dcm",

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from medseg.batch import expand_inputs, segment_cases
+from medseg.batch import expand_inputs, is_dicom_input, segment_cases
 from medseg.commands.pacs import add_segment_options, segment_from_args, uses_dicomweb
 from medseg.device import resolve_device
 from medseg.errors import InputError, MedsegError
@@ -119,7 +119,14 @@ def run(args) -> int:
     elif not args.inputs:
         raise MedsegError("give INPUT files or folders, or --dicomweb URL --study UID")
     else:
-        rows = segment_cases(expand_inputs(args.inputs), args.output, segmenter,
+        cases = expand_inputs(args.inputs)
+        if args.dicom_seg:
+            for case in cases:
+                if not is_dicom_input(case.path):
+                    print(f"medseg: warning: {case.path}: not a DICOM series, so no DICOM SEG "
+                          "is written for it (--dicom-seg needs DICOM input to reference)",
+                          file=sys.stderr)
+        rows = segment_cases(cases, args.output, segmenter,
                              overwrite=args.overwrite, progress=not args.quiet,
                              dicom_seg=args.dicom_seg, keep_patient_data=args.keep_patient_data,
                              keep={"keep_dates": args.keep_dates,

@@ -280,6 +280,24 @@ class Pairing:
     ambiguous: dict[str, str] = field(default_factory=dict)
 
 
+#: what ``medseg segment`` writes beside a mask ``CASE.nii.gz`` (medseg.outputs, manifests)
+SIDECAR_SUFFIXES = ("_manifest.json", "_volumes.json", "_volumes.csv", "_probabilities.nii.gz",
+                    "_seg.dcm", "_instances.nii.gz", "_panoptic.nii.gz", "_instances.csv",
+                    "_instances.json")
+
+
+def is_sidecar(path: Path) -> bool:
+    """A file medseg wrote beside a mask of the same folder (or the run's summary): neither a
+    case nor worth listing as ignored."""
+    name = path.name
+    if name == "summary.json" or (name.startswith("summary_rank") and name.endswith(".json")):
+        return True
+    for suffix in SIDECAR_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return (path.parent / f"{name[: -len(suffix)]}.nii.gz").is_file()
+    return False
+
+
 def _scan(folder: Path, role: str) -> tuple[dict[str, list[Path]], list[str]]:
     if not folder.exists():
         raise InputError(folder, f"{role} folder not found")
@@ -288,7 +306,7 @@ def _scan(folder: Path, role: str) -> tuple[dict[str, list[Path]], list[str]]:
     cases: dict[str, list[Path]] = {}
     ignored: list[str] = []
     for path in sorted(folder.iterdir()):
-        if path.name.startswith("."):
+        if path.name.startswith(".") or (path.is_file() and is_sidecar(path)):
             continue
         name = case_name(path) if path.is_file() else None
         if name is None:
