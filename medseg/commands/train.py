@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import shlex
 import sys
@@ -17,8 +18,18 @@ def _json_dict(text: str) -> dict:
     return value
 
 
+class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows each option's default, unless it is None/False/empty (said in words)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.default in ([], {}):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def register(sub) -> None:
-    p = sub.add_parser("train", help="train a model bundle on a dataset folder")
+    p = sub.add_parser("train", help="train a model bundle on a dataset folder",
+                       formatter_class=_Defaults)
     p.add_argument("dataset", help="folder with dataset.json, imagesTr/, labelsTr/")
     p.add_argument("-o", "--output", required=True, help="bundle folder to write")
     p.add_argument("--arch", default="unet", help="registered architecture name")
@@ -26,21 +37,25 @@ def register(sub) -> None:
     p.add_argument("--loss", default="dice_focal", help="registered loss name")
     p.add_argument("--loss-params", type=_json_dict, default={},
                    help='JSON object, e.g. \'{"alpha": 0.75, "gamma": 2}\'')
-    p.add_argument("--patch-size", type=int, nargs="+", default=None)
+    p.add_argument("--patch-size", type=int, nargs="+", default=None,
+                   help="patch size in voxels (default: planned from the dataset)")
     p.add_argument("--spacing", type=float, nargs="+", default=None,
                    help="target spacing in mm (default: median of the dataset)")
-    p.add_argument("--iterations", type=int, default=1000)
-    p.add_argument("--batch-size", type=int, default=2)
-    p.add_argument("--samples-per-volume", type=int, default=2)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--val-every", type=int, default=50)
-    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--iterations", type=int, default=1000, help="training iterations")
+    p.add_argument("--batch-size", type=int, default=2, help="patches per iteration")
+    p.add_argument("--samples-per-volume", type=int, default=2,
+                   help="patches drawn from each volume loaded")
+    p.add_argument("--lr", type=float, default=2e-3,
+                   help="initial learning rate (AdamW, polynomial decay)")
+    p.add_argument("--val-every", type=int, default=50, help="iterations between validations")
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="share of the cases held out for validation")
     p.add_argument("--patience", type=int, default=8, help="validations without improvement")
     p.add_argument("--class-ratios", type=float, nargs="+", default=None,
                    help="patch sampling ratio per class (background first)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (split, sampling, init)")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1")
-    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--no-augment", action="store_true", help="no data augmentation")
     p.add_argument("--flip-axes", type=int, nargs="*", default=[],
                    help="voxel axes to mirror in augmentation (default none: keeps left/right "
                         "labels learnable)")
