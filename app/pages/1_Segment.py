@@ -76,7 +76,8 @@ source = st.radio("Input", ["Upload a file", "Bundled sample"], horizontal=True,
 max_mb = float(st.get_option("server.maxUploadSize") or DEFAULT_MAX_UPLOAD_MB)
 if source == "Upload a file":
     upload = st.file_uploader(
-        "NIfTI (.nii/.nii.gz), NRRD/MHA, a zipped DICOM series (.zip) or a 2D image "
+        "NIfTI (.nii/.nii.gz), NRRD/MHA, a zipped DICOM series (.zip), one DICOM file (.dcm, "
+        "single or multi-frame) or a 2D image "
         f"(PNG/JPEG/TIFF); up to {max_mb:.0f} MB", key="upload", **uploader_limit(max_mb))
     if upload is not None and state.get("upload_id") != upload.file_id:
         state["upload_id"] = upload.file_id

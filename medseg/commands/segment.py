@@ -141,6 +141,12 @@ def run(args) -> int:
 EXIT_OK, EXIT_SOME_FAILED, EXIT_NOTHING_RAN = 0, 1, 2
 
 
+def ml_text(ml: float) -> str:
+    """A volume for the case line: one decimal, but a speck below 1 mL keeps two significant
+    digits (a 1-voxel "lesion" of 0.08 mL is not printed as 0.1 mL)."""
+    return f"{ml:.2g}" if 0 < ml < 1 else f"{ml:.1f}"
+
+
 def report_rows(rows: list[dict[str, Any]]) -> int:
     """One line per case (errors as ``medseg: error: PATH: problem`` on stderr) and a total;
     returns 0 when every case is done (ok or skipped), 1 when some failed, 2 when none could
@@ -148,7 +154,7 @@ def report_rows(rows: list[dict[str, Any]]) -> int:
     failed = [r for r in rows if r["status"] == "error"]
     for r in rows:
         if r["status"] in ("ok", "skipped") and "volumes_ml" in r:
-            vols = ", ".join(f"{k} {v:.1f} mL" for k, v in r["volumes_ml"].items())
+            vols = ", ".join(f"{k} {ml_text(v)} mL" for k, v in r["volumes_ml"].items())
             found = r.get("instances")
             extra = "; instances " + ", ".join(f"{k} {v}" for k, v in found.items()) \
                 if found is not None else ""

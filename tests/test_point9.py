@@ -1,0 +1,41 @@
+"""Smaller rough edges of issue 25, point 9: a one-voxel class is not printed as 0.1 mL,
+``medseg plugins`` has a metrics section, a single ``.dcm`` file is accepted by the uploader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from medseg.cli import main
+from medseg.commands.segment import ml_text
+
+
+def test_tiny_volumes_keep_two_significant_digits():
+    assert ml_text(0.064) == "0.064" and ml_text(0.5) == "0.5"
+    assert ml_text(0.0) == "0.0" and ml_text(1024.84) == "1024.8"
+
+
+def test_plugins_lists_the_metrics(capsys):
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    section = out.split("metrics:\n", 1)[1]
+    names = [line.split()[0] for line in section.splitlines() if line.startswith("  ")]
+    assert names[:3] == ["dice", "iou", "sensitivity"] and "nsd" in names and "miou" in names
+
+
+def test_single_dicom_file_upload():
+    pytest.importorskip("streamlit")
+    from pydicom.data import get_testdata_file
+    from streamlit.testing.v1 import AppTest
+
+    app = Path(__file__).resolve().parents[1] / "app"
+    at = AppTest.from_file(str(app / "Home.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/1_Segment.py").run()
+    data = Path(get_testdata_file("CT_small.dcm")).read_bytes()
+    at.file_uploader(key="upload").set_value(("CT_small.dcm", data, "application/dicom"))
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("shape 128 × 128 × 1" in m.value for m in at.markdown), \
+        [m.value for m in at.markdown]
