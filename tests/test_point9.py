@@ -39,3 +39,17 @@ def test_single_dicom_file_upload():
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert any("shape 128 × 128 × 1" in m.value for m in at.markdown), \
         [m.value for m in at.markdown]
+
+
+def test_bundles_record_no_absolute_path_of_the_training_machine(monkeypatch, tmp_path):
+    from medseg.commands.train import portable
+
+    models = Path(__file__).resolve().parents[1] / "sample_data" / "models"
+    for config in models.glob("*/config.json"):
+        text = config.read_text()
+        for root in ('"/work/', " /work/", " /tmp/", '"/tmp/', " /home/", " /root/"):
+            assert root not in text, (config, root)
+    monkeypatch.chdir(tmp_path)
+    assert portable(str(tmp_path / "data" / "Dataset001")) == "data/Dataset001"
+    assert portable("/srv/runs/stage4") == ".../runs/stage4"
+    assert portable("--iterations") == "--iterations"

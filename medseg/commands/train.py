@@ -6,6 +6,7 @@ import argparse
 import json
 import shlex
 import sys
+from pathlib import Path
 
 from medseg.registry import load_registry
 from medseg.training import TrainConfig, train
@@ -71,6 +72,18 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def portable(arg: str) -> str:
+    """A command-line word as the bundle records it: an absolute path of the training machine
+    becomes relative to the working folder when inside it, else only its last two parts."""
+    path = Path(arg)
+    if not path.is_absolute():
+        return arg
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(Path("...", *path.parts[-2:]))
+
+
 def run(args) -> int:
     cfg = TrainConfig(
         architecture=args.arch, arch_params=args.arch_params, loss=args.loss,
@@ -83,7 +96,7 @@ def run(args) -> int:
         device=args.device, class_ratios=args.class_ratios, augment=not args.no_augment,
         flip_axes=tuple(args.flip_axes), synth=args.synth, intensity=args.intensity,
     )
-    command = "medseg " + " ".join(shlex.quote(a) for a in sys.argv[1:]) \
+    command = "medseg " + " ".join(shlex.quote(portable(a)) for a in sys.argv[1:]) \
         if sys.argv and sys.argv[0].endswith("medseg") else None
     bundle = train(args.dataset, args.output, cfg, init_bundle=args.init, resume=args.resume,
                    registry=load_registry(args.plugins_dir, fresh=True),
