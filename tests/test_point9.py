@@ -53,3 +53,13 @@ def test_bundles_record_no_absolute_path_of_the_training_machine(monkeypatch, tm
     assert portable(str(tmp_path / "data" / "Dataset001")) == "data/Dataset001"
     assert portable("/srv/runs/stage4") == ".../runs/stage4"
     assert portable("--iterations") == "--iterations"
+
+
+def test_instance_colours_never_match_a_class_colour():
+    from medseg.colours import PALETTE, instance_colour
+
+    colours = [instance_colour(i) for i in range(1, 500)]
+    assert len(set(colours[:50])) == 50  # neighbouring ids differ
+    for c in colours:
+        nearest = min(sum((a - b) ** 2 for a, b in zip(c, p, strict=True)) for p in PALETTE)
+        assert nearest > 40 ** 2, c  # far from every class colour

@@ -8,6 +8,7 @@ from typing import Any
 
 import streamlit as st
 
+from medseg.colours import instance_colour, label_colour
 from medseg.instances import Instances, find_instances
 from medseg_ui import niivue_viewer, render
 from medseg_ui.text import plain
@@ -123,7 +124,8 @@ def show(state: Any, image, seg) -> Instances | None:
                       if n > 1 else 1)
             img, msk, pixel = disp.slice(view, number - 1)
             rgb = render.render_slice(img, msk, pixel, window, opacity=opacity,
-                                      visible=visible)
+                                      visible=visible, colour=instance_colour
+                                      if found is not None else label_colour)
             caption = f"{view} {number}/{n}" if n > 1 else view
             where = _ORIENTATION.get(view, "")
             st.image(rgb, caption=f"{caption} · {where}" if where else caption,
