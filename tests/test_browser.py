@@ -191,9 +191,11 @@ def test_upload_segment_and_read_volumes(tmp_path):
         # the static slices (NiiVue, the default viewer, is tested in test_viewer_browser.py)
         driver.find_element(By.XPATH, "//label[.//*[normalize-space(text())="
                                       "'Slices (static images)']]").click()
-        wait_until_idle(driver)
-        time.sleep(1.0)
-        images = driver.find_elements(By.CSS_SELECTOR, "[data-testid='stImage'] img")
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        images = WebDriverWait(driver, 60).until(lambda d: (lambda found: found if len(
+            found) >= 3 else None)(d.find_elements(By.CSS_SELECTOR,
+                                                   "[data-testid='stImage'] img")))
         assert len(images) >= 3  # axial, coronal, sagittal
         rows = {}
         for tr in driver.find_elements(By.CSS_SELECTOR, "[data-testid='stTable'] tbody tr"):
