@@ -68,8 +68,10 @@ def shoot(driver, path: Path) -> None:
 def type_into(driver, label: str, text: str) -> None:
     """Type into the text box with this label and press Enter."""
     from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
 
-    box = driver.find_element(By.XPATH, f"//label[contains(., '{label}')]/following::input[1]")
+    box = WebDriverWait(driver, 60).until(lambda d: d.find_element(
+        By.XPATH, f"//input[@aria-label and contains(@aria-label, '{label}')]"))
     box.clear()
     box.send_keys(text, Keys.ENTER)
     tb.wait_until_idle(driver)
@@ -77,10 +79,14 @@ def type_into(driver, label: str, text: str) -> None:
 
 def choose(driver, label: str, option: str) -> None:
     """Pick ``option`` in the selectbox with this label."""
-    box = driver.find_element(By.XPATH, f"//label[contains(., '{label}')]/following::input[1]")
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    box = WebDriverWait(driver, 60).until(lambda d: d.find_element(
+        By.XPATH, f"//input[@aria-label and contains(@aria-label, '{label}')]"))
     box.click()
     box.send_keys(option)
-    driver.find_element(By.XPATH, f"//li[@role='option'][contains(., '{option}')]").click()
+    WebDriverWait(driver, 30).until(lambda d: d.find_element(
+        By.XPATH, f"//*[@role='option'][contains(., '{option}')]")).click()
     tb.wait_until_idle(driver)
 
 
@@ -95,6 +101,7 @@ def segment_and_evaluate(driver, out: Path) -> None:
     shoot(driver, out / "segment.png")
 
     nav(driver, "Evaluate")
+    tb.wait_for_text(driver, "This case", 60)
     type_into(driver, "Labels (optional)", "brain=1,2,3")
     driver.find_elements(By.CSS_SELECTOR,
                          "[data-testid='stFileUploader'] input[type='file']")[0].send_keys(

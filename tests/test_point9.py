@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from medseg.cli import main
-from medseg.commands.segment import ml_text
+from medseg.display import ml_text
 
 
 def test_tiny_volumes_keep_two_significant_digits():

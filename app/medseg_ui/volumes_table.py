@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from medseg.display import ml_text
 from medseg_ui.text import plain
 
 TOTAL = "total (all classes)"
@@ -21,10 +22,10 @@ def frame(seg: Any) -> pd.DataFrame:
         remarks = [f.message for f in qc.findings if f.class_name == r["name"]] \
             if qc is not None else []
         rows.append({"class": plain(r["name"]), "label": str(r["label"]), "voxels": r["voxels"],
-                     "volume (mL)": f"{r['volume_ml']:.1f}",
+                     "volume (mL)": ml_text(r["volume_ml"]),
                      "qc": plain("; ".join(remarks)) if remarks else "ok"})
     volumes = seg.volumes()
     rows.append({"class": TOTAL, "label": "", "voxels": sum(r["voxels"] for r in volumes),
-                 "volume (mL)": f"{sum(r['volume_ml'] for r in volumes):.1f}",
+                 "volume (mL)": ml_text(sum(r["volume_ml"] for r in volumes)),
                  "qc": qc.status if qc is not None else ""})
     return pd.DataFrame(rows).set_index("class")

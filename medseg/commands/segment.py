@@ -10,6 +10,7 @@ from typing import Any
 from medseg.batch import expand_inputs, is_dicom_input, segment_cases
 from medseg.commands.pacs import add_segment_options, segment_from_args, uses_dicomweb
 from medseg.device import resolve_device
+from medseg.display import ml_text
 from medseg.errors import InputError, MedsegError
 from medseg.inference import InferenceSettings, Segmenter
 from medseg.instances import PANOPTIC_OFFSET, find_instances
@@ -139,12 +140,6 @@ def run(args) -> int:
 
 #: exit statuses of ``medseg segment`` (README "Command line")
 EXIT_OK, EXIT_SOME_FAILED, EXIT_NOTHING_RAN = 0, 1, 2
-
-
-def ml_text(ml: float) -> str:
-    """A volume for the case line: one decimal, but a speck below 1 mL keeps two significant
-    digits (a 1-voxel "lesion" of 0.08 mL is not printed as 0.1 mL)."""
-    return f"{ml:.2g}" if 0 < ml < 1 else f"{ml:.1f}"
 
 
 def report_rows(rows: list[dict[str, Any]]) -> int:

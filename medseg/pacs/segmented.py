@@ -59,11 +59,16 @@ def mark_segmented(rows: Sequence[Mapping[str, Any]],
     (empty for the SEG series themselves)."""
     out = []
     for row in rows:
-        marked = dict(row)
         if str(row.get("Modality", "")).upper() == "SEG":
-            marked["SEG"] = ""
+            mark = ""
         else:
             n = len(links.get(str(row["SeriesInstanceUID"]), ()))
-            marked["SEG"] = f"yes ({n})" if n else "no"
+            mark = f"yes ({n})" if n else "no"
+        marked: dict[str, Any] = {}
+        for key, value in row.items():  # the mark right after the modality, where it is seen
+            marked[key] = value
+            if key == "Modality":
+                marked["SEG"] = mark
+        marked.setdefault("SEG", mark)
         out.append(marked)
     return out
