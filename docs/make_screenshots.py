@@ -1,10 +1,20 @@
-"""Take the README screenshots of every page of the web app in headless Chromium.
+"""Take the README and docs/ui.md screenshots of every page of the web app, doing real work.
 
-    python docs/make_screenshots.py [--out docs/screenshots] [--models-dir DIR]
+    python docs/make_screenshots.py [--out docs/screenshots] [--no-pacs]
 
-Uses the same Selenium setup as ``tests/test_browser.py`` (system ``/usr/bin/chromium`` and
-``/usr/bin/chromedriver``, nothing downloaded). Uses the bundled models when there are any,
-otherwise a demo bundle with untrained weights (the overlay is then meaningless).
+Rerun it whenever the UI changes. It starts the app and headless Chromium as the browser tests
+do (system ``/usr/bin/chromium`` and ``/usr/bin/chromedriver``, nothing downloaded; WebGL on
+SwiftShader for the NiiVue viewer) and, with the bundled models:
+
+* **Segment**: uploads the real T1 head (``sample_data/real_mri/itk_t1_head.nii.gz``); the MR
+  model ``brain_tissue`` is suggested by the input's modality; runs it; the NiiVue viewer and
+  the volumes with their QC remarks.
+* **Evaluate**: scores that mask against the head's brain outline with the Labels box set to
+  ``brain=1,2,3`` (Dice 0.961, README's figure).
+* **PACS** (needs Debian's ``orthanc`` and ``orthanc-dicomweb``; ``--no-pacs`` skips it): a
+  local Orthanc holding the bundled DICOM CT series; lists it, segments it with
+  ``abdomen_ct``, pushes the SEG and shows the series list marking the segmented series.
+* **Models and plugins** and the start page.
 """
 
 from __future__ import annotations
@@ -16,10 +26,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
-import test_browser as tb  # noqa: E402  (the shared Selenium + server helpers)
 from selenium.webdriver.common.by import By  # noqa: E402
+
+import tests.test_browser as tb  # noqa: E402  (the shared Selenium + server helpers)
+from tests.test_viewer_browser import _driver  # noqa: E402  (Chromium with software WebGL)
+
+HEAD = ROOT / "sample_data" / "real_mri" / "itk_t1_head.nii.gz"
+OUTLINE = ROOT / "sample_data" / "real_mri" / "itk_t1_brain_mask.nii.gz"
+SERIES = ROOT / "sample_data" / "dicom" / "ct_phantom_001"
 
 
 def fit_window(driver, width: int = 1400) -> None:
@@ -29,7 +45,7 @@ def fit_window(driver, width: int = 1400) -> None:
         "const c = m.querySelector('[data-testid=\"stMainBlockContainer\"]') || m;"
         "return Math.max(c.scrollHeight + 120, 700);")
     driver.set_window_size(width, min(int(height), 4000))
-    time.sleep(1.0)
+    time.sleep(1.5)
 
 
 def nav(driver, slug: str) -> None:
@@ -49,49 +65,110 @@ def shoot(driver, path: Path) -> None:
     print(f"wrote {path}")
 
 
+def type_into(driver, label: str, text: str) -> None:
+    """Type into the text box with this label and press Enter."""
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    box = WebDriverWait(driver, 60).until(lambda d: d.find_element(
+        By.XPATH, f"//input[@aria-label and contains(@aria-label, '{label}')]"))
+    box.clear()
+    box.send_keys(text, Keys.ENTER)
+    tb.wait_until_idle(driver)
+
+
+def choose(driver, label: str, option: str) -> None:
+    """Pick ``option`` in the selectbox with this label."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    box = WebDriverWait(driver, 60).until(lambda d: d.find_element(
+        By.XPATH, f"//input[@aria-label and contains(@aria-label, '{label}')]"))
+    box.click()
+    box.send_keys(option)
+    WebDriverWait(driver, 30).until(lambda d: d.find_element(
+        By.XPATH, f"//*[@role='option'][contains(., '{option}')]")).click()
+    tb.wait_until_idle(driver)
+
+
+def segment_and_evaluate(driver, out: Path) -> None:
+    nav(driver, "Segment")
+    tb.wait_for_text(driver, "Upload an image or load a sample", 60)
+    tb.file_input(driver).send_keys(str(HEAD))
+    tb.wait_for_text(driver, "Run segmentation", 60)
+    tb.click_button(driver, "Run segmentation")
+    tb.wait_for_text(driver, "Volumes (", 300)
+    time.sleep(4)  # the viewer draws
+    shoot(driver, out / "segment.png")
+
+    nav(driver, "Evaluate")
+    tb.wait_for_text(driver, "This case", 60)
+    type_into(driver, "Labels (optional)", "brain=1,2,3")
+    driver.find_elements(By.CSS_SELECTOR,
+                         "[data-testid='stFileUploader'] input[type='file']")[0].send_keys(
+        str(OUTLINE))
+    tb.click_button(driver, "Score against the uploaded reference")
+    tb.wait_for_text(driver, "Scores against", 120)
+    time.sleep(2)  # the chart
+    shoot(driver, out / "evaluate.png")
+
+
+def pacs(driver, out: Path, work: Path) -> None:
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    from tests.pacs_server import orthanc_available, running_orthanc
+
+    if not orthanc_available():
+        print("no Orthanc (apt-get install orthanc orthanc-dicomweb): PACS page skipped")
+        return
+    study, series = generate_uid(), generate_uid()
+    files = []
+    for i, f in enumerate(sorted(SERIES.iterdir())):
+        ds = pydicom.dcmread(f)
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.StudyDescription, ds.SeriesDescription = "CT abdomen phantom", "AX 5mm"
+        files.append(work / f"{i:03d}.dcm")
+        ds.save_as(files[-1])
+    with running_orthanc(work / "orthanc") as server:
+        server.upload(files)
+        nav(driver, "PACS")
+        choose(driver, "Model", "abdomen_ct")
+        type_into(driver, "DICOMweb URL", server.dicomweb)
+        tb.click_button(driver, "List studies")
+        tb.wait_for_text(driver, "Series", 60)
+        tb.click_button(driver, "Segment series")
+        tb.wait_for_text(driver, "Send back", 300)
+        tb.click_button(driver, "Push SEG to the server")
+        tb.wait_for_text(driver, "SEG stored on the server", 120)
+        time.sleep(3)
+        shoot(driver, out / "pacs.png")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
-    parser.add_argument("--models-dir", type=Path, default=None)
-    parser.add_argument("--sample", default="BrainTissue / brain_100")
+    parser.add_argument("--no-pacs", action="store_true", help="skip the PACS page")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    from medseg.models.medseg_bundle.bundle import list_bundles
-
     with tempfile.TemporaryDirectory(prefix="medseg-shots-") as tmp:
         tmp = Path(tmp)
-        models = args.models_dir
-        if models is None and not list_bundles():
-            models = tb.write_demo_bundle(tmp / "models")
-        with tb.running_app(models, tmp / "streamlit.log") as url, \
-                tb.chromium(tmp / "profile") as driver:
-            driver.set_window_size(1400, 900)
-            driver.get(url)
-            tb.wait_for_text(driver, "Models available", 60)
-            shoot(driver, args.out / "home.png")
-
-            nav(driver, "Segment")
-            tb.wait_for_text(driver, "Upload an image or load a sample", 60)
-            driver.find_element(By.XPATH, "//label[contains(., 'Bundled sample')]").click()
-            tb.wait_for_text(driver, "Load sample", 30)
-            tb.click_button(driver, "Load sample")
-            tb.wait_for_text(driver, "Run segmentation", 60)
-            tb.click_button(driver, "Run segmentation")
-            tb.wait_for_text(driver, "Volumes (", 300)
-            shoot(driver, args.out / "segment.png")
-
-            nav(driver, "Evaluate")
-            tb.click_button(driver, "Score against the bundled reference")
-            tb.wait_for_text(driver, "Scores against", 120)
-            tb.click_button(driver, "Evaluate cohort")
-            tb.wait_for_text(driver, "Dice per class", 300)
-            time.sleep(2)  # charts
-            shoot(driver, args.out / "evaluate.png")
-
-            nav(driver, "Models_and_plugins")
-            tb.wait_for_text(driver, "Model bundles", 60)
-            time.sleep(1)
-            shoot(driver, args.out / "models.png")
+        driver = _driver(tmp / "profile")
+        try:
+            with tb.running_app(None, tmp / "streamlit.log") as url:
+                driver.set_window_size(1400, 900)
+                driver.get(url)
+                tb.wait_for_text(driver, "Models available", 60)
+                shoot(driver, args.out / "home.png")
+                segment_and_evaluate(driver, args.out)
+                if not args.no_pacs:
+                    pacs(driver, args.out, tmp)
+                nav(driver, "Models_and_plugins")
+                tb.wait_for_text(driver, "Model", 60)
+                time.sleep(1)
+                shoot(driver, args.out / "models.png")
+        finally:
+            driver.quit()
     return 0
 
 

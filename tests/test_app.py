@@ -97,9 +97,13 @@ def _classes(at: AppTest):
 
 
 def _volumes(at: AppTest):
-    """The volumes table (class, label, voxels, volume in mL)."""
+    """The volumes table (class, label, voxels, volume in mL, qc), without its total row."""
     frame = at.table[0].value.reset_index()
-    return frame.astype({"volume (mL)": float, "voxels": int})
+    total = frame[frame["class"] == "total (all classes)"]
+    frame = frame[frame["class"] != "total (all classes)"].astype({"volume (mL)": float,
+                                                                    "voxels": int})
+    assert int(total["voxels"].iloc[0]) == frame["voxels"].sum()
+    return frame
 
 
 # ---- pages ----------------------------------------------------------------------------------
@@ -113,6 +117,7 @@ def test_segment_sample_view_and_volumes(models_dir):
     at = _app("1_Segment.py")
     _ok(at)
     _segment_sample(at)
+    at.radio(key="viewer_mode").set_value("Slices (static images)").run()  # not NiiVue's
     table = _volumes(at)
     assert list(table["class"]) == [plain(n) for n in ("white_matter", "grey_matter", "csf")]
     assert (table["volume (mL)"] >= 0).all() and table["volume (mL)"].sum() > 0
@@ -143,7 +148,7 @@ def test_upload_nifti_zip_dicom_and_2d(models_dir, tmp_path):
     _ok(at)
     assert _volumes(at)["voxels"].sum() > 0
     # downloads are named after the upload, not "segmentation_mask"
-    assert any(t.value.startswith("Files: brain_seg.nii.gz") for t in at.text), \
+    assert any(t.value.startswith("Files: brain.nii.gz") for t in at.text), \
         [t.value for t in at.text]
 
     buf = io.BytesIO()
@@ -153,6 +158,7 @@ def test_upload_nifti_zip_dicom_and_2d(models_dir, tmp_path):
     at.file_uploader(key="upload").set_value(("ct.zip", buf.getvalue(), "application/zip"))
     at.run()
     _ok(at)
+    at.radio(key="viewer_mode").set_value("Slices (static images)").run()  # not NiiVue's
     assert len(at.get("image")) == 3
     assert at.selectbox(key="window").value.startswith("CT soft tissue")  # HU detected
 

@@ -188,16 +188,24 @@ def test_upload_segment_and_read_volumes(tmp_path):
         click_button(driver, "Run segmentation")
         wait_for_text(driver, "Volumes (brain_tissue)", 180)
         wait_until_idle(driver)
-        images = driver.find_elements(By.CSS_SELECTOR, "[data-testid='stImage'] img")
+        # the static slices (NiiVue, the default viewer, is tested in test_viewer_browser.py)
+        driver.find_element(By.XPATH, "//label[.//*[normalize-space(text())="
+                                      "'Slices (static images)']]").click()
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        images = WebDriverWait(driver, 60).until(lambda d: (lambda found: found if len(
+            found) >= 3 else None)(d.find_elements(By.CSS_SELECTOR,
+                                                   "[data-testid='stImage'] img")))
         assert len(images) >= 3  # axial, coronal, sagittal
         rows = {}
         for tr in driver.find_elements(By.CSS_SELECTOR, "[data-testid='stTable'] tbody tr"):
             cells = [c.text.strip() for c in tr.find_elements(By.CSS_SELECTOR, "th, td")]
-            rows[cells[0]] = cells
+            if cells[0] != "total (all classes)":
+                rows[cells[0]] = cells
         driver.save_screenshot(str(tmp_path / "segment.png"))
         assert (tmp_path / "segment.png").stat().st_size > 10_000
         assert set(rows) == {"white_matter", "grey_matter", "csf"}, rows
-        volumes = {name: float(cells[-1]) for name, cells in rows.items()}
+        volumes = {name: float(cells[-2]) for name, cells in rows.items()}  # then qc
         assert sum(volumes.values()) > 0 and min(volumes.values()) >= 0
         # the legend lists every class, none struck through (all shown)
         legend = driver.find_elements(By.XPATH, "//span[normalize-space(text())='grey_matter']")

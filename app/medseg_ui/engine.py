@@ -157,8 +157,9 @@ def read_reference(path: Path) -> LabelMap:
 
 # ---- outputs --------------------------------------------------------------------------------
 def write_mask(seg: Segmentation, image: Volume, path: Path) -> bytes:
-    """The mask as NIfTI bytes (written atomically on the image's grid, then read back)."""
-    write_image(seg.labels, path, reference=image)
+    """The mask as NIfTI bytes (written atomically on the image's grid, then read back), its
+    class names in the header as the CLI writes them."""
+    write_image(seg.labels, path, reference=image, label_names=seg.label_names)
     return path.read_bytes()
 
 

@@ -24,7 +24,9 @@ class PickedModel:
 def pick_model(models: list[str], *, key: str, trust_key: str,
                hide: dict[str, str]) -> PickedModel:
     """Draw the picker (inside the caller's ``st.sidebar``) and return the choice."""
-    name = st.selectbox("Model", models, key=key,
+    # no default: a CT model run unasked on an MR head labels the brain "liver"; the page may
+    # put a suggestion by modality into st.session_state[key] before this is drawn
+    name = st.selectbox("Model", models, key=key, index=None, placeholder="Choose a model",
                         help="Every model found by name: bundled, $MEDSEG_MODELS_DIR and "
                              "TotalSegmentator's folders (medseg bundles, nnU-Net v2 result "
                              "folders, MONAI bundles, plugin formats)")

@@ -9,7 +9,7 @@ sagittal views, anterior on the left of sagittal views.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,8 +123,10 @@ def render_slice(
     opacity: float = 0.5,
     visible: Sequence[int] | None = None,
     size: tuple[int, int] | None = None,
+    colour: Callable[[int], tuple[int, int, int]] = label_colour,
 ) -> np.ndarray:
-    """RGB uint8 image of one slice with the visible labels blended in at ``opacity``.
+    """RGB uint8 image of one slice with the visible labels blended in at ``opacity``
+    (``colour``: a label value's RGB; instances use :func:`medseg.io.colours.instance_colour`).
 
     The result is resized to square millimetre pixels (grey values bilinearly, labels by
     nearest neighbour, so mask edges stay exact).
@@ -141,7 +143,7 @@ def render_slice(
             values = [v for v in values if v in set(visible)]
         for value in values:
             where = labels == value
-            rgb[where] = (1 - opacity) * rgb[where] + opacity * np.asarray(label_colour(value))
+            rgb[where] = (1 - opacity) * rgb[where] + opacity * np.asarray(colour(value))
     return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
 
 

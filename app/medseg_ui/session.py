@@ -25,7 +25,7 @@ from medseg.errors import MedsegError
 
 #: upload kinds -> accepted suffixes (longest first)
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".png", ".jpg", ".jpeg", ".tif", ".tiff",
-                  ".zip")
+                  ".zip", ".dcm")
 LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".png")
 ZIP_SUFFIXES = (".zip",)
 DEFAULT_MAX_UPLOAD_MB = 500

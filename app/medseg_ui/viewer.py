@@ -1,4 +1,6 @@
-"""The slice viewer widget: three orthogonal views (one for 2D), overlay controls, legend."""
+"""The viewer widget: NiiVue (three linked planes and a 3D render, in the browser) for 3D
+images, or static slice images (three orthogonal views, one for 2D; also for colouring by
+instance); overlay controls (window/level, opacity, classes shown) and legend."""
 
 from __future__ import annotations
 
@@ -7,10 +9,13 @@ from typing import Any
 import streamlit as st
 
 from medseg.engine.instances import Instances, find_instances
-from medseg_ui import render
+from medseg.io.colours import instance_colour, label_colour
+from medseg_ui import niivue_viewer, render
 from medseg_ui.text import plain
 
-_KEYS = ("window", "opacity", "by_instance")
+_KEYS = ("window", "opacity", "by_instance", "window_width", "window_level")
+MODES = ("Interactive (NiiVue)", "Slices (static images)")
+MANUAL = "Manual"
 
 
 def reset(state: Any) -> None:
@@ -51,13 +56,28 @@ def _instances(state: Any, image, seg, classes: tuple[int, ...]
     return cached[3], cached[4]
 
 
+def click_text(click: niivue_viewer.Click, label_names: dict[int, str]) -> str:
+    """The clicked voxel in words (plain text: class names come from a model's config)."""
+    value = "-" if click.image_value is None else f"{click.image_value:.4g}"
+    name = "-" if click.label_value is None else (
+        label_names.get(click.label_value, "background") if click.label_value else "background")
+    where = ", ".join(f"{v:.1f}" for v in click.mm)
+    return (f"Clicked voxel {tuple(click.voxel)} at ({where}) mm: intensity {value}, "
+            f"class {name}")
+
+
 def show(state: Any, image, seg) -> Instances | None:
     """Draw the viewer; returns the instances shown when colouring by instance."""
     disp, auto = _display(state, image, seg)
     label_names = {} if seg is None else {v: n for v, n in seg.label_names.items() if v != 0}
 
-    presets = list(render.WINDOW_PRESETS)
+    presets = [*render.WINDOW_PRESETS, MANUAL]
     default = 1 if render.looks_like_ct(disp.image) else 0
+    mode = st.radio("Viewer", MODES, horizontal=True, key="viewer_mode",
+                    help="Interactive: wheel scrolls slices, left click moves the linked "
+                         "crosshairs, right drag sets window/level, Zoom/pan mode zooms with "
+                         "the wheel; all in the browser. Slices: static images from the "
+                         "server.")
     c1, c2, c3 = st.columns([1, 1, 2])
     preset = c1.selectbox("Window / level", presets, index=default, key="window")
     opacity = c2.slider("Mask opacity", 0.0, 1.0, 0.5, 0.05, key="opacity",
@@ -69,7 +89,14 @@ def show(state: Any, image, seg) -> Instances | None:
     by_instance = st.checkbox("Colour by instance", key="by_instance", disabled=seg is None,
                               help="each connected component of the shown classes in its own "
                                    "colour")
-    window = render.WINDOW_PRESETS[preset] or auto
+    if preset == MANUAL:  # MR has no standard window: width and level typed in
+        m1, m2 = st.columns(2)
+        window = (m1.number_input("Window width", min_value=1e-6, value=float(auto[0]),
+                                  key="window_width", format="%.4g"),
+                  m2.number_input("Window level", value=float(auto[1]), key="window_level",
+                                  format="%.4g"))
+    else:
+        window = render.WINDOW_PRESETS.get(preset) or auto
     found = None
     if by_instance and seg is not None and visible:
         found, disp = _instances(state, image, seg, tuple(sorted(visible)))
@@ -79,6 +106,14 @@ def show(state: Any, image, seg) -> Instances | None:
     elif label_names:
         st.markdown(render.legend_html(label_names, visible), unsafe_allow_html=True)
 
+    if mode == MODES[0] and image.spatial_ndim == 3 and found is None:
+        click = niivue_viewer.show(
+            state, image, None if seg is None else seg.labels, label_names,
+            window=(window[1] - window[0] / 2, window[1] + window[0] / 2), opacity=opacity,
+            visible=list(visible or []), key=f"niivue_{state.get('seg_serial', 0)}")
+        if click is not None:
+            st.text(click_text(click, label_names))
+        return found
     views = disp.views()
     columns = st.columns(len(views))
     for view, col in zip(views, columns, strict=True):
@@ -89,7 +124,8 @@ def show(state: Any, image, seg) -> Instances | None:
                       if n > 1 else 1)
             img, msk, pixel = disp.slice(view, number - 1)
             rgb = render.render_slice(img, msk, pixel, window, opacity=opacity,
-                                      visible=visible)
+                                      visible=visible, colour=instance_colour
+                                      if found is not None else label_colour)
             caption = f"{view} {number}/{n}" if n > 1 else view
             where = _ORIENTATION.get(view, "")
             st.image(rgb, caption=f"{caption} · {where}" if where else caption,

@@ -8,7 +8,14 @@ import pandas as pd
 import streamlit as st
 
 from medseg.io.names import case_name
-from medseg_ui import engine, qc_banner, viewer
+from medseg_ui import (
+    engine,
+    modality_ui,
+    qc_banner,
+    seg_download,
+    viewer,
+    volumes_table,
+)
 from medseg_ui.model_picker import pick_model
 from medseg_ui.session import (
     DEFAULT_MAX_UPLOAD_MB,
@@ -30,11 +37,17 @@ folder = session_folder(state)
 HIDE = {str(folder.path): "session"}
 
 
-def set_image(volume, name: str, sample=None) -> None:
-    """A new input: forget the previous result and viewer positions."""
+def set_image(volume, name: str, sample=None, source=None) -> None:
+    """A new input: forget the previous result and viewer positions. ``source``: the file or
+    folder read (a DICOM folder gets a DICOM SEG download)."""
     state["image"] = volume
     state["image_name"] = name
     state["sample"] = sample
+    state["dicom_source"] = seg_download.dicom_folder(source)
+    if state.get("model") is None:  # nothing chosen yet: suggest a model by modality
+        found = modality_ui.of_input(state, volume)
+        state["model_suggest"] = modality_ui.suggest(engine.models(), found, volume)
+        state["rerun_for_model"] = state["model_suggest"] is not None
     for key in ("seg", "seg_model", "mask_bytes", "pair_rows"):
         state.pop(key, None)
     viewer.reset(state)
@@ -42,6 +55,8 @@ def set_image(volume, name: str, sample=None) -> None:
 
 # ---- model and settings (sidebar) -----------------------------------------------------------
 models = engine.models()
+if state.get("model") is None and state.get("model_suggest") in models:
+    state["model"] = state.pop("model_suggest")  # before the picker is drawn
 with st.sidebar:
     st.header("Model")
     picked = pick_model(models, key="model", trust_key="trust", hide=HIDE)
@@ -61,7 +76,8 @@ source = st.radio("Input", ["Upload a file", "Bundled sample"], horizontal=True,
 max_mb = float(st.get_option("server.maxUploadSize") or DEFAULT_MAX_UPLOAD_MB)
 if source == "Upload a file":
     upload = st.file_uploader(
-        "NIfTI (.nii/.nii.gz), NRRD/MHA, a zipped DICOM series (.zip) or a 2D image "
+        "NIfTI (.nii/.nii.gz), NRRD/MHA, a zipped DICOM series (.zip), one DICOM file (.dcm, "
+        "single or multi-frame) or a 2D image "
         f"(PNG/JPEG/TIFF); up to {max_mb:.0f} MB", key="upload", **uploader_limit(max_mb))
     if upload is not None and state.get("upload_id") != upload.file_id:
         state["upload_id"] = upload.file_id
@@ -70,8 +86,9 @@ if source == "Upload a file":
             path = save_upload(upload.getvalue(), upload.name, work, "image", IMAGE_SUFFIXES,
                                max_mb)
             shown = display_name(upload.name)
-            volume = engine.read_input(path, folder.subdir("input_unzipped"))
-            set_image(volume, shown)
+            unzipped = folder.subdir("input_unzipped")
+            volume = engine.read_input(path, unzipped)
+            set_image(volume, shown, source=unzipped)
         except Exception as exc:
             state.pop("image", None)
             # the upload is saved as image<suffix>: show the user's own file name instead
@@ -87,7 +104,7 @@ else:
     if st.button("Load sample", key="load_sample") and choice is not None:
         try:
             set_image(engine.read_input(choice.path, folder.subdir("input_unzipped")),
-                      choice.title, choice)
+                      choice.title, choice, source=choice.path)
         except Exception as exc:
             state["load_error"] = error_message(exc, HIDE)
         else:
@@ -95,6 +112,8 @@ else:
 
 if state.get("load_error"):
     st.error(plain(state["load_error"]))
+if state.pop("rerun_for_model", False):
+    st.rerun()  # draw the sidebar again with the model suggested for this input
 
 image = state.get("image")
 if image is None:
@@ -109,9 +128,19 @@ st.markdown(f"**{plain(state['image_name'])}** · shape {shape} · "
 # ---- run ------------------------------------------------------------------------------------
 STEPS = ("preprocessing", "sliding-window inference", "resampling to the input grid",
          "postprocessing")
+found = modality_ui.of_input(state, image)
+run = False
 if not models:
     st.warning("No model is available yet, so only viewing is possible.")
-elif st.button("Run segmentation", type="primary", key="run"):
+elif model is None:
+    st.info("Choose a model in the sidebar. None is picked for you unless the input's "
+            "modality fits one.")
+    if found.modality:
+        st.caption(plain(f"Input: {found.describe()}"))
+else:
+    modality_ui.banner(image, picked.info, found, modality_ui.declared(state))
+    run = st.button("Run segmentation", type="primary", key="run")
+if run:
     with st.status(plain(f"Segmenting with {model}…"), expanded=True) as status:
         bar = st.progress(0.0, text="loading the model")
 
@@ -123,7 +152,8 @@ elif st.button("Run segmentation", type="primary", key="run"):
         try:
             seg = engine.segmenter(model, overlap=overlap, mirror=mirror, fast=fast,
                                    postprocessors=tuple(postprocessors), trust=trust)(
-                image, where=state["image_name"], progress=progress)
+                image, where=state["image_name"], progress=progress,
+                modality=modality_ui.declared(state))
             bar.progress(1.0, text="done")
             status.update(label=plain(f"Segmented with {model}"), state="complete",
                           expanded=False)
@@ -157,17 +187,23 @@ instances = viewer.show(state, image, seg)
 if seg is not None:
     st.subheader(plain(f"Volumes ({state['seg_model']})"))
     rows = seg.volumes()
-    st.table(pd.DataFrame(  # st.table renders markdown in its cells
-        [{"class": plain(r["name"]), "label": r["label"], "voxels": r["voxels"],
-          "volume (mL)": f"{r['volume_ml']:.1f}"} for r in rows]).set_index("class"))
+    st.table(volumes_table.frame(seg))  # st.table renders markdown: names escaped there
     base = (state["sample"].case if state.get("sample")
             else case_name(Path(state["image_name"]), bare=True))
-    c1, c2 = st.columns(2)
-    c1.download_button("Download mask (NIfTI)", state["mask_bytes"], f"{base}_seg.nii.gz",
+    c1, c2, c3 = st.columns(3)
+    # named as the CLI names them (X.nii.gz, X_volumes.csv, X_seg.dcm)
+    c1.download_button("Download mask (NIfTI)", state["mask_bytes"], f"{base}.nii.gz",
                        mime="application/gzip", key="dl_mask")
     c2.download_button("Download volumes (CSV)", engine.volumes_csv(rows, seg.qc),
                        f"{base}_volumes.csv", mime="text/csv", key="dl_csv")
-    st.text(f"Files: {base}_seg.nii.gz (on the input's grid), {base}_volumes.csv")  # no markdown
+    with c3:
+        seg_download.offer(state, key="seg_dicom", seg=seg, source=state.get("dicom_source"),
+                           target=folder.subdir("seg_out", fresh=False) / "seg.dcm",
+                           model=state["seg_model"], trust=trust, file_name=f"{base}_seg.dcm",
+                           hide=HIDE)
+    dicom = f", {base}_seg.dcm" if state.get("dicom_source") else ""
+    # st.text: no markdown
+    st.text(f"Files: {base}.nii.gz (on the input's grid), {base}_volumes.csv{dicom}")
     st.caption("Open **Evaluate** to score this mask against a reference.")
     if instances is not None:
         st.subheader("Instances")

@@ -9,6 +9,7 @@ import shutil
 
 import streamlit as st
 
+from medseg.evaluation.classes import parse_class_tokens, split_text
 from medseg.evaluation.intervals import DEFAULT_MIN_N, StatsOptions
 from medseg.evaluation.options import EvaluationOptions
 from medseg.evaluation.pairs import evaluate_pair
@@ -44,8 +45,13 @@ COLUMNS = ("class", "label", "status", "dice", "iou", "hd95", "nsd", "ref_volume
            "pred_volume_ml")
 
 
-def class_labels() -> dict[int, str] | None:
-    """Class names of the model that made the current mask (background left out)."""
+def class_labels():
+    """The classes scored: the Labels box when filled in (names, or values merged as
+    ``brain=1,2,3``), else the names of the model that made the current mask (background
+    left out), else None (the values found, named from the masks' headers)."""
+    text = state.get("eval_labels", "").strip()
+    if text:
+        return parse_class_tokens(split_text(text), option="Labels")
     seg = state.get("seg")
     if seg is None:
         return None
@@ -68,11 +74,30 @@ def dice_chart(rows: list[dict], value: str = "dice", title: str = "Dice") -> No
     st.bar_chart(frame, x="class", y=title, height=260, sort=False)
 
 
+def lift_single_folder(target) -> None:
+    """A zip holding one folder of masks (``preds/case.nii.gz``): its files move up into
+    ``target`` (macOS's ``__MACOSX`` folder is dropped)."""
+    shutil.rmtree(target / "__MACOSX", ignore_errors=True)
+    entries = [p for p in target.iterdir() if not p.name.startswith(".")]
+    if len(entries) == 1 and entries[0].is_dir():
+        inner = entries[0]
+        for item in inner.iterdir():
+            item.rename(target / item.name)
+        inner.rmdir()
+
+
 def mean_of(values: list) -> str:
     """Mean over the classes that have a value (a class empty in both maps has none)."""
     found = [float(v) for v in values if v is not None and v == v]
     return f"{sum(found) / len(found):.3f}" if found else "–"
 
+
+st.text_input("Labels (optional): name classes or merge values, e.g. brain=1,2,3",
+              key="eval_labels", placeholder="brain=1,2,3",
+              help="Applied to both masks before scoring. brain=1,2,3 scores the union of "
+                   "classes 1, 2 and 3 as one class 'brain' (a reference that outlines the "
+                   "whole brain against a tissue model); liver=1 spleen=2 only names values. "
+                   "Empty: the model's classes.")
 
 # ---- this case ------------------------------------------------------------------------------
 st.header("This case")
@@ -127,8 +152,11 @@ else:
         st.dataframe([{COLUMN_TITLES.get(c, c): r.get(c) for c in COLUMNS} for r in class_rows],
                      hide_index=True, key="dice_table")
         c1, c2 = st.columns(2)
-        c1.metric("Mean Dice", mean_of([r["dice"] for r in class_rows]))
-        c2.metric("Mean IoU (semantic)", f"{overall.get('miou', float('nan')):.3f}")
+        c1.metric("Mean Dice (classes above)", mean_of([r["dice"] for r in class_rows]))
+        c2.metric("Semantic mIoU, background included", f"{overall.get('miou', float('nan')):.3f}",
+                  help="Mean IoU over every label value including the background, over all "
+                       "voxels (the semantic-segmentation convention); not the mean of the "
+                       "class IoUs in the table")
         dice_chart(class_rows)
 
 # ---- cohort ---------------------------------------------------------------------------------
@@ -173,7 +201,9 @@ else:
             for upload, role in uploads:
                 archive = save_upload(upload.getvalue(), upload.name, zips, role, ZIP_SUFFIXES,
                                       max_mb)
-                safe_extract_zip(archive, folder.subdir(f"cohort/{role}"))
+                target = folder.subdir(f"cohort/{role}")
+                safe_extract_zip(archive, target)
+                lift_single_folder(target)
             ready = True
         except Exception as exc:
             state["cohort_error"] = error_message(exc, HIDE)

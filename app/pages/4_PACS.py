@@ -14,13 +14,13 @@ import pandas as pd
 import streamlit as st
 
 from medseg.io import read_image
-from medseg.io.dicom_seg import write_dicom_seg
 from medseg.pacs.auth import resolve_credentials
 from medseg.pacs.client import Server, open_client
 from medseg.pacs.query import NON_IMAGE_MODALITIES, list_series, list_studies
 from medseg.pacs.retrieve import download_series
+from medseg.pacs.segmented import mark_segmented, segmented_series
 from medseg.pacs.store import push_seg, same_study_seg
-from medseg_ui import engine, qc_banner, viewer
+from medseg_ui import engine, qc_banner, seg_download, viewer, volumes_table
 from medseg_ui.model_picker import pick_model
 from medseg_ui.session import error_message, session_folder
 from medseg_ui.text import plain
@@ -48,6 +48,22 @@ def forget(*keys: str) -> None:
         state.pop(key, None)
 
 
+def series_case(row) -> str:
+    """A short file name for a series: modality, series number and the UID's last digits."""
+    number = str(row.get("SeriesNumber", "")).strip()
+    parts = [str(row.get("Modality") or "series"), number if number.isdigit() else "",
+             str(row["SeriesInstanceUID"]).replace(".", "")[-8:]]
+    return "_".join(p for p in parts if p)
+
+
+def load_series(client, server, study: str) -> None:
+    """List the study's series and which of them a SEG on the server references."""
+    rows = list_series(client, server, study)
+    state["pacs_seg_links"] = segmented_series(client, server, study, rows)
+    state["pacs_series"] = rows
+    state["pacs_series_of"] = (server.url, study)
+
+
 # ---- model (sidebar) ------------------------------------------------------------------------
 models = engine.models()
 with st.sidebar:
@@ -62,8 +78,9 @@ url = st.text_input("DICOMweb URL", value=os.environ.get("MEDSEG_DICOMWEB_URL", 
                     help="The DICOMweb root. Credentials and CA bundle come from the server's "
                          "environment (docs/pacs.md), never from this page.")
 if st.button("List studies", key="pacs_list") and url.strip():
-    forget("pacs_studies", "pacs_series", "pacs_error", "pacs_image", "pacs_seg",
-           "pacs_pushed")
+    # a fresh listing: the series of the chosen study are listed again too
+    forget("pacs_studies", "pacs_series", "pacs_series_of", "pacs_seg_links", "pacs_error",
+           "pacs_image", "pacs_seg", "pacs_pushed")
     try:
         server, client = connect(url)
         state["pacs_studies"] = list_studies(client, server)
@@ -91,17 +108,20 @@ study = st.selectbox("Study", uids, format_func=label.get, key="pacs_study")
 st.text(f"Study {study}")
 
 if state.get("pacs_series_of") != (state.get("pacs_server_url"), study):
-    forget("pacs_series", "pacs_image", "pacs_seg", "pacs_pushed")
+    forget("pacs_series", "pacs_series_of", "pacs_seg_links", "pacs_image", "pacs_seg",
+           "pacs_pushed")
     try:
         server, client = connect(state["pacs_server_url"])
-        state["pacs_series"] = list_series(client, server, study)
-        state["pacs_series_of"] = (server.url, study)
+        load_series(client, server, study)
     except Exception as exc:
         st.error(plain(error_message(exc, HIDE)))
         st.stop()
 series_rows = state["pacs_series"]
+seg_links = state.get("pacs_seg_links") or {}
 st.subheader("Series")
-st.dataframe(pd.DataFrame(series_rows), hide_index=True, key="pacs_series_table")
+st.caption("SEG: whether a DICOM SEG stored in this study references the series.")
+st.dataframe(pd.DataFrame(mark_segmented(series_rows, seg_links)), hide_index=True,
+             key="pacs_series_table")
 images = [r for r in series_rows if str(r["Modality"]).upper() not in NON_IMAGE_MODALITIES]
 if not images:
     st.warning("This study holds no image series.")
@@ -111,6 +131,8 @@ images.sort(key=lambda r: (str(r["Modality"]).upper() != (modality or "").upper(
 slabel = {r["SeriesInstanceUID"]: f"{r['Modality']} · #{r['SeriesNumber']} · "
                                   f"{r['SeriesDescription'] or 'no description'} · "
                                   f"{r['NumberOfSeriesRelatedInstances']} instances"
+                                  + (" · has a SEG" if seg_links.get(r["SeriesInstanceUID"])
+                                     else "")
           for r in images}
 series = st.selectbox("Series", list(slabel), format_func=slabel.get, key="pacs_pick")
 chosen = next(r for r in images if r["SeriesInstanceUID"] == series)
@@ -120,6 +142,13 @@ st.text(f"Series {series}")
 if not models:
     st.warning("No model is available, so nothing can be segmented.")
     st.stop()
+if model is None:
+    st.info("Choose a model in the sidebar.")
+    st.stop()
+if modality and chosen["Modality"] and str(chosen["Modality"]).upper() != modality.upper():
+    st.warning(plain(f"Modality mismatch: model {model} is made for {modality} images, but "
+                     f"this series is {chosen['Modality']} (declared in its DICOM header)."),
+               icon=":material/warning:")
 if st.button("Segment series", type="primary", key="pacs_run"):
     forget("pacs_image", "pacs_seg", "pacs_pushed", "pacs_run_error")
     viewer.reset(state)
@@ -144,7 +173,8 @@ if st.button("Segment series", type="primary", key="pacs_run"):
                             progress=downloaded)
             down.progress(1.0, text="download done")
             image = read_image(target)
-            seg = engine.segmenter(model, trust=trust)(image, where=series, progress=progress)
+            seg = engine.segmenter(model, trust=trust)(image, where=series, progress=progress,
+                                                       modality=str(chosen["Modality"]) or None)
             bar.progress(1.0, text="segmentation done")
             status.update(label=plain(f"Segmented with {model}"), state="complete",
                           expanded=False)
@@ -166,27 +196,27 @@ qc_banner.show(getattr(seg, "qc", None), state.get("pacs_seg_model", ""))
 st.subheader("Viewer")
 viewer.show(state, image, seg)
 st.subheader(plain(f"Volumes ({state['pacs_seg_model']})"))
-st.table(pd.DataFrame([{"class": plain(r["name"]), "label": r["label"], "voxels": r["voxels"],
-                        "volume (mL)": f"{r['volume_ml']:.1f}"} for r in seg.volumes()]
-                      ).set_index("class"))
+st.table(volumes_table.frame(seg))  # st.table renders markdown: names escaped there
+seg_file = seg_download.offer(state, key="pacs_seg_file", seg=seg,
+                              source=folder.path / "pacs_series",
+                              target=folder.subdir("pacs_out", fresh=False) / "seg.dcm",
+                              model=state["pacs_seg_model"], trust=trust,
+                              file_name=f"{series_case(chosen)}_seg.dcm", hide=HIDE)
 
 # ---- push -----------------------------------------------------------------------------------
 st.subheader("Send back")
 st.caption("Stores a DICOM SEG into this study on the server. It references the source "
            "series and carries the study's patient and study attributes (docs/pacs.md).")
-if st.button("Push SEG to the server", key="pacs_push"):
-    up = st.progress(0.0, text="upload: writing the SEG")
+if st.button("Push SEG to the server", key="pacs_push", disabled=seg_file is None):
+    up = st.progress(0.0, text="upload: sending the SEG")
     try:
         server, client = connect(state["pacs_server_url"])
         source = folder.path / "pacs_series"
-        seg_file = write_dicom_seg(seg, source, folder.subdir("pacs_out") / "seg.dcm",
-                                   segment_codes=getattr(engine.segmenter(model, trust=trust),
-                                                         "segment_codes", None))
         up.progress(0.4, text="upload: sending")
         state["pacs_pushed"] = push_seg(client, server, same_study_seg(seg_file, source))
         up.progress(1.0, text="upload: done")
         forget("pacs_push_error")
-        state["pacs_series"] = list_series(client, server, study)  # now with the SEG series
+        load_series(client, server, study)  # now with the SEG series, and the series marked
         st.rerun()
     except Exception as exc:
         state["pacs_push_error"] = error_message(exc, HIDE)

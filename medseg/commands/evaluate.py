@@ -14,9 +14,11 @@ import math
 import sys
 
 from medseg.errors import MedsegError
+from medseg.evaluation.classes import ClassGroups, parse_class_tokens
 from medseg.evaluation.intervals import DEFAULT_MIN_N, StatsOptions
 from medseg.evaluation.lesions import LesionRule
 from medseg.evaluation.options import EvaluationOptions
+from medseg.evaluation.pairs import normalize_labels
 from medseg.evaluation.report.folder import sweep_interrupted
 from medseg.evaluation.run import evaluate_folders
 from medseg.evaluation.study.criteria import load_criteria
@@ -28,8 +30,11 @@ from medseg.evaluation.study.subgroups import dicom_metadata_table, read_metadat
 def add_scoring_args(p) -> None:
     """Options shared by ``evaluate`` and ``compare``: labels, tolerance, empty score, ..."""
     p.add_argument("--labels", nargs="+", default=None, metavar="LABEL",
-                   help="class values (1 2 3) or names (liver=1 spleen=2); default: every "
-                        "non-zero value found. Any other value in a map fails that case.")
+                   help="class values (1 2 3), names (liver=1 spleen=2), or classes merged "
+                        "from several values in both maps (brain=1,2,3). Default: every "
+                        "non-zero value found, named from the prediction's header or the "
+                        "folders' dataset.json. With --labels, any other value in a map fails "
+                        "that case.")
     p.add_argument("--tolerance", nargs="+", default=["1"], metavar="MM",
                    help="NSD tolerance in mm: one number, or per class (liver=2 3=1.5), "
                         "optionally with a bare default number (default 1)")
@@ -121,19 +126,10 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def parse_labels(tokens: list[str] | None) -> dict[int, str] | None:
-    """``["1", "2"]`` or ``["liver=1", "spleen=2"]`` -> ``{value: name}``."""
-    if tokens is None:
-        return None
-    out: dict[int, str] = {}
-    for token in tokens:
-        name, sep, value = token.rpartition("=")
-        try:
-            number = int(value)
-        except ValueError:
-            raise MedsegError(f"--labels: {token!r} is not a value or name=value") from None
-        out[number] = name if sep and name else str(number)
-    return out
+def parse_labels(tokens: list[str] | None) -> dict[int, str] | ClassGroups | None:
+    """``["1", "2"]`` or ``["liver=1", "spleen=2"]`` -> ``{value: name}``; ``["brain=1,2,3"]``
+    -> :class:`~medseg.evaluation.classes.ClassGroups` (see there)."""
+    return parse_class_tokens(tokens)
 
 
 def parse_tolerance(tokens: list[str]) -> float | dict[str, float]:
@@ -232,7 +228,7 @@ def run(args) -> int:
 
     sweep_interrupted_reports(args.output)
     options = scoring_options(args)
-    study = study_options(args, options.labels)
+    study = study_options(args, normalize_labels(options.labels))
     lesion_criteria = [c.id for c in (study.criteria if study else ())
                        if c.metric == "detection" or c.metric.startswith("lesion_")]
     if lesion_criteria and options.lesion_rule is None:
@@ -244,6 +240,10 @@ def run(args) -> int:
         clusters = {case: row.get(args.cluster, "") or case for case, row in table.items()}
         options = options.replace(stats=stats_options(args, clusters, args.cluster))
     if len(args.ref) > 1:
+
+        if isinstance(options.labels, ClassGroups):
+            raise MedsegError("--labels merging values (NAME=1,2,3) is not supported with "
+                              "several --ref readers; merge the masks beforehand")
 
         result = evaluate_readers(args.pred, args.ref, args.output, options, study=study,
                                   pdf=args.pdf, consensus=args.consensus)

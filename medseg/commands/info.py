@@ -37,15 +37,18 @@ def run(args) -> int:
     channels = "" if info["channels"] == 1 else f" ({info['channels']} channels)"
     print(f"  shape        {' x '.join(map(str, info['shape']))}{channels}")
     print(f"  spacing      {' x '.join(f'{s:g}' for s in info['spacing_mm'])} mm")
-    print(f"  origin       {', '.join(f'{o:g}' for o in info['origin_mm'])} mm (RAS)")
+    origin = ", ".join(f"{o + 0.0:g}" for o in info["origin_mm"])  # + 0.0: no "-0"
+    print(f"  origin       {origin} mm (RAS)")
     print(f"  orientation  {info['orientation']}")
     print(f"  dtype        {info['dtype']}")
     lo, hi = info["intensity_range"]
     print(f"  intensities  {lo:g} .. {hi:g}")
     if "labels" in info:
-        print("  labels")
+        print("  labels (background 0 left out)")
         for value, item in info["labels"].items():
-            print(f"    {value:>5}  {item['voxels']:>10} voxels  {item['volume_ml']:>10.3f} mL")
+            name = f"  {item['name']}" if "name" in item else ""
+            print(f"    {value:>5}  {item['voxels']:>10} voxels  {item['volume_ml']:>10.3f} mL"
+                  f"{name}")
     return 0
 
 

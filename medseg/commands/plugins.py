@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from medseg.devtools.scaffold import create_plugin, plugin_files
+from medseg.evaluation.metrics import CLASS_METRICS, METRIC_INFO, SEMANTIC_METRICS
 from medseg.registry import load_registry
 
 PLURAL = {"loss": "losses"}
@@ -33,6 +34,13 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    # the evaluation's built-in metrics first in the metrics section, then plugin metrics
+    builtin = [{"kind": "metric", "name": name, "plugin": "medseg (built in)",
+                "description": METRIC_INFO[name][2] + (" (per image, background included)"
+                                                       if name in SEMANTIC_METRICS else "")}
+               for name in (*CLASS_METRICS, *SEMANTIC_METRICS)]
+    rows = [r for r in rows if r["kind"] != "metric"] + builtin + [
+        r for r in rows if r["kind"] == "metric"]
     width = max(len(r["name"]) for r in rows) if rows else 4
     pwidth = max(len(r["plugin"]) for r in rows) if rows else 6
     kind = None

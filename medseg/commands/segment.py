@@ -14,6 +14,7 @@ from medseg.engine.outputs import output_paths, write_instances
 from medseg.engine.segmenter import InferenceSettings, Segmenter
 from medseg.errors import InputError, MedsegError
 from medseg.io import read_label_map
+from medseg.io.display import ml_text
 from medseg.models import load_model, resolve_model
 from medseg.ops.device import resolve_device
 from medseg.qc import QC
@@ -161,7 +162,7 @@ def report_rows(rows: list[dict[str, Any]]) -> int:
     failed = [r for r in rows if r["status"] == "error"]
     for r in rows:
         if r["status"] in ("ok", "skipped") and "volumes_ml" in r:
-            vols = ", ".join(f"{k} {v:.1f} mL" for k, v in r["volumes_ml"].items())
+            vols = ", ".join(f"{k} {ml_text(v)} mL" for k, v in r["volumes_ml"].items())
             found = r.get("instances")
             extra = "; instances " + ", ".join(f"{k} {v}" for k, v in found.items()) \
                 if found is not None else ""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import shlex
 import sys
+from pathlib import Path
 
 from medseg.registry import load_registry
 from medseg.training.train import TrainConfig, train
@@ -17,8 +19,18 @@ def _json_dict(text: str) -> dict:
     return value
 
 
+class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows each option's default, unless it is None/False/empty (said in words)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.default in ([], {}):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def register(sub) -> None:
-    p = sub.add_parser("train", help="train a model bundle on a dataset folder")
+    p = sub.add_parser("train", help="train a model bundle on a dataset folder",
+                       formatter_class=_Defaults)
     p.add_argument("dataset", help="folder with dataset.json, imagesTr/, labelsTr/")
     p.add_argument("-o", "--output", required=True, help="bundle folder to write")
     p.add_argument("--arch", default="unet", help="registered architecture name")
@@ -26,21 +38,25 @@ def register(sub) -> None:
     p.add_argument("--loss", default="dice_focal", help="registered loss name")
     p.add_argument("--loss-params", type=_json_dict, default={},
                    help='JSON object, e.g. \'{"alpha": 0.75, "gamma": 2}\'')
-    p.add_argument("--patch-size", type=int, nargs="+", default=None)
+    p.add_argument("--patch-size", type=int, nargs="+", default=None,
+                   help="patch size in voxels (default: planned from the dataset)")
     p.add_argument("--spacing", type=float, nargs="+", default=None,
                    help="target spacing in mm (default: median of the dataset)")
-    p.add_argument("--iterations", type=int, default=1000)
-    p.add_argument("--batch-size", type=int, default=2)
-    p.add_argument("--samples-per-volume", type=int, default=2)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--val-every", type=int, default=50)
-    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--iterations", type=int, default=1000, help="training iterations")
+    p.add_argument("--batch-size", type=int, default=2, help="patches per iteration")
+    p.add_argument("--samples-per-volume", type=int, default=2,
+                   help="patches drawn from each volume loaded")
+    p.add_argument("--lr", type=float, default=2e-3,
+                   help="initial learning rate (AdamW, polynomial decay)")
+    p.add_argument("--val-every", type=int, default=50, help="iterations between validations")
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="share of the cases held out for validation")
     p.add_argument("--patience", type=int, default=8, help="validations without improvement")
     p.add_argument("--class-ratios", type=float, nargs="+", default=None,
                    help="patch sampling ratio per class (background first)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (split, sampling, init)")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1")
-    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--no-augment", action="store_true", help="no data augmentation")
     p.add_argument("--flip-axes", type=int, nargs="*", default=[],
                    help="voxel axes to mirror in augmentation (default none: keeps left/right "
                         "labels learnable)")
@@ -56,6 +72,18 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def portable(arg: str) -> str:
+    """A command-line word as the bundle records it: an absolute path of the training machine
+    becomes relative to the working folder when inside it, else only its last two parts."""
+    path = Path(arg)
+    if not path.is_absolute():
+        return arg
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(Path("...", *path.parts[-2:]))
+
+
 def run(args) -> int:
     cfg = TrainConfig(
         architecture=args.arch, arch_params=args.arch_params, loss=args.loss,
@@ -68,7 +96,7 @@ def run(args) -> int:
         device=args.device, class_ratios=args.class_ratios, augment=not args.no_augment,
         flip_axes=tuple(args.flip_axes), synth=args.synth, intensity=args.intensity,
     )
-    command = "medseg " + " ".join(shlex.quote(a) for a in sys.argv[1:]) \
+    command = "medseg " + " ".join(shlex.quote(portable(a)) for a in sys.argv[1:]) \
         if sys.argv and sys.argv[0].endswith("medseg") else None
     bundle = train(args.dataset, args.output, cfg, init_bundle=args.init, resume=args.resume,
                    registry=load_registry(args.plugins_dir, fresh=True),

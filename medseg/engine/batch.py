@@ -41,6 +41,7 @@ from medseg.io.dicom import sniff_dicom_file
 from medseg.io.dicom_seg import write_dicom_seg
 from medseg.io.limits import working_bytes_per_voxel, working_memory
 from medseg.io.names import IMAGE_SUFFIXES, case_name
+from medseg.qc.modality import declared_modality
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,9 @@ def _segment_case(case: CaseInput, out_dir: Path, segmenter, requested: set[str]
     per_voxel = getattr(segmenter, "input_bytes_per_voxel", None)
     with working_memory(per_voxel() if per_voxel else working_bytes_per_voxel()):
         image = read_image(case.path)  # refused from its header when segmenting it cannot fit
-    result = segmenter(image, where=str(case.path))
+    declared = declared_modality(case.path)  # DICOM's Modality, for QC's modality check
+    result = (segmenter(image, where=str(case.path), modality=declared) if declared
+              else segmenter(image, where=str(case.path)))
     written = write_segmentation(result, image, out_dir, case.name, model=segmenter.name)
     pause_point("after-mask")
     if "dicom_seg" in requested:
@@ -164,7 +167,9 @@ def _segment_case(case: CaseInput, out_dir: Path, segmenter, requested: set[str]
     if result.qc is not None:
         done.update(qc=result.qc.status, qc_reasons=result.qc.reasons,
                     qc_checked=list(result.qc.checked))
-    write_manifest(out_dir, case.name, written, done, settings)
+    # a SEG is written for DICOM inputs only: the manifest says what this case got
+    write_manifest(out_dir, case.name, written, done,
+                   {**settings, "dicom_seg": "dicom_seg" in requested})
     return {"status": "ok", **done}
 
 

@@ -167,7 +167,10 @@ class Segmenter:
         return out
 
     def __call__(self, volume: Volume, where: str = "input",
-                 progress: Callable[[str], None] | None = None) -> Segmentation:
+                 progress: Callable[[str], None] | None = None, *,
+                 modality: str | None = None) -> Segmentation:
+        """Segment ``volume``; ``modality``: the input's as its DICOM header declares it (QC
+        compares it with the models'; without it QC guesses it from the intensities)."""
         say = progress or (lambda _msg: None)
         settings = self.settings
         if settings.fast:
@@ -215,7 +218,7 @@ class Segmenter:
             prob_volume = Volume(np.concatenate(prob_maps).astype(np.float32), volume.affine)
         label_map = LabelMap(labels[None], volume.affine)
         qc = check_segmentation(label_map, self.label_names, volume,
-                                [m.info for m in self.models])
+                                [m.info for m in self.models], input_modality=modality)
         return Segmentation(label_map, self.label_names, prob_volume, qc)
 
 

@@ -27,6 +27,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from medseg.errors import GeometryError, InputError, MedsegError
+from medseg.evaluation.classes import ClassGroups
 from medseg.evaluation.lesions import DEFAULT_RULE, LESION_METRICS, LesionRule, match_lesions
 from medseg.evaluation.metrics import (
     class_metrics,
@@ -49,9 +50,12 @@ def normalize_labels(labels: Any) -> dict[int, str] | None:
     """``{label value: class name}`` from a list of values, ``{name: value}`` or ``{value: name}``.
 
     None stays None (meaning: every non-zero value found). Background 0 cannot be a class.
+    :class:`~medseg.evaluation.classes.ClassGroups` give their classes' names.
     """
     if labels is None:
         return None
+    if isinstance(labels, ClassGroups):
+        return dict(labels.names)
     out: dict[int, str] = {}
     if isinstance(labels, Mapping):
         items = []
@@ -176,6 +180,8 @@ def evaluate_pair(
             )
         pred = resample_nearest(pred, ref)
     p_arr, r_arr = pred.data, ref.data
+    if isinstance(labels, ClassGroups):  # merged classes (brain=1,2,3), in both maps
+        p_arr, r_arr = labels.apply(p_arr), labels.apply(r_arr)
     try:
         p_boxes = _present_labels(p_arr)
     except GeometryError as exc:
@@ -184,7 +190,8 @@ def evaluate_pair(
         r_boxes = _present_labels(r_arr)
     except GeometryError as exc:
         raise GeometryError(f"reference {exc}") from None
-    notes = [n for n in (grid_note, labels_note(set(p_boxes), set(r_boxes))) if n]
+    notes = [n for n in (grid_note, labels_note(set(p_boxes), set(r_boxes)),
+                         fewer_labels_note(set(p_boxes), set(r_boxes))) if n]
     if label_names is None:
         label_names = {v: str(v) for v in sorted(set(p_boxes) | set(r_boxes))}
     else:
@@ -267,6 +274,22 @@ def labels_note(pred_values: set[int], ref_values: set[int]) -> str | None:
             f"reference {', '.join(map(str, sorted(ref_values)))})")
 
 
+def fewer_labels_note(pred_values: set[int], ref_values: set[int]) -> str | None:
+    """Said before a score: the reference holds fewer classes than the prediction while
+    sharing some (an outline of their union, say a whole-brain mask against three tissues):
+    the prediction's other classes are scored against nothing."""
+    pred_values, ref_values = pred_values - {0}, ref_values - {0}
+    if not ref_values or not pred_values & ref_values or len(ref_values) >= len(pred_values):
+        return None
+    extra = sorted(pred_values - ref_values)
+    values = ",".join(map(str, sorted(pred_values)))
+    return (f"the reference has fewer labels ({len(ref_values)}: "
+            f"{', '.join(map(str, sorted(ref_values)))}) than the prediction "
+            f"({len(pred_values)}: {', '.join(map(str, sorted(pred_values)))}); classes "
+            f"{', '.join(map(str, extra))} are scored against nothing. If the reference "
+            f"outlines their union, merge them (labels NAME={values})")
+
+
 # ---- pairing folders ------------------------------------------------------------------------
 
 
@@ -283,6 +306,24 @@ class Pairing:
     ambiguous: dict[str, str] = field(default_factory=dict)
 
 
+#: what ``medseg segment`` writes beside a mask ``CASE.nii.gz`` (medseg.engine.outputs, manifests)
+SIDECAR_SUFFIXES = ("_manifest.json", "_volumes.json", "_volumes.csv", "_probabilities.nii.gz",
+                    "_seg.dcm", "_instances.nii.gz", "_panoptic.nii.gz", "_instances.csv",
+                    "_instances.json")
+
+
+def is_sidecar(path: Path) -> bool:
+    """A file medseg wrote beside a mask of the same folder (or the run's summary): neither a
+    case nor worth listing as ignored."""
+    name = path.name
+    if name == "summary.json" or (name.startswith("summary_rank") and name.endswith(".json")):
+        return True
+    for suffix in SIDECAR_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return (path.parent / f"{name[: -len(suffix)]}.nii.gz").is_file()
+    return False
+
+
 def _scan(folder: Path, role: str) -> tuple[dict[str, list[Path]], list[str]]:
     if not folder.exists():
         raise InputError(folder, f"{role} folder not found")
@@ -291,7 +332,7 @@ def _scan(folder: Path, role: str) -> tuple[dict[str, list[Path]], list[str]]:
     cases: dict[str, list[Path]] = {}
     ignored: list[str] = []
     for path in sorted(folder.iterdir()):
-        if path.name.startswith("."):
+        if path.name.startswith(".") or (path.is_file() and is_sidecar(path)):
             continue
         name = case_name(path, CASE_SUFFIXES) if path.is_file() else None
         if name is None:

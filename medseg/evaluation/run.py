@@ -11,6 +11,7 @@ from typing import Any
 
 from medseg.evaluation import report
 from medseg.evaluation.agreement import volume_agreement
+from medseg.evaluation.classes import ClassGroups
 from medseg.evaluation.detection import detection_section
 from medseg.evaluation.metrics import CLASS_METRICS
 from medseg.evaluation.options import EvaluationOptions
@@ -81,6 +82,8 @@ def evaluate_folders(
         extra_metrics=extras, pred_dir=str(pred_dir), ref_dir=ref_label or str(ref_dir),
         missing_distance=opts.missing_distance, stats=opts.stats,
     )
+    if isinstance(opts.labels, ClassGroups):
+        settings["labels"] = f"{opts.labels.describe()} (values merged in both maps)"
     extra = {"volume_agreement": volume_agreement(rows), **(sections or {})}
     if opts.lesion_rule is not None:
         detection = detection_section(rows, opts.lesion_classes, opts.stats,

@@ -17,6 +17,12 @@ import numpy as np
 from tqdm import tqdm
 
 from medseg.errors import MedsegError, PluginError
+from medseg.evaluation.classes import (
+    ClassGroups,
+    names_from_dataset_json,
+    names_from_file,
+    rename_rows,
+)
 from medseg.evaluation.lesions import LESION_METRICS, match_lesions
 from medseg.evaluation.metrics import CLASS_METRICS, SEMANTIC_METRICS, class_metrics
 from medseg.evaluation.options import EvaluationOptions
@@ -38,6 +44,8 @@ def _score_case(job: dict[str, Any]) -> dict[str, Any]:
             extra_metrics=job["extra_metrics"], missing_distance=job["missing_distance"],
             lesion_rule=job["lesion_rule"],
         )
+        if job["labels"] is None:  # no names given: the prediction's own, else dataset.json's
+            rename_rows(rows, {**job["names"], **names_from_file(job["pred"])})
         return {"case": job["case"], "rows": rows, "error": ""}
     except MedsegError as exc:
         return {"case": job["case"], "rows": [], "error": str(exc)}
@@ -92,8 +100,11 @@ def score_folders(
         pairing.pairs = [p for p in pairing.pairs if p[0] in keep]
     extras = _extra_metric_specs(metrics, plugins_dir)
     workers = default_workers() if workers is None else max(1, int(workers))
+    default_names = {} if label_names is not None else names_from_dataset_json(ref_dir,
+                                                                                pred_dir)
     jobs = [
-        {"case": case, "pred": str(p), "ref": str(r), "labels": label_names,
+        {"case": case, "pred": str(p), "ref": str(r), "names": default_names,
+         "labels": labels if isinstance(labels, ClassGroups) else label_names,
          "tolerance": tolerance, "empty_score": empty_score, "resample": resample,
          "extra_metrics": extras, "plugins_dir": plugins_dir,
          "missing_distance": opts.missing_distance, "lesion_rule": opts.lesion_rule}

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from medseg.io import read_image
+from medseg.io.nifti import nifti_label_names
 from medseg.registry import Registry
 from medseg.volume import Volume
 
@@ -23,7 +24,9 @@ def looks_like_labels(volume: Volume, max_labels: int = 64) -> bool:
         np.unique(arr).size <= max_labels
 
 
-def describe_volume(volume: Volume) -> dict[str, Any]:
+def describe_volume(volume: Volume, names: dict[int, str] | None = None) -> dict[str, Any]:
+    """Geometry and intensities; for a label map its classes (background left out) with
+    their ``names`` where known."""
     arr = volume.array
     info: dict[str, Any] = {
         "shape": list(volume.spatial_shape),
@@ -38,9 +41,11 @@ def describe_volume(volume: Volume) -> dict[str, Any]:
     if looks_like_labels(volume):
         values, counts = np.unique(arr, return_counts=True)
         voxel_ml = float(np.prod(volume.spacing)) / 1000.0
+        names = names or {}
         info["labels"] = {
-            str(int(v)): {"voxels": int(c), "volume_ml": round(int(c) * voxel_ml, 4)}
-            for v, c in zip(values, counts, strict=True)
+            str(int(v)): {"voxels": int(c), "volume_ml": round(int(c) * voxel_ml, 4),
+                          **({"name": names[int(v)]} if int(v) in names else {})}
+            for v, c in zip(values, counts, strict=True) if v != 0
         }
     return info
 
@@ -48,7 +53,11 @@ def describe_volume(volume: Volume) -> dict[str, Any]:
 def describe_file(path: str | Path, registry: Registry, **options: Any) -> dict[str, Any]:
     path = Path(path)
     volume = read_image(path, registry=registry, **options)
-    return {"path": str(path), "format": _format_name(path, registry), **describe_volume(volume)}
+    names = {}
+    if path.is_file() and path.name.lower().endswith((".nii", ".nii.gz")):
+        names = nifti_label_names(path)  # the class names medseg writes into its masks
+    return {"path": str(path), "format": _format_name(path, registry),
+            **describe_volume(volume, names)}
 
 
 def _format_name(path: Path, registry: Registry) -> str:

@@ -9,6 +9,7 @@ the source.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,41 @@ from medseg.io.seg_codes import SegmentCodes, codes_for_name
 #: type-2 attributes highdicom copies from the source; empty when the source lacks them
 _TYPE2 = ("AccessionNumber", "PatientBirthDate", "PatientSex", "ReferringPhysicianName",
           "StudyID", "StudyDate", "StudyTime", "PatientName", "PatientID")
+
+
+#: the SEG's own series description (docs/pacs.md); not a patient attribute, so it is kept
+SERIES_DESCRIPTION = "medseg segmentation"
+#: PS3.16 CID 7050 codes of the profile and options applied (DeidentificationMethodCodeSequence)
+BASIC_PROFILE = ("113100", "DCM", "Basic Application Confidentiality Profile")
+RETAIN_UIDS = ("113110", "DCM", "Retain UIDs Option")
+RETAIN_DATES = ("113106", "DCM", "Retain Longitudinal Temporal Information Full Dates Option")
+RETAIN_INSTITUTION = ("113112", "DCM", "Retain Institution Identity Option")
+
+
+def mark_deidentified(seg, *, created: datetime, keep_dates: bool = False,
+                      keep_institution: bool = False):
+    """After :func:`medseg.io.deid.deidentify`: say so as PS3.15 E.1.1 asks
+    (PatientIdentityRemoved YES, DeidentificationMethod and its code sequence naming the
+    profile and options), restore the SEG's own SeriesDescription, and give its ContentDate /
+    ContentTime the time it was made (the SEG's creation, not the patient's exam)."""
+    from pydicom.dataset import Dataset
+
+    options = [RETAIN_UIDS] + ([RETAIN_DATES] if keep_dates else []) + (
+        [RETAIN_INSTITUTION] if keep_institution else [])
+    seg.PatientIdentityRemoved = "YES"
+    # LO, one value per profile/option (64 characters each at most)
+    seg.DeidentificationMethod = [f"medseg PS3.15 {BASIC_PROFILE[2]}"[:64]] + [
+        o[2][:64] for o in options]
+    items = []
+    for code, scheme, meaning in [BASIC_PROFILE, *options]:
+        item = Dataset()
+        item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = code, scheme, meaning
+        items.append(item)
+    seg.DeidentificationMethodCodeSequence = items
+    seg.SeriesDescription = SERIES_DESCRIPTION
+    seg.ContentDate = created.strftime("%Y%m%d")
+    seg.ContentTime = created.strftime("%H%M%S")
+    return seg
 
 
 def _with_type2_defaults(ds):
@@ -101,10 +137,12 @@ def write_dicom_seg(result, source: str | Path, target: str | Path, *,
         manufacturer_model_name="medseg",
         software_versions=__version__,
         device_serial_number="0",
-        series_description="medseg segmentation",
+        series_description=SERIES_DESCRIPTION,
     )
     if not keep_patient_data:
         deidentify(seg, keep_dates=keep_dates, keep_institution=keep_institution)
+        mark_deidentified(seg, created=datetime.now(), keep_dates=keep_dates,
+                          keep_institution=keep_institution)
     with atomic_path(target) as tmp:
         seg.save_as(tmp)
     return Path(target)

@@ -45,6 +45,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from medseg.qc.modality import modality_problems
 from medseg.qc.record import class_volumes_ml, extent_mm
 from medseg.volume import LabelMap, Volume
 
@@ -294,14 +295,20 @@ def _foreground(labels: np.ndarray, values: list[int], n_classes: int) -> np.nda
 
 
 def check_segmentation(labels: LabelMap, label_names: Mapping[int, str], image: Volume,
-                       models: Sequence[Any]) -> QC:
+                       models: Sequence[Any], *, input_modality: str | None = None) -> QC:
     """Check a label map (on ``image``'s grid) against each model's own training record.
 
     ``models`` are :class:`~medseg.models.base.ModelInfo` objects (their ``labels`` and
     ``training_record``); with several merged models each is judged on its own classes.
+    The **modality** check (:mod:`medseg.qc.modality`) compares each model's declared
+    modality with ``input_modality`` (the DICOM header's) or, without it, the one guessed
+    from the image's intensities.
     """
-    findings: list[Finding] = []
-    checked: list[str] = []
+    findings: list[Finding] = [Finding("modality", m)
+                               for m in modality_problems(image, models, input_modality)]
+    # judged only when some model declares its modality
+    checked: list[str] = ["modality"] if any(getattr(m, "modality", None) for m in models) \
+        else []
     volumes = class_volumes_ml(labels, label_names)
     value_of = {n: v for v, n in label_names.items()}
     for info in models:

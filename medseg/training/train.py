@@ -335,6 +335,13 @@ def train(dataset_dir: str | Path, output: str | Path, config: TrainConfig | Non
     if progress and rank == 0:
         from tqdm.auto import tqdm
 
+        # what is about to run, before the first (possibly slow) iteration
+        print(f"training {ds.name}: {len(train_cases)} training and {len(val_cases)} "
+              f"validation cases, spacing "
+              f"{' x '.join(f'{v:g}' for v in pre.target_spacing or ()) or 'as stored'} "
+              f"mm, patch {' x '.join(map(str, patch))}, {cfg.architecture}, loss {cfg.loss}, "
+              f"device {device}, {cfg.iterations} iterations (validation every "
+              f"{cfg.val_every})", file=sys.stderr)
         bar = tqdm(total=cfg.iterations, initial=state["iteration"], desc="train",
                    unit="it", dynamic_ncols=True, file=sys.stderr)
     t0 = time.time()
@@ -372,7 +379,9 @@ def train(dataset_dir: str | Path, output: str | Path, config: TrainConfig | Non
             state["history"].append(round(loss_value, 5))
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss_value:.4f}", dice=f"{max(state['best'], 0):.3f}")
+                # the best validation Dice so far; none before the first validation
+                bar.set_postfix(loss=f"{loss_value:.4f}", val_dice=(
+                    f"{state['best']:.3f}" if state["best"] >= 0 else "pending"))
             last = state["iteration"] >= cfg.iterations
             if state["iteration"] % cfg.val_every == 0 or last:
                 stop = _validate_and_save(net, val_cases, label_values, patch, pre, cfg, ds,

@@ -26,7 +26,9 @@ th{background:#f3f3f3}td.l,th.l{text-align:left}
 .plots{display:flex;flex-wrap:wrap;gap:8px}.gallery figure{display:inline-block;margin:4px}
 figcaption{font-size:11px;color:#444;max-width:260px}th.sort{cursor:pointer}
 .methods{background:#f7f7f7;padding:.6em;border-left:3px solid #888}
-@media print{body{margin:0;max-width:none}h2,h3{break-after:avoid}svg,figure,tr{break-inside:avoid}}
+.keep{break-inside:avoid;page-break-inside:avoid}
+@media print{body{margin:0;max-width:none}h2,h3{break-after:avoid;page-break-after:avoid}
+svg,figure,tr,.keep{break-inside:avoid;page-break-inside:avoid}}
 """
 #: sorts a table by the clicked column (numbers numerically); the page works without it
 SORT_JS = """
@@ -105,6 +107,31 @@ def criteria_html(crit: Mapping[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _compact_html(classes: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
+    """First on the page: one row per class, Dice with its CI, HD95 and NSD means."""
+    esc = html.escape
+    rows = [(name, item) for name, item in classes.items()
+            if item.get("label") is not None and "dice" in item["metrics"]]
+    if not rows:
+        return []
+    out = ["<div class='keep'><h2>Dice per class</h2><table><tr><th class='l'>class</th>"
+           "<th>label</th><th>n</th><th>mean Dice</th><th>95% CI</th><th>median Dice</th>"
+           "<th>mean HD95 (mm)</th><th>mean NSD</th><th>NSD tolerance (mm)</th></tr>"]
+    for name, item in rows:
+        m = item["metrics"]
+        dice, hd95, nsd = m["dice"], m.get("hd95", {}), m.get("nsd", {})
+        ci = ("-" if dice.get("n", 0) <= 1
+              else f"{_fmt(dice.get('ci_low'), 3)}&ndash;{_fmt(dice.get('ci_high'), 3)}")
+        tol = _tol(settings, name)
+        out.append(f"<tr><td class='l'>{esc(str(name))}</td><td>{esc(str(item['label']))}</td>"
+                   f"<td>{dice.get('n', 0)}</td><td>{_fmt(dice.get('mean'), 3)}</td>"
+                   f"<td>{ci}</td><td>{_fmt(dice.get('median'), 3)}</td>"
+                   f"<td>{_fmt(hd95.get('mean'), 3)}</td><td>{_fmt(nsd.get('mean'), 3)}</td>"
+                   f"<td>{'' if tol is None else f'{tol:g}'}</td></tr>")
+    out.append("</table></div>")
+    return out
+
+
 def _summary_html(classes: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
     esc = html.escape
     out = ["<h2>Summary</h2><p class='note'>Statistics over finite values; n = cases covered, "
@@ -118,7 +145,8 @@ def _summary_html(classes: Mapping[str, Any], settings: Mapping[str, Any]) -> li
                                              "CI low", "CI high"))
     for name, item in classes.items():
         counts = ", ".join(f"{k} {v}" for k, v in item["status"].items() if v)
-        out.append(f"<h3>{esc(str(name))}"
+        # heading, note and table kept on one page (no heading orphaned in the PDF)
+        out.append(f"<div class='keep'><h3>{esc(str(name))}"
                    + (f" (label {esc(str(item['label']))})" if item["label"] else "")
                    + f"</h3><p class='note'>{item['n_cases']} cases: {esc(counts)}</p>")
         out.append(f"<table><tr><th class='l'>metric</th>{head}</tr>")
@@ -130,7 +158,7 @@ def _summary_html(classes: Mapping[str, Any], settings: Mapping[str, Any]) -> li
                             for k in keys)
             label = _metric_label(metric, _tol(settings, name))
             out.append(f"<tr><td class='l'>{esc(label)}</td>{cells}</tr>")
-        out.append("</table>")
+        out.append("</table></div>")
     return out
 
 
@@ -321,6 +349,7 @@ def render_html(document: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) 
            f"{len(document['errors'])} failed. Created {esc(str(settings.get('created', '')))}"
            f" by medseg {esc(settings['software']['medseg'])}. "
            "<a href='#per-case'>Per-case table</a>.</p>"]
+    out += _compact_html(classes, settings)
     if document.get("criteria"):
         out.append("<h2>Acceptance criteria</h2>")
         out.append(criteria_html(document["criteria"]))
