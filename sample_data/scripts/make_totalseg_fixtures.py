@@ -156,6 +156,8 @@ CASES = {
     "ct_lps__total_roi_liver_spleen": ("ct_lps_aniso.nii.gz", "total",
                                        ["--roi_subset", "liver", "spleen"]),
     "ct_oblique__total": ("ct_oblique.nii.gz", "total", []),
+    "ct_oblique__total_roi_liver_spleen": ("ct_oblique.nii.gz", "total",
+                                           ["--roi_subset", "liver", "spleen"]),
     "mr_brain__total_mr_fast": ("mr_brain_lps.nii.gz", "total_mr", ["--fast"]),
     "mr_head__total_mr_fast": ("../../real_mri/itk_t1_head.nii.gz", "total_mr", ["--fast"]),
     "mr_brain__total_mr": ("mr_brain_lps.nii.gz", "total_mr", []),

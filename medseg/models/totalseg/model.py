@@ -51,7 +51,7 @@ def task_info(task: Task, roi_subset: Sequence[str] | None = None,
         details["roi_subset"] = list(roi_subset)
     return ModelInfo(
         name=task.model_name, format=FORMAT, labels=labels, spatial_dims=3, in_channels=1,
-        spacing=task.spacing, modality=task.modality, channel_names=(task.modality,),
+        spacing=task.spacing, modality=task.modality,
         folds=("0",), source=f"TotalSegmentator task {task.name!r}: "
                              + ", ".join(r.folder for r in task.parts), details=details)
 
