@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -61,6 +62,16 @@ def _format_warning(message, category, filename, lineno, line=None) -> str:
     return f"medseg: warning: {message}\n"
 
 
+def drop_working_directory_from_path() -> None:
+    """Take the working directory off ``sys.path`` (``python -m medseg.cli`` puts it first):
+    run from inside a downloaded model folder, its ``itk.py`` or ``nrrd.py`` would otherwise be
+    imported by MONAI's optional-import probes as the engine loads (medseg itself is
+    installed, so it never needs the working directory). The ``medseg`` console script never
+    has it on the path."""
+    here = os.path.realpath(os.getcwd())
+    sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) != here]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
@@ -90,4 +101,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
+    drop_working_directory_from_path()
     sys.exit(main())
