@@ -21,6 +21,9 @@ from medseg.io.archive import safe_extract_zip
 from medseg.models import ModelInfo, describe_model, load_model, resolve_model
 from medseg.models.catalog import list_models
 from medseg.models.medseg_bundle.bundle import Bundle, load_bundle
+from medseg.models.totalseg.naming import FORMAT as TOTALSEG_FORMAT
+from medseg.models.totalseg.status import PRESENT, task_state
+from medseg.models.totalseg.tasks import task_name
 from medseg.registry import Registry, load_registry
 from medseg.volume import LabelMap, Volume
 
@@ -37,9 +40,11 @@ def models_dir() -> str:
 
 
 def models() -> list[str]:
-    """Names of every model usable by name, any format (bundled, MEDSEG_MODELS_DIR,
-    TotalSegmentator's folders)."""
-    return [e.name for e in list_models(registry())]
+    """Names of every model that can run now, any format (bundled, MEDSEG_MODELS_DIR,
+    TotalSegmentator's folders; a TotalSegmentator task only when all its weights are there:
+    the Models page pulls the others)."""
+    return [e.name for e in list_models(registry())
+            if e.format != TOTALSEG_FORMAT or task_state(task_name(e.name)) == PRESENT]
 
 
 def _version(name: str) -> str:
