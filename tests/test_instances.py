@@ -132,6 +132,7 @@ def test_viewer_colours_by_instance(models_dir):
 
     at = _app("1_Segment.py")
     _segment_sample(at)
+    at.radio(key="viewer_mode").set_value("Slices (static images)").run()  # not NiiVue's
     before = [img.value for img in at.get("image")]
     _classes(at).unselect(2).unselect(3).run()  # white matter only
     at.checkbox(key="by_instance").check().run()

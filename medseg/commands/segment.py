@@ -140,15 +140,13 @@ def run(args) -> int:
 
 
 def check_dicom_seg_inputs(cases: list[CaseInput]) -> None:
-    """``--dicom-seg`` needs DICOM input (a SEG references the series it segments): an error
-    when no input is DICOM, a warning naming each input that is not."""
-    others = [c for c in cases if not c.error and not is_dicom_input(c.path)]
-    if others and len(others) == len([c for c in cases if not c.error]):
-        raise InputError(others[0].path, "--dicom-seg needs DICOM input (a DICOM folder or zip):"
-                                         " a DICOM SEG references the series it segments")
-    for case in others:
-        print(f"medseg: warning: {case.path}: not DICOM, so no DICOM SEG is written for it "
-              "(--dicom-seg)", file=sys.stderr)
+    """``--dicom-seg`` needs DICOM input (a SEG references the series it segments): a
+    warning naming each input that is not DICOM (its mask and tables are still written, and its
+    manifest does not claim a SEG)."""
+    for case in cases:
+        if not case.error and not is_dicom_input(case.path):
+            print(f"medseg: warning: {case.path}: not a DICOM series, so no DICOM SEG is written "
+                  "for it (--dicom-seg needs DICOM input to reference)", file=sys.stderr)
 
 
 #: exit statuses of ``medseg segment`` (README "Command line")
