@@ -97,34 +97,29 @@ def _watch(connection: HTTPConnection) -> None:
         deadline.watch(connection)
 
 
-class _WatchedHTTPConnection(HTTPConnection):
+class _Watched:
+    """Puts the connection under every active deadline before each step that can block."""
+
     def connect(self) -> None:
-        _watch(self)
-        super().connect()
-        _watch(self)
+        _watch(self)  # type: ignore[arg-type]
+        super().connect()  # type: ignore[misc]
+        _watch(self)  # type: ignore[arg-type]
 
-    def request(self, *args, **kwargs):  # type: ignore[override]
-        _watch(self)
-        return super().request(*args, **kwargs)
+    def request(self, *args, **kwargs):
+        _watch(self)  # type: ignore[arg-type]
+        return super().request(*args, **kwargs)  # type: ignore[misc]
 
-    def getresponse(self, *args, **kwargs):  # type: ignore[override]
-        _watch(self)
-        return super().getresponse(*args, **kwargs)
+    def getresponse(self, *args, **kwargs):
+        _watch(self)  # type: ignore[arg-type]
+        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def connect(self) -> None:
-        _watch(self)
-        super().connect()
-        _watch(self)
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
 
-    def request(self, *args, **kwargs):  # type: ignore[override]
-        _watch(self)
-        return super().request(*args, **kwargs)
 
-    def getresponse(self, *args, **kwargs):  # type: ignore[override]
-        _watch(self)
-        return super().getresponse(*args, **kwargs)
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
 
 
 class _HTTPPool(HTTPConnectionPool):

@@ -86,18 +86,23 @@ def wilcoxon_test(diff: Sequence[float] | np.ndarray) -> tuple[float, int, str]:
     return float(result.pvalue), n, name
 
 
+def _finite_ascending(pvalues: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The p-values as floats, an all-NaN result of their shape, and the indices of the finite
+    ones in ascending order (stable): what Holm and Benjamini-Hochberg both start from."""
+    p = np.asarray(pvalues, dtype=float)
+    idx = np.flatnonzero(np.isfinite(p))
+    return p, np.full(p.shape, math.nan), idx[np.argsort(p[idx], kind="stable")]
+
+
 def holm(pvalues: Sequence[float]) -> list[float]:
     """Holm-Bonferroni adjusted p-values (NaN entries stay NaN and are not counted).
 
     Sorted ascending, the i-th of m p-values (0-based) becomes ``(m - i) p``, made
     non-decreasing and capped at 1.
     """
-    p = np.asarray(pvalues, dtype=float)
-    out = np.full(p.shape, math.nan)
-    idx = np.flatnonzero(np.isfinite(p))
-    if idx.size == 0:
+    p, out, order = _finite_ascending(pvalues)
+    if order.size == 0:
         return out.tolist()
-    order = idx[np.argsort(p[idx], kind="stable")]
     m = order.size
     adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
     out[order] = adjusted
@@ -111,12 +116,9 @@ def bh(pvalues: Sequence[float]) -> list[float]:
     non-decreasing from the largest down, capped at 1. Valid under independence or positive
     dependence (PRDS) of the tests, which per-class metrics of one model pair usually show.
     """
-    p = np.asarray(pvalues, dtype=float)
-    out = np.full(p.shape, math.nan)
-    idx = np.flatnonzero(np.isfinite(p))
-    if idx.size == 0:
+    p, out, order = _finite_ascending(pvalues)
+    if order.size == 0:
         return out.tolist()
-    order = idx[np.argsort(p[idx], kind="stable")]
     m = order.size
     raw = m * p[order] / np.arange(1, m + 1)
     out[order] = np.minimum(1.0, np.minimum.accumulate(raw[::-1])[::-1])
