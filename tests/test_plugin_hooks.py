@@ -328,6 +328,7 @@ def test_app_stays_up_when_a_plugin_architecture_fails(tmp_path, monkeypatch):
 
         assert plain("architecture 'dummy_net' of plugin 'file:plugin_dummy' returned logits") \
             in errors[0]  # shown as text: every punctuation mark escaped
+        at.radio(key="viewer_mode").set_value("Slices (static images)").run()  # not NiiVue's
         at.slider(key="slice_Axial").set_value(3).run()  # the viewer still works
         assert not at.exception
         assert len(at.get("image")) == 3
