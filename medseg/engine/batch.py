@@ -41,6 +41,7 @@ from medseg.io.dicom import sniff_dicom_file
 from medseg.io.dicom_seg import write_dicom_seg
 from medseg.io.limits import working_bytes_per_voxel, working_memory
 from medseg.io.names import IMAGE_SUFFIXES, case_name
+from medseg.prompts.types import PromptSpec
 from medseg.qc.modality import declared_modality
 
 
@@ -51,6 +52,8 @@ class CaseInput:
     #: why this input cannot be segmented (missing file, empty folder...): reported as the
     #: case's error while the other cases run
     error: str | None = None
+    #: a promptable model's prompts for this case (world mm or voxels; checked on the image)
+    prompts: PromptSpec | None = None
 
 
 
@@ -108,6 +111,13 @@ def remove_stale_parts(out_dir: Path, names: Iterable[str]) -> list[Path]:
     return removed
 
 
+def prompt_record(spec: PromptSpec) -> dict[str, Any]:
+    """The prompts of a case as its manifest records them (other prompts redo the case)."""
+    return {"voxel": spec.voxel, "init": spec.init,
+            "points": [[*p.position, "+" if p.positive else "-"] for p in spec.points],
+            "boxes": [[*b.lo, *b.hi] for b in spec.boxes]}
+
+
 def requested_outputs(case: CaseInput, segmenter, dicom_seg: bool) -> set[str]:
     """The outputs a case must have to count as done with these settings."""
     kinds = set(BASE_OUTPUTS)
@@ -153,8 +163,10 @@ def _segment_case(case: CaseInput, out_dir: Path, segmenter, requested: set[str]
     with working_memory(per_voxel() if per_voxel else working_bytes_per_voxel()):
         image = read_image(case.path)  # refused from its header when segmenting it cannot fit
     declared = declared_modality(case.path)  # DICOM's Modality, for QC's modality check
-    result = (segmenter(image, where=str(case.path), modality=declared) if declared
-              else segmenter(image, where=str(case.path)))
+    extra: dict[str, Any] = {"modality": declared} if declared else {}
+    if case.prompts is not None:
+        extra["prompts"] = case.prompts
+    result = segmenter(image, where=str(case.path), **extra)
     written = write_segmentation(result, image, out_dir, case.name, model=segmenter.name)
     pause_point("after-mask")
     if "dicom_seg" in requested:
@@ -213,7 +225,10 @@ def segment_cases(cases: list[CaseInput], out_dir: str | Path, segmenter, *,
 
         bar = tqdm(total=len(mine), desc="segment", unit="case", file=sys.stderr,
                    dynamic_ncols=True, position=rank)
+    run_settings = settings
     for case in mine:
+        settings = run_settings if case.prompts is None else \
+            {**run_settings, "prompts": prompt_record(case.prompts)}
         paths = output_paths(out_dir, case.name)
         if out_dir.is_dir():
             remove_stale_parts(out_dir, [p.name for p in paths.values()]
@@ -224,8 +239,10 @@ def segment_cases(cases: list[CaseInput], out_dir: str | Path, segmenter, *,
                 raise InputError(case.path, case.error)
             requested = requested_outputs(case, segmenter, dicom_seg)
             doc = None if overwrite else read_manifest(out_dir, case.name)
-            if doc is not None and doc.get("settings", {}).get("model") != settings["model"]:
-                doc = None  # another model: redo
+            done_with = (doc or {}).get("settings", {})
+            if doc is not None and (done_with.get("model") != settings["model"]
+                                    or done_with.get("prompts") != settings.get("prompts")):
+                doc = None  # another model, or other prompts: redo
             missing = missing_outputs(doc, out_dir, requested)
             if doc is not None and not missing:
                 row.update({**(doc.get("result") or {}), "status": "skipped",

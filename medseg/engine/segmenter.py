@@ -11,7 +11,7 @@ quality flag (:mod:`medseg.qc`). It knows no format: a model is any
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,8 @@ from medseg.io.seg_codes import codes_from_config
 from medseg.models.base import InferenceSettings, SegmentationModel
 from medseg.ops.device import resolve_device
 from medseg.ops.plugin_calls import run_postprocessor
+from medseg.prompts.resolve import check_prompts, resolve_prompts
+from medseg.prompts.types import Prompts, PromptSpec
 from medseg.qc.checks import QC, check_segmentation
 from medseg.registry import Registry, load_registry
 from medseg.volume import LabelMap, Volume
@@ -68,7 +70,10 @@ class Segmenter:
 
     def __init__(self, model: SegmentationModel | Sequence[SegmentationModel],
                  settings: InferenceSettings | None = None,
-                 registry: Registry | None = None) -> None:
+                 registry: Registry | None = None, *,
+                 rename: dict[str, str] | None = None) -> None:
+        """``rename``: class name -> the name to show and write instead (e.g. ``--label``
+        naming what a promptable model's ``object`` is)."""
         self.settings = settings or InferenceSettings()
         self.registry = registry or load_registry()
         self.device = resolve_device(self.settings.device)
@@ -81,6 +86,8 @@ class Segmenter:
                                   "with medseg.models.load_model)")
         self.models = list(models)
         self.label_names, self._luts = merged_labels([m.info for m in self.models])
+        if rename:
+            self.label_names = {v: rename.get(n, n) for v, n in self.label_names.items()}
         # a model's own postprocessors run on its own classes before merging (their "classes"
         # are the model's label values, mapped to the merged ones); the user's run after
         self._model_postprocessors = [
@@ -157,6 +164,34 @@ class Segmenter:
                                     f"of {limit} bytes (MEDSEG_MAX_MEMORY_BYTES){detail}")
 
     @property
+    @property
+    def promptable(self) -> bool:
+        """Whether a model here segments what it is pointed at (it needs prompts)."""
+        return any(m.info.prompts for m in self.models)
+
+    def _with_prompts(self, settings: InferenceSettings, volume: Volume, where: str,
+                      prompts: Prompts | PromptSpec | None) -> InferenceSettings:
+        """``settings`` carrying the prompts, checked against the image and the models."""
+        wanted = [m for m in self.models if m.info.prompts]
+        if not prompts:
+            if wanted:
+                raise InputError(where, f"model {wanted[0].info.name!r} segments what it is "
+                                        "pointed at: give prompts (--point, --box or "
+                                        "--prompts)")
+            return settings
+        if not wanted:
+            raise InputError(where, f"model {self.name!r} takes no prompts")
+        resolved = resolve_prompts(prompts, volume, where) if isinstance(prompts, PromptSpec) \
+            else check_prompts(prompts, volume, where)
+        for m in wanted:
+            extra = resolved.kinds() - set(m.info.prompts)
+            if extra or not resolved.kinds() - {"mask"}:
+                given = ", ".join(sorted(extra)) or "a mask alone"
+                raise InputError(where, f"model {m.info.name!r} takes "
+                                        f"{', '.join(m.info.prompts)} prompts (a mask only with"
+                                        f" points or boxes), not {given}")
+        return replace(settings, prompts=resolved)
+
     def segment_codes(self) -> dict[str, Any]:
         """Class name -> the models' own DICOM segment codes, where a model gives them
         (``details["segment_codes"]``); other classes are coded from their names."""
@@ -168,15 +203,19 @@ class Segmenter:
 
     def __call__(self, volume: Volume, where: str = "input",
                  progress: Callable[[str], None] | None = None, *,
-                 modality: str | None = None) -> Segmentation:
+                 modality: str | None = None,
+                 prompts: Prompts | PromptSpec | None = None) -> Segmentation:
         """Segment ``volume``; ``modality``: the input's as its DICOM header declares it (QC
-        compares it with the models'; without it QC guesses it from the intensities)."""
+        compares it with the models'; without it QC guesses it from the intensities);
+        ``prompts``: what a promptable model segments (voxel :class:`Prompts`, or a
+        :class:`PromptSpec` in world mm or voxels, checked here against ``volume``)."""
         say = progress or (lambda _msg: None)
         settings = self.settings
         if settings.fast:
             settings = InferenceSettings(**{**settings.__dict__, "overlap": 0.1, "mirror": False})
         for m in self.models:
             check_input(volume, m.info, where)
+        settings = self._with_prompts(settings, volume, where, prompts)
         self.check_memory(volume, where)
         labels: np.ndarray | None = None
         prob_maps: list[np.ndarray] = []

@@ -13,6 +13,11 @@ this protocol:
    and orientation and returns a :class:`Prediction` (per-voxel channel indices, and the full
    probability maps only when ``settings.probabilities`` asks for them).
 
+A promptable model (``info.prompts`` not empty) follows the same protocol and finds the
+prompts in ``settings.prompts``, already checked against the input and in its voxel indices:
+it predicts ``background, object`` probabilities on whatever crop it chooses around them and
+restores them onto the whole input grid.
+
 Keeping the three apart lets each format reproduce its tool's pipeline while the segmenter owns
 checks, label values, postprocessing, merging of several models, outputs and QC.
 """
@@ -28,6 +33,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
+    from medseg.prompts.types import Prompts
     from medseg.volume import Volume
 
 
@@ -45,6 +51,9 @@ class InferenceSettings:
     postprocessors: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     probabilities: bool = False
     device: str | None = None
+    #: a promptable model's prompts (:class:`medseg.prompts.Prompts`, voxel indices of the
+    #: input); None for every other model
+    prompts: Prompts | None = None
 
 
 
@@ -75,6 +84,9 @@ class ModelInfo:
     #: what the training data looked like (volume ranges, intensity statistics, extent),
     #: used by quality checks; None when the format does not record it
     training_record: Mapping[str, Any] | None = None
+    #: prompt kinds a promptable model takes (of ``point``, ``box``, ``mask``; see
+    #: :mod:`medseg.prompts`); empty for a model that segments without prompts
+    prompts: tuple[str, ...] = ()
 
     @property
     def label_values(self) -> list[int]:
@@ -95,6 +107,7 @@ class ModelInfo:
             "patch_size": list(self.patch_size) if self.patch_size else None,
             "modality": self.modality, "channel_names": list(self.channel_names),
             "folds": list(self.folds), "source": self.source, "details": dict(self.details),
+            "prompts": list(self.prompts),
         }
 
 

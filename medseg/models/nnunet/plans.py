@@ -16,45 +16,19 @@ class and function names are kept as strings and looked up in allow-lists elsewh
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medseg.errors import InputError, first_line
+from medseg.errors import InputError
+from medseg.io.json_file import read_json
 
 PLANS_FILE = "plans.json"
 DATASET_FILE = "dataset.json"
-#: plans.json of real models are tens of kilobytes; refuse anything absurd before parsing
-MAX_JSON_BYTES = 16 * 1024 * 1024
 #: nnU-Net's ANISO_THRESHOLD: a spacing ratio above this resamples the low-res axis apart
 DEFAULT_ANISOTROPY_THRESHOLD = 3.0
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object from ``path``; any problem is a one-line :class:`InputError`."""
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise InputError(path, "file not found") from None
-    except OSError as exc:
-        raise InputError(path, f"cannot be read ({exc.strerror or exc})") from None
-    if size > MAX_JSON_BYTES:
-        raise InputError(path, f"is {size} bytes; a JSON file over {MAX_JSON_BYTES} bytes is "
-                               "refused")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(path, f"is not valid JSON ({first_line(exc, 120)})") from None
-    except RecursionError:
-        raise InputError(path, "is not valid JSON (nested too deeply)") from None
-    except OSError as exc:
-        raise InputError(path, f"cannot be read ({exc.strerror or exc})") from None
-    if not isinstance(data, dict):
-        raise InputError(path, f"must hold a JSON object, not {type(data).__name__}")
-    return data
 
 
 # ---- small typed pieces ------------------------------------------------------------------
