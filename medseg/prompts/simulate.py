@@ -26,12 +26,12 @@ def _centre(region: np.ndarray, spacing: Sequence[float], rng: np.random.Generat
     sl = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in sl)
     sub = np.pad(region[sl], 1)
     dist = ndimage.distance_transform_edt(sub, sampling=spacing)[(slice(1, -1),) * sub.ndim]
-    if rng is None:
-        flat = int(np.argmax(dist))
+    if rng is None:  # of the deepest voxels, the one nearest their centroid
+        deepest = np.argwhere(dist >= dist.max() - 1e-6)
+        idx = deepest[int(np.argmin(((deepest - deepest.mean(0)) ** 2).sum(1)))]
     else:
         candidates = np.flatnonzero(dist >= spread * dist.max())
-        flat = int(rng.choice(candidates))
-    idx = np.unravel_index(flat, dist.shape)
+        idx = np.unravel_index(int(rng.choice(candidates)), dist.shape)
     return tuple(int(i + s.start) for i, s in zip(idx, sl, strict=True))
 
 
