@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from medseg.errors import InputError, MedsegError
-from medseg.hub import filelock, monai_zoo, totalseg
+from medseg.hub import filelock, monai_zoo, sam, totalseg
 from medseg.hub.install import install_zip, top_folder
 from medseg.hub.sources import MONAI_PREFIX, TOTALSEG_PREFIX, pull_models_dir
 from medseg.io import checksum_record as record
@@ -32,9 +32,12 @@ def pull(name: str, *, force: bool = False, roi_locator: bool = True,
     if name.startswith(MONAI_PREFIX):
         return [monai_zoo.pull_bundle(name, force=force, say=say,
                                       progress=progress is not None).path]
+    if name.startswith(sam.SAM_PREFIX):
+        sam.pull(name)  # always refuses: the weights are downloaded by hand, then imported
     raise MedsegError(f"cannot pull {name!r}: name a TotalSegmentator task "
                       f"(totalseg:{', totalseg:'.join(TASKS)}) or a MONAI model-zoo bundle "
-                      f"(monai:<name>, e.g. monai:spleen_ct_segmentation)")
+                      f"(monai:<name>, e.g. monai:spleen_ct_segmentation); SAM checkpoints "
+                      f"({sam.SAM_PREFIX}medsam_vit_b) are downloaded by hand and imported")
 
 
 def _is_monai_bundle_zip(archive: Path, top: str) -> bool:
@@ -50,9 +53,12 @@ def import_archive(archive: str | Path, *, force: bool = False,
                    say: Say | None = None) -> Path:
     """Install a release zip copied from another machine: a TotalSegmentator
     ``DatasetNNN_<name>.zip`` into the weights folder, or a MONAI bundle zip (``<name>/configs/
-    metadata.json``) into the models folder."""
+    metadata.json``) into the models folder; or a MedSAM checkpoint (``.pth``) downloaded by
+    hand, as the ``medsam_vit_b`` model folder (:mod:`medseg.hub.sam`)."""
     archive = Path(archive)
     say = say or (lambda _line: None)
+    if archive.suffix in (".pth", ".pt"):  # a SAM-family checkpoint downloaded by hand
+        return sam.import_checkpoint(archive, force=force, say=say)
     top = top_folder(archive)
     if not _is_monai_bundle_zip(archive, top):
         return totalseg.import_zip(archive, force=force, say=say).path
@@ -85,8 +91,11 @@ def folders_for(names: list[str]) -> list[Path]:
             out += [p for p in totalseg.task_folders(name) if p not in out]
         elif name.startswith(MONAI_PREFIX):
             out.append(pull_models_dir() / monai_zoo.bundle_name(name))
+        elif name.startswith(sam.SAM_PREFIX):
+            out.append(sam.folder_for(name))
         else:
-            raise MedsegError(f"cannot verify {name!r}: name totalseg:<task> or monai:<bundle>")
+            raise MedsegError(f"cannot verify {name!r}: name totalseg:<task>, monai:<bundle> or "
+                              "sam:<checkpoint>")
     return out
 
 
