@@ -6,7 +6,9 @@ shape (768 wide, 12 blocks, 12 heads, global attention in blocks 2, 5, 8, 11: wh
     python bench/bench_sam.py [--device cpu|cuda] [--repeat 2]
 
 Prints, per network: the image preparation (resize to 1024), the image encoder and the mask
-decoder (one box), as the median of ``--repeat`` runs after one warm-up, and the machine's load.
+decoder (one box), as the median of ``--repeat`` runs after one warm-up, in wall-clock and in
+process CPU seconds (the CPU seconds hold on a busy machine; wall-clock on an idle one is about
+CPU seconds / threads for the encoder), and the machine's load.
 """
 
 from __future__ import annotations
@@ -39,14 +41,16 @@ def _vit_b_folder(tmp: Path) -> Path:
     return tmp
 
 
-def _time(fn, repeat: int) -> float:
+def _time(fn, repeat: int) -> tuple[float, float]:
+    """Median wall-clock and process CPU seconds of ``fn`` (after one warm-up call)."""
     fn()
-    runs = []
+    wall, cpu = [], []
     for _ in range(repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
-        runs.append(time.perf_counter() - t)
-    return statistics.median(runs)
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def main() -> None:
@@ -76,8 +80,10 @@ def _report(name: str, model: SamModel, image: np.ndarray, box: np.ndarray,
     dec = _time(lambda: model.probability(model.low_res_logits(emb, image.shape, box),
                                           image.shape), repeat)
     params = sum(p.numel() for p in model.net.parameters()) / 1e6
-    print(f"{name:16s} {params:6.1f} M parameters: prepare {prep:.2f} s, encoder {enc:.2f} s, "
-          f"decoder {dec:.3f} s, slice {prep + enc + dec:.2f} s")
+    print(f"{name:16s} {params:6.1f} M parameters, seconds wall (CPU): prepare "
+          f"{prep[0]:.2f} ({prep[1]:.2f}), encoder {enc[0]:.2f} ({enc[1]:.2f}), decoder "
+          f"{dec[0]:.3f} ({dec[1]:.3f}), slice {prep[0] + enc[0] + dec[0]:.2f} "
+          f"({prep[1] + enc[1] + dec[1]:.2f})")
 
 if __name__ == "__main__":
     main()

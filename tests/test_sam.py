@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from medseg.engine.interactive import PromptSession
 from medseg.engine.segmenter import Segmenter
 from medseg.errors import InputError
 from medseg.io import read_image
@@ -101,7 +102,8 @@ def test_logits_and_masks_equal_the_authors_code(model, arrays, name):
     assert list(image.shape) == case["shape"]
     box = None if case["box"] is None else np.array(case["box"], float)
     points = None if case["points"] is None else np.array(case["points"], float)
-    logits = model.low_res_logits(model.embed(image), image.shape, box, points)
+    emb = model.embed(image)
+    logits = model.low_res_logits(emb, image.shape, box, points)
     theirs = arrays[f"{name}_logits"]
     assert logits.shape == theirs.shape == (1, 1, 256, 256)
     assert float(np.abs(logits.numpy() - theirs).max()) <= LOGIT_TOLERANCE
@@ -109,6 +111,21 @@ def test_logits_and_masks_equal_the_authors_code(model, arrays, name):
     reference = _unpack(arrays[f"{name}_mask"], image.shape)
     assert 0.05 < reference.mean() < 0.95  # a mask with both classes, not a blank
     assert _agreement(mask, reference) >= MASK_AGREEMENT
+    assert model.embed(image.copy()) is emb  # the slice's embedding is kept for the next prompt
+
+
+def test_a_prompt_session_clicks_on_the_boxed_slice_and_undoes(arrays):
+    case = CASES["ct_box"]
+    ct = read_image(ROOT / case["file"])
+    x0, y0, x1, y1 = case["box"]
+    session = PromptSession(Segmenter(load_model(MODEL, propagate=False)), ct)
+    boxed = session.add_box((x0, y0, 12), (x1, y1, 12))
+    reference = _unpack(arrays["ct_box_mask"], case["shape"])
+    assert _agreement(slice_image(boxed, 2, 12), reference) >= MASK_AGREEMENT
+    assert boxed.sum() == boxed[:, :, 12].sum()
+    clicked = session.add_point((50, 60, 12), positive=False)
+    assert not np.array_equal(clicked, boxed) and clicked.sum() == clicked[:, :, 12].sum()
+    assert np.array_equal(session.undo(), boxed)
 
 
 def test_2d_box_propagates_slice_by_slice_like_the_authors_script(arrays):

@@ -11,6 +11,8 @@ probabilities back on the whole input grid.
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,9 @@ LABELS = {"background": 0, "object": 1}
 PROMPT_KINDS = ("box", "point")
 #: MedSAM's threshold on the sigmoid probability
 THRESHOLD = 0.5
+#: image embeddings kept for slices seen again (a prompt session's next click on the same
+#: slice runs only the decoder); 4 MB each for ViT-B
+EMBEDDINGS_KEPT = 16
 
 
 def model_info(folder: SamFolder, config: SamConfig | None = None) -> ModelInfo:
@@ -89,12 +94,23 @@ class SamModel:
         del state
         self.net.eval().to(self.device)
         self.info = model_info(folder, self.config)
+        self._embeddings: OrderedDict[bytes, torch.Tensor] = OrderedDict()
 
     # ---- one slice -------------------------------------------------------------------------
     def embed(self, image_uint8: np.ndarray) -> torch.Tensor:
-        """The image embedding of one ``rows, columns`` ``uint8`` slice image."""
-        x = slice_input(image_uint8, self.config.image_size).to(self.device)
-        return self.net.embed(x)
+        """The image embedding of one ``rows, columns`` ``uint8`` slice image (the last
+        :data:`EMBEDDINGS_KEPT` are reused when the same pixels come again)."""
+        image = np.ascontiguousarray(image_uint8, dtype=np.uint8)
+        key = hashlib.blake2b(image.tobytes(), digest_size=16,
+                              person=str(image.shape).encode()[:16]).digest()
+        if key in self._embeddings:
+            self._embeddings.move_to_end(key)
+            return self._embeddings[key]
+        emb = self.net.embed(slice_input(image, self.config.image_size).to(self.device))
+        self._embeddings[key] = emb
+        if len(self._embeddings) > EMBEDDINGS_KEPT:
+            self._embeddings.popitem(last=False)
+        return emb
 
     def _to_input(self, xy: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         """Pixel coordinates of a ``shape = (H, W)`` image -> network-input pixels."""
