@@ -106,9 +106,10 @@ def crop_for(volume: Volume, prompts: Prompts, *, size: int,
     outside = ((in_cube < 0) | (in_cube >= size)).any(axis=1)
     if outside.any():
         extent = size * float(max(spacing))
+        which = ", ".join(str(int(i) + 1) for i in np.flatnonzero(outside))
         raise MedsegError(f"SAM-Med3D sees a {size}^3 crop at {spacing[0]:g} mm ({extent:g} mm "
-                          f"wide); point {int(np.argmax(outside)) + 1} lies outside the crop "
-                          f"around the others: give points of one object")
+                          f"wide); point(s) {which} fall outside the crop centred on the "
+                          f"positive points: give points of one object")
     return Crop(
         image=zscore_over_positive(window.cut(fine))[None, None],
         points=in_cube, labels=labels,
