@@ -3,9 +3,10 @@
 Layout: input ``B, 1, D, H, W`` (the 128^3 crop), tokens ``B, d, h, w, C`` (``8^3`` for a 128^3
 crop), output ``B, C_out, d, h, w``. Blocks attend inside cubic windows (zero-padded up to a
 multiple of the window, the padding attended to as well, as the authors' blocks do) or over
-the whole grid (the "global" blocks), with decomposed relative position terms along each
-axis (Li et al., MViTv2, 2022). Parameter names follow the authors' modules so that their
-state dicts load unchanged (Wang et al., SAM-Med3D, 2023).
+the whole grid (the "global" blocks), with decomposed relative position terms (Li et al.,
+MViTv2, 2022) placed as the authors' 3-D port places them (see :class:`RelPosAttention`).
+Parameter names follow the authors' modules so that their state dicts load unchanged (Wang et
+al., SAM-Med3D, 2023).
 """
 
 from __future__ import annotations
