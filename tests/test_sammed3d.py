@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+from medseg.engine.interactive import PromptSession
 from medseg.engine.segmenter import Segmenter
 from medseg.errors import InputError, MedsegError
 from medseg.io.nifti import read_nifti
@@ -135,6 +136,20 @@ def test_mask_prompt_centres_the_crop_and_changes_the_answer(model, runs):
     assert not np.allclose(with_mask.crop.affine, prepared.crop.affine)
     model.predict(with_mask, settings)
     assert not np.allclose(with_mask.low_res_logits, prepared.low_res_logits, atol=1e-3)
+
+
+def test_prompt_session_refines_with_the_previous_mask_and_undoes(model):
+    """First click: the authors' single-click answer; the second gets the first mask too."""
+    e = _expected("t1_head")
+    volume = read_nifti(SAMPLE / str(e["image"]))
+    session = PromptSession(Segmenter(model, InferenceSettings(device="cpu")), volume, "t1")
+    assert session.refines
+    first = session.add_point(tuple(float(v) for v in e["points"][0]))
+    theirs = _unpack(e["input_mask"], e["input_shape"])
+    assert first.shape == volume.spatial_shape and (first == theirs).mean() >= 0.999
+    second = session.add_point((40.0, 40.0, 30.0), positive=False)
+    assert second.shape == volume.spatial_shape and not np.array_equal(first, second)
+    np.testing.assert_array_equal(session.undo(), first)
 
 
 def test_crop_geometry_on_an_oblique_grid():
