@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from medseg.cli import main
+from medseg.io import read_image
 from tests import plugin_regiongrow
 from tests.conftest import oblique_affine
 
@@ -157,3 +158,23 @@ def test_prompts_and_models_must_match(setup, capsys):
     assert main(["segment", str(path), "-o", str(tmp / "o"), "-m", str(model),
                  "--init", str(path)]) != 0
     assert "add --point or --box" in capsys.readouterr().err
+
+
+def test_a_prompted_dicom_series_gets_a_dicom_seg_named_by_label(setup):
+    pydicom = pytest.importorskip("pydicom")
+    _, _, model, tmp = setup
+    series = Path(__file__).parents[1] / "sample_data" / "dicom" / "ct_phantom_001"
+    reference = nib.load(Path(__file__).parents[1] / "sample_data" / "Dataset002_AbdomenCT"
+                         / "labelsTs" / "abdomen_101.nii.gz")
+    out = tmp / "out"
+    image = read_image(series)
+    liver = np.argwhere(np.asarray(reference.dataobj) == 1)
+    centre = liver[np.argmin(((liver - liver.mean(0)) ** 2).sum(1))]
+    world = reference.affine @ [*centre, 1.0]
+    assert main(["segment", str(series), "-o", str(out), "-m", str(model), "--dicom-seg",
+                 "--point", ",".join(f"{v:.3f}" for v in world[:3]), "--label", "liver",
+                 "--quiet"]) == 0
+    mask = nib.load(next(out.glob("*.nii.gz")))
+    assert mask.shape == image.spatial_shape
+    seg = pydicom.dcmread(next(out.glob("*.dcm")))
+    assert [s.SegmentLabel for s in seg.SegmentSequence] == ["liver"]
