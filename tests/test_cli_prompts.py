@@ -178,3 +178,11 @@ def test_a_prompted_dicom_series_gets_a_dicom_seg_named_by_label(setup):
     assert mask.shape == image.spatial_shape
     seg = pydicom.dcmread(next(out.glob("*.dcm")))
     assert [s.SegmentLabel for s in seg.SegmentSequence] == ["liver"]
+
+
+def test_info_says_what_prompts_a_model_takes(setup, capsys):
+    _, _, model, _ = setup
+    assert main(["info", str(model)]) == 0
+    assert "prompts      point, box" in capsys.readouterr().out
+    assert main(["info", str(model), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["prompts"] == ["point", "box"]
