@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+from medseg.cli import main
 from medseg.engine.interactive import PromptSession
 from medseg.engine.segmenter import Segmenter
 from medseg.errors import InputError, MedsegError
@@ -123,6 +124,22 @@ def test_segmenter_gives_the_authors_mask_on_the_input_grid(model):
     assert result.labels.spatial_shape == volume.spatial_shape
     np.testing.assert_allclose(result.labels.affine, volume.affine)
     assert ((result.labels.data != 0) == theirs).mean() >= 0.999
+
+
+def test_cli_segment_with_points_writes_the_authors_mask(tmp_path):
+    e = _expected("ct_abdomen")
+    points = [f"{int(i)},{int(j)},{int(k)}:{'+' if s else '-'}"
+              for (i, j, k), s in zip(e["points"], e["positive"], strict=True)]
+    argv = ["segment", str(SAMPLE / str(e["image"])), "-o", str(tmp_path), "-m", str(MODEL),
+            "--voxel", "--label", "lesion", "--device", "cpu"]
+    for point in points:
+        argv += ["--point", point]
+    assert main(argv) == 0
+    written = read_nifti(tmp_path / "lung2_upper_abdomen.nii.gz")
+    theirs = _unpack(e["input_mask"], e["input_shape"])
+    assert ((written.array[0] != 0) == theirs).mean() >= 0.999
+    volumes = json.loads((tmp_path / "lung2_upper_abdomen_volumes.json").read_text())
+    assert "lesion" in json.dumps(volumes)
 
 
 def test_mask_prompt_centres_the_crop_and_changes_the_answer(model, runs):
