@@ -164,7 +164,6 @@ class Segmenter:
                                     f"of {limit} bytes (MEDSEG_MAX_MEMORY_BYTES){detail}")
 
     @property
-    @property
     def promptable(self) -> bool:
         """Whether a model here segments what it is pointed at (it needs prompts)."""
         return any(m.info.prompts for m in self.models)
@@ -192,6 +191,7 @@ class Segmenter:
                                         f" points or boxes), not {given}")
         return replace(settings, prompts=resolved)
 
+    @property
     def segment_codes(self) -> dict[str, Any]:
         """Class name -> the models' own DICOM segment codes, where a model gives them
         (``details["segment_codes"]``); other classes are coded from their names."""
