@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from medseg.cli import main
 from medseg.engine.interactive import PromptSession
 from medseg.engine.segmenter import Segmenter
 from medseg.errors import InputError
@@ -157,6 +158,21 @@ def test_3d_box_segments_its_slices_only(arrays):
     assert _agreement(slice_image(labels, 2, 12) == 1, reference) >= MASK_AGREEMENT
 
 
+def test_cli_segment_with_a_3d_box_writes_the_authors_mask(tmp_path, arrays):
+    case = CASES["ct_box"]
+    x0, y0, x1, y1 = case["box"]
+    argv = ["segment", str(ROOT / case["file"]), "-o", str(tmp_path), "-m", str(MODEL),
+            "--voxel", "--box", f"{x0},{y0},12,{x1},{y1},13", "--label", "organ",
+            "--device", "cpu"]
+    assert main(argv) == 0
+    written = read_image(tmp_path / "lung2_upper_abdomen.nii.gz").data
+    assert set(np.nonzero(written.sum(axis=(0, 1)))[0]) <= {12, 13}
+    reference = _unpack(arrays["ct_box_mask"], case["shape"])
+    assert _agreement(slice_image(written, 2, 12) != 0, reference) >= MASK_AGREEMENT
+    volumes = json.loads((tmp_path / "lung2_upper_abdomen_volumes.json").read_text())
+    assert "organ" in json.dumps(volumes)
+
+
 def test_points_alone_on_the_axial_slice_of_an_lsa_image(arrays):
     case = CASES["mr_axial_points"]  # SimpleITK's y axis = the image's axial (S) axis
     mr = read_image(ROOT / case["file"])
@@ -219,6 +235,9 @@ def test_slice_views_and_propagation_box():
     (lambda p: torch.save({k: v for k, v in torch.load(p, weights_only=True).items()
                            if "neck.2" not in k}, p), "lacks 1 tensor"),
     (lambda p: torch.save({"a": 1}, p), "not a tensor"),
+    (lambda p: torch.save({**torch.load(p, weights_only=True),
+                           "image_encoder.patch_embed.proj.weight": torch.zeros(32, 1, 16, 16, 16)},
+                          p), "3-D patch embedding"),
 ])
 def test_a_damaged_checkpoint_is_one_line_naming_it(tmp_path, damage, message):
     folder = tmp_path / "m"

@@ -101,7 +101,11 @@ def config_from_state_dict(sd: Mapping[str, torch.Tensor], path: Path,
     """The :class:`SamConfig` the tensors of ``sd`` fit (``path`` names the checkpoint in
     errors; ``architecture`` holds ``sam.json``'s head counts)."""
     arch = dict(architecture or {})
-    embed, in_chans, patch, patch_w = _shape(sd, ENC + "patch_embed.proj.weight", path)
+    patch_shape = _shape(sd, ENC + "patch_embed.proj.weight", path)
+    if len(patch_shape) != 4:
+        raise InputError(path, f"has a {len(patch_shape) - 2}-D patch embedding "
+                               f"{patch_shape}: not a 2-D SAM (SAM-Med3D is its own format)")
+    embed, in_chans, patch, patch_w = patch_shape
     if patch != patch_w:
         raise InputError(path, f"has a non-square patch embedding ({patch}x{patch_w})")
     depth = _count(sd, ENC + "blocks.")
