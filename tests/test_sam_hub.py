@@ -40,7 +40,7 @@ def test_a_downloaded_checkpoint_is_imported_recorded_and_runs(models_dir, tmp_p
     assert offer("sam:medsam_vit_b").state == "present"
     verdicts = by_name.verify(["sam:medsam_vit_b"])
     assert [(v.recorded, v.problems) for v in verdicts] == [(True, ())]
-    model = load_model(folder)
+    model = load_model("medsam_vit_b")  # by name, from the models folder
     assert model.info.details["variant"] == "medsam_vit_b"
     with pytest.raises(InputError, match="already exists"):
         by_name.import_archive(download)
