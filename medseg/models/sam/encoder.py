@@ -130,6 +130,7 @@ class ImageEncoder(nn.Module):
         super().__init__()
         self.image_size = cfg.image_size
         self.patch_embed = PatchEmbed(cfg)
+        self.pos_embed: nn.Parameter | None = None
         if cfg.use_abs_pos:
             self.pos_embed = nn.Parameter(torch.zeros(1, cfg.grid, cfg.grid, cfg.embed_dim))
         else:

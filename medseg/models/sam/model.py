@@ -174,6 +174,7 @@ class SamModel:
         return Prepared(image, plan, tuple(data.shape))
 
     def _seed(self, prepared: Prepared, seed: SliceSeed) -> None:
+        assert prepared.image is not None
         img = slice_image(prepared.image, prepared.plan.axis, seed.index)
         boxes = np.array(seed.boxes, dtype=float) if seed.boxes else None
         points = np.array(seed.points, dtype=float) if seed.points else None
@@ -187,6 +188,7 @@ class SamModel:
             if box is None:
                 return
             s += step
+            assert prepared.image is not None
             img = slice_image(prepared.image, axis, s)
             prepared.done[s] = self.segment_slice(img, box[None], None, scaled=True)
 
@@ -224,7 +226,7 @@ class SamModel:
             return Prediction(channels)
         probs = np.zeros((2, *prepared.shape), dtype=np.float32)
         probs[0] = 1.0
-        probs[(slice(None), *region)] = probabilities.numpy()
+        probs[tuple([slice(None), *region])] = probabilities.numpy()
         return Prediction(channels, probs)
 
     def memory_estimate(self, volume) -> int:

@@ -9,6 +9,7 @@ padding (a point-only prompt gets one padding point, as SAM's own encoder adds).
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
@@ -20,6 +21,8 @@ from medseg.models.sam.layers import LayerNorm2d
 class RandomFourierPositions(nn.Module):
     """Positions in [0, 1]^2 -> ``[sin, cos](2 pi (2 p - 1) @ G)`` with a fixed Gaussian ``G``
     (Tancik et al. 2020); ``G`` is a buffer stored in the checkpoint."""
+
+    positional_encoding_gaussian_matrix: torch.Tensor
 
     def __init__(self, features: int) -> None:
         super().__init__()
@@ -67,6 +70,10 @@ class PromptEncoder(nn.Module):
             nn.Conv2d(c, dim, kernel_size=1))
         self.no_mask_embed = nn.Embedding(1, dim)
 
+    def _kind(self, i: int) -> torch.Tensor:
+        """The learned embedding of point kind ``i`` (``1, C``)."""
+        return cast(nn.Embedding, self.point_embeddings[i]).weight
+
     def dense_positions(self) -> torch.Tensor:
         """``1, C, G, G`` positional encoding of the image embedding's grid."""
         return self.pe_layer.grid(*self.embedding_size).unsqueeze(0)
@@ -80,15 +87,15 @@ class PromptEncoder(nn.Module):
         emb = self.pe_layer.points(xy, self.input_size)
         emb[labels == -1] = 0.0
         emb[labels == -1] += self.not_a_point_embed.weight
-        emb[labels == 0] += self.point_embeddings[0].weight
-        emb[labels == 1] += self.point_embeddings[1].weight
+        emb[labels == 0] += self._kind(0)
+        emb[labels == 1] += self._kind(1)
         return emb
 
     def _boxes(self, boxes: torch.Tensor) -> torch.Tensor:
         corners = (boxes + 0.5).reshape(-1, 2, 2)
         emb = self.pe_layer.points(corners, self.input_size)
-        emb[:, 0, :] += self.point_embeddings[2].weight
-        emb[:, 1, :] += self.point_embeddings[3].weight
+        emb[:, 0, :] += self._kind(2)
+        emb[:, 1, :] += self._kind(3)
         return emb
 
     def forward(self, points: tuple[torch.Tensor, torch.Tensor] | None,
@@ -97,7 +104,7 @@ class PromptEncoder(nn.Module):
         """``points``: (``B, N, 2`` xy, ``B, N`` labels); ``boxes``: ``B, 4`` (x0, y0, x1, y1);
         ``masks``: ``B, 1, 4G, 4G`` logits. Returns sparse ``B, n, C`` and dense
         ``B, C, G, G`` embeddings."""
-        device = self.point_embeddings[0].weight.device
+        device = self._kind(0).device
         batch = next((t.shape[0] for t in (points[0] if points else None, boxes, masks)
                       if t is not None), 1)
         sparse = torch.empty((batch, 0, self.embed_dim), device=device)

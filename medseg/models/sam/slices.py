@@ -72,7 +72,7 @@ def slice_image(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
 
 def put_slice(target: np.ndarray, axis: int, index: int, image: np.ndarray) -> None:
     """Write a ``rows, columns`` slice image back into ``target`` (the inverse view)."""
-    view = [slice(None)] * 3
+    view: list[slice | int] = [slice(None)] * 3
     view[axis] = index
     target[tuple(view)] = image.T
 
