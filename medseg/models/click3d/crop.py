@@ -84,7 +84,7 @@ def resample(x: torch.Tensor, coords: Sequence[np.ndarray], fill: float = 0.0) -
 
 def antialias(x: torch.Tensor, steps: Sequence[float]) -> torch.Tensor:
     """A box average over about ``step`` voxels on axes read at least 2 voxels apart."""
-    kernel = tuple(max(1, int(round(s)) | 1) if s >= 2 else 1 for s in steps)
+    kernel = tuple(max(1, round(s) | 1) if s >= 2 else 1 for s in steps)
     if all(k == 1 for k in kernel):
         return x
     return F.avg_pool3d(x[None, None], kernel, stride=1, padding=tuple(k // 2 for k in kernel),

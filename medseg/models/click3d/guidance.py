@@ -55,7 +55,7 @@ def box_map(boxes: Sequence[tuple[Sequence[float], Sequence[float], int | None]]
         sl = []
         for a in range(3):
             if a == flat:
-                k = int(round(float(lo[a])))
+                k = round(float(lo[a]))
                 if not 0 <= k < size:
                     break
                 sl.append(slice(k, k + 1))

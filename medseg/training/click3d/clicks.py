@@ -39,7 +39,7 @@ def jittered_box(target: np.ndarray, rng: np.random.Generator
         flat = int(rng.integers(3))
         along = np.flatnonzero(target.any(axis=tuple(a for a in range(3) if a != flat)))
         first, last = along.min(), along.max()
-        k = int(round(first + (last - first) * rng.uniform(0.2, 0.8)))
+        k = round(float(first + (last - first) * rng.uniform(0.2, 0.8)))
         k = int(along[np.argmin(np.abs(along - k))])
         sl = np.zeros_like(target)
         idx = [slice(None)] * 3
@@ -60,10 +60,8 @@ def rough_mask(target: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     """A plausible earlier result: the target grown or shrunk and shifted a little."""
     x = target.float()[None, None]
     k = int(rng.choice([3, 5]))
-    if rng.random() < 0.5:
-        x = F.max_pool3d(x, k, 1, k // 2)
-    else:
-        x = -F.max_pool3d(-x, k, 1, k // 2)
+    grow = rng.random() < 0.5
+    x = F.max_pool3d(x, k, 1, k // 2) if grow else -F.max_pool3d(-x, k, 1, k // 2)
     shift = tuple(int(s) for s in rng.integers(-3, 4, size=3))
     return torch.roll(x[0, 0], shift, dims=(0, 1, 2)) > 0.5
 

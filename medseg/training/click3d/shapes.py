@@ -81,7 +81,7 @@ def _background(n: int, rng: np.random.Generator, gen: torch.Generator) -> torch
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     if sigma < 0.3:
         return x
-    radius = max(1, int(math.ceil(2.5 * sigma)))
+    radius = max(1, math.ceil(2.5 * sigma))
     k = torch.arange(-radius, radius + 1, dtype=torch.float32)
     w = torch.exp(-(k**2) / (2 * sigma**2))
     w = w / w.sum()

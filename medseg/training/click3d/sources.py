@@ -105,16 +105,17 @@ def _augment(image: torch.Tensor, rng: np.random.Generator, gen: torch.Generator
     return x + float(rng.uniform(0, 0.04)) * torch.randn(x.shape, generator=gen)
 
 
-def real_crop(cases: Sequence[Case], n: int, coarse_spacing: float, margin_range: tuple[float, float],
-              rng: np.random.Generator, gen: torch.Generator, p_coarse: float = 0.4,
-              p_repaint: float = 0.3) -> tuple[torch.Tensor, torch.Tensor]:
+def real_crop(cases: Sequence[Case], n: int, coarse_spacing: float,
+              margin_range: tuple[float, float], rng: np.random.Generator,
+              gen: torch.Generator, p_coarse: float = 0.4, p_repaint: float = 0.3
+              ) -> tuple[torch.Tensor, torch.Tensor]:
     """(image, target) on an ``n``^3 crop of a random case and target."""
     while True:
         case = cases[int(rng.integers(len(cases)))]
         if case.targets:
             break
     weights = np.array([t[4] for t in case.targets])
-    name, mask, extent, deep, _w, middle = case.targets[int(rng.choice(len(weights),
+    _name, mask, extent, deep, _w, middle = case.targets[int(rng.choice(len(weights),
                                                                        p=weights / weights.sum()))]
     spacing = np.asarray(case.spacing) * rng.uniform(0.9, 1.1, size=3)
     if rng.random() < p_coarse:
