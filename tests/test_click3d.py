@@ -98,6 +98,17 @@ def test_the_format_is_found_and_describes_itself(registry):
     assert config.training["iterations"] > 0 and "kidney" in config.training["data"]
 
 
+def test_medseg_models_lists_it(monkeypatch, capsys):
+    from medseg.cli import main
+
+    monkeypatch.delenv("MEDSEG_MODELS_DIR", raising=False)
+    monkeypatch.setenv("HOME", "/nonexistent-home")
+    assert main(["models", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["click3d"]["format"] == "click3d" and rows["click3d"]["origin"] == "bundled"
+    assert rows["click3d"]["labels"] == ["object"] and rows["click3d"]["modality"] is None
+
+
 def test_one_click_in_an_ellipsoid_on_an_oblique_lps_grid(model, scene):
     mask = segment(model, scene, Prompts((Point(scene["centre"]),)))
     assert dice(mask, scene["object"]) >= 0.8

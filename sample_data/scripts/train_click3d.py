@@ -13,9 +13,12 @@ Dataset002) are held out: never a target, only background. Test splits and the r
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import replace
 from pathlib import Path
+
+import torch
 
 from medseg.training.click3d.loop import TrainSettings, json_logger, train
 from medseg.training.click3d.sources import Target, load_cases
@@ -42,6 +45,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-real", action="store_true", help="synthetic crops only")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="a click3d model folder to continue from (an earlier stage)")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--p-synthetic", type=float, default=0.5)
+    ap.add_argument("--p-large", type=float, default=0.0,
+                    help="probability that a synthetic target is drawn large")
+    ap.add_argument("--margin-range", type=float, nargs=2, default=(1.1, 2.2),
+                    help="object extent * this = crop extent, for the fine real crops "
+                         "(below 1: the object is larger than the crop)")
     ap.add_argument("--log", type=Path, default=None)
     args = ap.parse_args()
     assert not any(c in HELD_OUT for t in ABDOMEN for c in t.classes)
@@ -51,9 +63,20 @@ def main() -> None:
         + load_cases(ROOT / "Dataset002_AbdomenCT", ABDOMEN))
     print(f"{len(cases)} training cases loaded in {time.monotonic() - t0:.0f} s", flush=True)
     settings = replace(TrainSettings(), seconds=args.seconds, max_iterations=args.iterations,
-                       batch=args.batch, threads=args.threads, seed=args.seed)
+                       batch=args.batch, threads=args.threads, seed=args.seed, lr=args.lr,
+                       p_synthetic=args.p_synthetic,
+                       p_large=args.p_large, margin_range=tuple(args.margin_range))
     log = json_logger(args.log) if args.log else None
-    facts = train(args.out, cases, settings, data_note=DATA_NOTE,
+    init, earlier = None, []
+    if args.init:
+        init = torch.load(args.init / "model.pt", map_location="cpu", weights_only=True)
+        record = json.loads((args.init / "click3d.json").read_text())["training"]
+        earlier = record.get("stages") or [{"iterations": record["iterations"],
+                                           "seconds": record["seconds"],
+                                           "lr": record["settings"]["lr"],
+                                           "margin_range": record["settings"]["margin_range"],
+                                           "p_synthetic": record["settings"]["p_synthetic"]}]
+    facts = train(args.out, cases, settings, data_note=DATA_NOTE, init=init, earlier=earlier,
                   log=lambda e: (print(e, flush=True), log and log(e)))
     print({k: v for k, v in facts.items() if k != "settings"})
 

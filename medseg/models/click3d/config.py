@@ -6,7 +6,7 @@ Keys: ``format`` ("click3d"), ``name``, ``version``, ``architecture`` (``name``,
 ``min_spacing_mm``/``max_spacing_mm`` and ``margin`` of the second: spacing =
 extent * margin / size, clamped; ``threshold`` on the object probability), ``guidance``
 (``channels`` in order, ``sigma_voxels`` of the click Gaussians), ``weights`` (``file``,
-``sha256``) and ``training`` (free-form facts: data, iterations, seconds, validation).
+``sha256``), ``grow_passes`` and ``grow_factor`` (see :class:`CropPolicy`) and ``training`` (free-form facts: data, iterations, seconds, validation).
 """
 
 from __future__ import annotations
@@ -38,6 +38,10 @@ class CropPolicy:
     max_spacing_mm: float = 4.0
     margin: float = 1.4
     threshold: float = 0.5
+    #: passes at a coarser spacing while the object touches the crop's faces (it is larger
+    #: than the crop): each multiplies the spacing by ``grow_factor``
+    grow_passes: int = 2
+    grow_factor: float = 1.6
 
     def fine_spacing(self, extent_mm: float) -> float:
         """The second pass's spacing for an object ``extent_mm`` across (its largest axis)."""
@@ -107,8 +111,8 @@ def validate(raw: dict[str, Any], path: Path) -> None:
     crop = raw.get("crop")
     fields = CropPolicy.__dataclass_fields__
     _need(isinstance(crop, dict) and set(crop) <= set(fields)
-          and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
-                  for v in crop.values()), path,
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                  and (v >= 0 if k == "grow_passes" else v > 0) for k, v in crop.items()), path,
           f"'crop' must hold positive numbers among {', '.join(fields)}")
     _need(isinstance(crop.get("size", 64), int) and crop.get("size", 64) >= 16, path,
           "'crop.size' must be an integer of at least 16")

@@ -6,7 +6,10 @@
 * points alone: a first pass on a crop at ``crop.coarse_spacing_mm`` centred on the positive
   clicks finds the object, whose extent (with the clicks) sets the second pass;
 * the second pass is centred on that extent at ``extent * margin / size`` mm per voxel
-  (clamped to ``[min_spacing_mm, max_spacing_mm]``).
+  (clamped to ``[min_spacing_mm, max_spacing_mm]``);
+* while the object found there touches the crop's faces (it is larger than the crop: the
+  first pass under-estimated it), up to ``grow_passes`` more passes at ``grow_factor`` times
+  the spacing, centred on what was found.
 
 ``predict`` runs the network on the second crop and keeps only the connected parts of the
 object that a prompt touches (a positive click, a box, the prior mask); ``restore`` puts the
@@ -84,6 +87,8 @@ class Click3dInput:
     x: torch.Tensor  # 5, n, n, n
     positive: np.ndarray  # k, 3 crop coordinates
     has_region_prompt: bool  # a box or a prior mask touches the crop
+    #: the object probability when ``prepare`` has already run the network on this crop
+    probability: torch.Tensor | None = None
 
 
 def _points(prompts: Prompts, positive: bool) -> np.ndarray:
@@ -109,6 +114,12 @@ def _box_extent(prompts: Prompts) -> tuple[np.ndarray, np.ndarray] | None:
         los.append(pos.min(0))
         his.append(pos.max(0))
     return np.min(los, axis=0), np.max(his, axis=0)
+
+
+def _touches_faces(mask: torch.Tensor, fraction: float = 0.02) -> bool:
+    """Whether ``mask`` covers at least ``fraction`` of one of the crop's six faces."""
+    faces = [mask.select(a, i) for a in range(3) for i in (0, -1)]
+    return any(float(f.float().mean()) >= fraction for f in faces)
 
 
 class Click3dModel:
@@ -198,10 +209,25 @@ class Click3dModel:
         size_mm = float(np.max((hi - lo + 1) * spacing))
         crop = Crop(tuple((lo + hi) / 2), self.policy.fine_spacing(size_mm), self.policy.size,
                     tuple(spacing))
-        return self._input(image, prompts, crop)
+        prepared = self._input(image, prompts, crop)
+        for _ in range(int(self.policy.grow_passes)):
+            if crop.spacing >= self.policy.max_spacing_mm:
+                break
+            prepared.probability = self._object(prepared)
+            found = prepared.probability >= self.policy.threshold
+            if not _touches_faces(found):
+                break
+            idx = np.argwhere(found.numpy())
+            middle = [float(crop.to_input(a, (idx[:, a].min() + idx[:, a].max()) / 2))
+                      for a in range(3)]
+            crop = Crop(tuple(middle), min(crop.spacing * self.policy.grow_factor,
+                                           self.policy.max_spacing_mm), crop.size,
+                        tuple(spacing))
+            prepared = self._input(image, prompts, crop)
+        return prepared
 
     def predict(self, prepared: Click3dInput, settings: InferenceSettings) -> torch.Tensor:
-        p = self._object(prepared)
+        p = prepared.probability if prepared.probability is not None else self._object(prepared)
         return torch.stack([1 - p, p]).float()
 
     def restore(self, prepared: Click3dInput, probabilities: torch.Tensor,

@@ -32,6 +32,8 @@ class TrainSettings:
     batch: int = 4
     lr: float = 2e-3
     p_synthetic: float = 0.5
+    #: probability that a synthetic target is drawn large (see :func:`.shapes.synthetic_crop`)
+    p_large: float = 0.0
     #: probabilities of 0, 1, 2, 3 correcting rounds before the training step
     rounds: tuple[float, ...] = (0.4, 0.25, 0.2, 0.15)
     margin_range: tuple[float, float] = (1.1, 2.2)
@@ -65,7 +67,7 @@ def draw_crop(cases: Sequence[Case], s: TrainSettings, rng: np.random.Generator,
               gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     n = s.crop.size
     if not cases or rng.random() < s.p_synthetic:
-        return synthetic_crop(n, rng, gen)
+        return synthetic_crop(n, rng, gen, s.p_large)
     return real_crop(cases, n, s.crop.coarse_spacing_mm, s.margin_range, rng, gen)
 
 
@@ -113,22 +115,33 @@ def model_document(s: TrainSettings, name: str, version: str, training: dict[str
 
 def train(out: str | Path, cases: Sequence[Case], settings: TrainSettings, *,
           name: str = "click3d", version: str = "1.0", data_note: str = "",
-          log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+          log: Callable[[dict[str, Any]], None] | None = None,
+          init: dict[str, torch.Tensor] | None = None,
+          earlier: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """Train for ``settings.seconds`` (or ``max_iterations``) and write the model folder
-    ``out`` at every checkpoint and at the end; returns the training facts."""
+    ``out`` at every checkpoint and at the end; returns the training facts. ``init``: a state
+    dict to start from (an earlier stage, whose facts ``earlier`` are kept in the record)."""
     s = settings
     torch.set_num_threads(s.threads)
     torch.manual_seed(s.seed)
     rng, gen = np.random.default_rng(s.seed), torch.Generator().manual_seed(s.seed)
     net = build_network("monai_unet", {"channels": list(s.channels), "strides": list(s.strides),
                                        "num_res_units": s.num_res_units}, len(CHANNELS))
+    if init is not None:
+        net.load_state_dict({k: v.float() for k, v in init.items()})
     opt = torch.optim.AdamW(net.parameters(), lr=s.lr, weight_decay=1e-4)
     val = validation_set(s.crop.size, 16, 10_000 + s.seed)
     start, it, losses, history = time.monotonic(), 0, [], []
     facts: dict[str, Any] = {}
 
     def save(final: bool) -> None:
-        facts.update({"iterations": it, "seconds": round(time.monotonic() - start, 1),
+        facts.update({"iterations": it + sum(int(e.get("iterations", 0)) for e in earlier),
+                      "seconds": round(time.monotonic() - start, 1)
+                      + sum(float(e.get("seconds", 0)) for e in earlier),
+                      "stages": [*earlier, {"iterations": it, "seconds": round(
+                          time.monotonic() - start, 1), "lr": s.lr,
+                          "margin_range": list(s.margin_range),
+                          "p_synthetic": s.p_synthetic, "p_large": s.p_large}],
                       "batch": s.batch, "data": data_note, "validation": history[-1:] or None,
                       "settings": {k: v for k, v in asdict(s).items() if k != "crop"},
                       "complete": final})

@@ -126,15 +126,18 @@ def degrade(image: torch.Tensor, rng: np.random.Generator, gen: torch.Generator)
     return image + float(rng.uniform(0, 0.08)) * torch.randn(image.shape, generator=gen)
 
 
-def synthetic_crop(n: int, rng: np.random.Generator, gen: torch.Generator
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(image, target) on an ``n``^3 grid: float32 image, boolean target (not empty)."""
+def synthetic_crop(n: int, rng: np.random.Generator, gen: torch.Generator,
+                   p_large: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(image, target) on an ``n``^3 grid: float32 image, boolean target (not empty).
+    ``p_large``: the probability that the target's size is drawn uniformly up to the crop's
+    (else log-uniformly, which favours small objects)."""
     grid = _grid(n)
     while True:
         labels = _background(n, rng, gen)
         value = int(labels.max()) + 1
         # the target: from 4 voxels to most of the crop across, mostly near the centre
-        size = float(np.exp(rng.uniform(math.log(4), math.log(0.85 * n))))
+        size = float(rng.uniform(0.25 * n, 1.1 * n)) if rng.random() < p_large else \
+            float(np.exp(rng.uniform(math.log(4), math.log(0.85 * n))))
         centre = (n - 1) / 2 + rng.normal(0, 0.12 * n, size=3)
         others = int(rng.integers(0, 6))
         order = int(rng.integers(0, others + 1))
