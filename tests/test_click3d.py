@@ -149,6 +149,20 @@ def test_the_prior_mask_is_refined(model, scene):
     assert dice(mask, scene["object"]) > dice(prior, scene["object"]) + 0.05
 
 
+def test_a_prompt_session_clicks_refines_and_undoes(model, scene):
+    """PromptSession passes each mask back as the prior; undo returns the previous one."""
+    from medseg.engine.interactive import PromptSession
+
+    session = PromptSession(Segmenter(model), scene["volume"], "scene")
+    first = session.add_point(scene["centre"])
+    assert first.shape == scene["volume"].spatial_shape and dice(first, scene["object"]) >= 0.8
+    click = next_click(first, scene["object"], scene["volume"].spacing)
+    if click is not None:
+        second = session.add_point(click.position, click.positive)
+        assert dice(second, scene["object"]) >= dice(first, scene["object"]) - 0.02
+        assert np.array_equal(session.undo(), first)
+
+
 def test_weights_load_with_weights_only():
     state = torch.load(MODEL / WEIGHTS_NAME, map_location="cpu", weights_only=True)
     assert state and all(isinstance(v, torch.Tensor) for v in state.values())

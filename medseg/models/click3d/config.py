@@ -4,9 +4,10 @@ writing a model folder (``click3d.json`` + ``model.pt``) atomically.
 Keys: ``format`` ("click3d"), ``name``, ``version``, ``architecture`` (``name``, ``params``),
 ``crop`` (``size`` voxels; ``coarse_spacing_mm`` of the first pass when only points are given;
 ``min_spacing_mm``/``max_spacing_mm`` and ``margin`` of the second: spacing =
-extent * margin / size, clamped; ``threshold`` on the object probability), ``guidance``
-(``channels`` in order, ``sigma_voxels`` of the click Gaussians), ``weights`` (``file``,
-``sha256``), ``grow_passes`` and ``grow_factor`` (see :class:`CropPolicy`) and ``training`` (free-form facts: data, iterations, seconds, validation).
+extent * margin / size, clamped; ``threshold`` on the object probability; ``grow_passes``,
+``grow_factor`` and ``normalise_centre``, see :class:`CropPolicy`), ``guidance`` (``channels``
+in order, ``sigma_voxels`` of the click Gaussians), ``weights`` (``file``, ``sha256``) and
+``training`` (free-form facts: data, iterations, seconds, validation).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class CropPolicy:
     #: than the crop): each multiplies the spacing by ``grow_factor``
     grow_passes: int = 2
     grow_factor: float = 1.6
+    #: intensity quantiles from the central cube of this fraction of the crop (1: all of it)
+    normalise_centre: float = 1.0
 
     def fine_spacing(self, extent_mm: float) -> float:
         """The second pass's spacing for an object ``extent_mm`` across (its largest axis)."""

@@ -24,9 +24,20 @@ import torch
 CHANNELS = ("image", "positive", "negative", "prior", "box")
 
 
-def normalise(image: torch.Tensor, low: float = 0.005, high: float = 0.995) -> torch.Tensor:
-    """``image`` rescaled so its ``low`` and ``high`` quantiles go to 0 and 1, then clipped."""
-    flat = image.reshape(-1).float()
+def normalise(image: torch.Tensor, low: float = 0.005, high: float = 0.995,
+              centre: float = 1.0) -> torch.Tensor:
+    """``image`` rescaled so its ``low`` and ``high`` quantiles go to 0 and 1, then clipped.
+    ``centre`` < 1 takes the quantiles of the central cube of that fraction of the crop's
+    side only (a window on what is around the prompts: soft-tissue contrast in CT is not
+    squeezed between air and bone)."""
+    if centre < 1.0:
+        n = image.shape[0]
+        k = max(2, round(n * centre))
+        a = (n - k) // 2
+        region = image[a:a + k, a:a + k, a:a + k]
+    else:
+        region = image
+    flat = region.reshape(-1).float()
     if flat.numel() > 30_000:  # quantiles of a strided subset: near the same, far less sorting
         flat = flat[:: flat.numel() // 30_000 + 1]
     q = torch.quantile(flat, torch.tensor([low, high]))
@@ -71,10 +82,10 @@ def box_map(boxes: Sequence[tuple[Sequence[float], Sequence[float], int | None]]
 def encode(image: torch.Tensor, positive: Sequence[Sequence[float]],
            negative: Sequence[Sequence[float]], prior: torch.Tensor | None,
            boxes: Sequence[tuple[Sequence[float], Sequence[float], int | None]],
-           sigma: float) -> torch.Tensor:
+           sigma: float, centre: float = 1.0) -> torch.Tensor:
     """The ``5, n, n, n`` network input (see the module docstring); ``image`` is the crop as
-    sampled, normalised here."""
+    sampled, normalised here (``centre``: see :func:`normalise`)."""
     n = image.shape[0]
     prior_map = torch.zeros((n,) * 3) if prior is None else prior.float()
-    return torch.stack([normalise(image), click_map(positive, n, sigma),
+    return torch.stack([normalise(image, centre=centre), click_map(positive, n, sigma),
                         click_map(negative, n, sigma), prior_map, box_map(boxes, n)])

@@ -147,7 +147,7 @@ class Click3dModel:
             prior = sample_mask(torch.from_numpy(np.ascontiguousarray(prompts.mask)), crop)
         pos, neg = crop.to_crop(_points(prompts, True)), crop.to_crop(_points(prompts, False))
         x = encode(sample_image(image, crop), [tuple(p) for p in pos], [tuple(p) for p in neg],
-                   prior, boxes, self.sigma)
+                   prior, boxes, self.sigma, self.policy.normalise_centre)
         region = bool(x[4].any()) or (prior is not None and bool(prior.any()))
         return Click3dInput(crop, tuple(image.shape), x, pos.reshape(-1, 3), region)
 
