@@ -45,6 +45,9 @@ class CropPolicy:
     grow_factor: float = 1.6
     #: intensity quantiles from the central cube of this fraction of the crop (1: all of it)
     normalise_centre: float = 1.0
+    #: points alone: 0 runs the coarse first pass; a size in mm instead starts the fine pass
+    #: at an object of that extent around the clicks and lets it grow (``grow_passes``)
+    start_extent_mm: float = 0.0
 
     def fine_spacing(self, extent_mm: float) -> float:
         """The second pass's spacing for an object ``extent_mm`` across (its largest axis)."""
@@ -115,7 +118,8 @@ def validate(raw: dict[str, Any], path: Path) -> None:
     fields = CropPolicy.__dataclass_fields__
     _need(isinstance(crop, dict) and set(crop) <= set(fields)
           and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                  and (v >= 0 if k == "grow_passes" else v > 0) for k, v in crop.items()), path,
+                  and (v >= 0 if k in ("grow_passes", "start_extent_mm") else v > 0)
+                  for k, v in crop.items()), path,
           f"'crop' must hold positive numbers among {', '.join(fields)}")
     _need(isinstance(crop.get("size", 64), int) and crop.get("size", 64) >= 16, path,
           "'crop.size' must be an integer of at least 16")

@@ -205,6 +205,11 @@ class Click3dModel:
         image = torch.from_numpy(np.ascontiguousarray(volume.array[0], dtype=np.float32))
         spacing = np.asarray(volume.spacing, dtype=float)
         extent = _box_extent(prompts)
+        if extent is None and self.policy.start_extent_mm > 0:
+            anchor = _points(prompts, True)
+            anchor = anchor if len(anchor) else _points(prompts, False)
+            half = self.policy.start_extent_mm / 2 / spacing
+            extent = anchor.min(0) - half, anchor.max(0) + half
         lo, hi = extent if extent is not None else self._coarse_extent(image, prompts, spacing)
         size_mm = float(np.max((hi - lo + 1) * spacing))
         crop = Crop(tuple((lo + hi) / 2), self.policy.fine_spacing(size_mm), self.policy.size,
