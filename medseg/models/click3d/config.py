@@ -99,12 +99,18 @@ def _need(cond: bool, path: Path, problem: str) -> None:
         raise InputError(path, problem)
 
 
+def _section(raw: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
+    value = raw.get(key)
+    _need(isinstance(value, dict), path, f"'{key}' must be an object")
+    return dict(value or {})
+
+
 def validate(raw: dict[str, Any], path: Path) -> None:
     """Every problem of a ``click3d.json`` as one :class:`InputError` naming it."""
     _need(raw.get("format") == FORMAT, path, f"'format' must be {FORMAT!r}")
     _need(isinstance(raw.get("name"), str) and bool(raw["name"]), path, "'name' is missing")
-    arch = raw.get("architecture")
-    _need(isinstance(arch, dict) and arch.get("name") in ARCHITECTURES, path,
+    arch = _section(raw, "architecture", path)
+    _need(arch.get("name") in ARCHITECTURES, path,
           f"'architecture.name' must be one of {', '.join(ARCHITECTURES)}")
     params = arch.get("params")
     _need(isinstance(params, dict)
@@ -114,23 +120,23 @@ def validate(raw: dict[str, Any], path: Path) -> None:
           and len(params["strides"]) == len(params["channels"]) - 1, path,
           "'architecture.params' needs 'channels' and 'strides' (one fewer) as positive "
           "integers")
-    crop = raw.get("crop")
+    crop = _section(raw, "crop", path)
     fields = CropPolicy.__dataclass_fields__
-    _need(isinstance(crop, dict) and set(crop) <= set(fields)
+    _need(set(crop) <= set(fields)
           and all(isinstance(v, (int, float)) and not isinstance(v, bool)
                   and (v >= 0 if k in ("grow_passes", "start_extent_mm") else v > 0)
                   for k, v in crop.items()), path,
           f"'crop' must hold positive numbers among {', '.join(fields)}")
     _need(isinstance(crop.get("size", 64), int) and crop.get("size", 64) >= 16, path,
           "'crop.size' must be an integer of at least 16")
-    guidance = raw.get("guidance")
-    _need(isinstance(guidance, dict) and list(guidance.get("channels", [])) == list(CHANNELS),
+    guidance = _section(raw, "guidance", path)
+    _need(guidance.get("channels") == list(CHANNELS),
           path, f"'guidance.channels' must be {list(CHANNELS)}")
     sigma = guidance.get("sigma_voxels")
     _need(isinstance(sigma, (int, float)) and not isinstance(sigma, bool) and sigma > 0, path,
           "'guidance.sigma_voxels' must be a positive number")
-    weights = raw.get("weights")
-    _need(isinstance(weights, dict) and isinstance(weights.get("file"), str)
+    weights = _section(raw, "weights", path)
+    _need(isinstance(weights.get("file"), str)
           and "/" not in weights["file"] and "\\" not in weights["file"]
           and isinstance(weights.get("sha256"), str), path,
           "'weights' needs 'file' (a name in the folder) and 'sha256'")

@@ -125,5 +125,6 @@ def paste(values: torch.Tensor, crop: Crop, shape: Sequence[int]) -> torch.Tenso
     x = values
     for axis, c in enumerate(coords):
         x = _resample_axis(x, axis + 1, c, 0.0)
-    out[(slice(None), *(slice(lo, hi) for lo, hi in ranges))] = x
+    index = [slice(None), *(slice(lo, hi) for lo, hi in ranges)]
+    out[tuple(index)] = x
     return out

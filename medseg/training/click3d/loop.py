@@ -131,7 +131,9 @@ def train(out: str | Path, cases: Sequence[Case], settings: TrainSettings, *,
         net.load_state_dict({k: v.float() for k, v in init.items()})
     opt = torch.optim.AdamW(net.parameters(), lr=s.lr, weight_decay=1e-4)
     val = validation_set(s.crop.size, 16, 10_000 + s.seed)
-    start, it, losses, history = time.monotonic(), 0, [], []
+    start, it = time.monotonic(), 0
+    losses: list[float] = []
+    history: list[dict[str, Any]] = []
     facts: dict[str, Any] = {}
 
     def save(final: bool) -> None:

@@ -14,6 +14,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -41,7 +42,7 @@ class Case:
 
 
 def _load(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
-    img = nib.load(str(path))
+    img: Any = nib.load(str(path))
     return np.asarray(img.dataobj), tuple(float(z) for z in img.header.get_zooms()[:3])
 
 
@@ -75,7 +76,7 @@ def random_view(image: torch.Tensor, target: torch.Tensor, rng: np.random.Genera
     """The same random flips and axis permutation applied to both (and to ``extra``)."""
     perm = tuple(int(a) for a in rng.permutation(3))
     flips = [a for a in range(3) if rng.random() < 0.5]
-    out = []
+    out: list[torch.Tensor | None] = []
     for x in (image, target, extra):
         if x is None:
             out.append(None)
