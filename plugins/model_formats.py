@@ -1,11 +1,13 @@
-"""Built-in model formats: medseg's own bundle (``config.json`` + ``weights.pt``),
-SAM-Med3D checkpoints (``sammed3d.json`` + the authors' ``.pth``) and SAM-family
-checkpoints (``sam.json`` + a SAM/MedSAM state dict), both promptable."""
+"""Built-in model formats: medseg's own bundle (``config.json`` + ``weights.pt``) and the
+promptable ones: click3d (``click3d.json`` + ``model.pt``), SAM-Med3D checkpoints
+(``sammed3d.json`` + the authors' ``.pth``) and SAM-family checkpoints (``sam.json`` + a
+SAM/MedSAM state dict)."""
 
 from __future__ import annotations
 
 from medseg.hookspecs import hookimpl
 from medseg.models import sam
+from medseg.models.click3d.model import describe_click3d, load_click3d, sniff_click3d
 from medseg.models.medseg_bundle.model import (
     describe_medseg_bundle,
     load_medseg_bundle,
@@ -47,5 +49,14 @@ def medseg_register_model_formats() -> list[ModelFormatSpec]:
                         "promptable (boxes, points), 2-D slices propagated through 3-D",
             options=sam.OPTIONS,
             priority=28,
+        ),
+        ModelFormatSpec(
+            name="click3d",
+            sniff=sniff_click3d,
+            load=load_click3d,
+            describe=describe_click3d,
+            description="click3d: promptable 3-D model (click3d.json + model.pt), points, "
+                        "boxes and a mask to refine",
+            priority=40,
         ),
     ]
