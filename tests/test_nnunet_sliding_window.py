@@ -8,7 +8,7 @@ whatever batch it runs in: results must then be *equal* across batch sizes. The 
 the buffers is nnU-Net's own scheme written out plainly here (buffers over the padded image,
 every tile added whole, cropped at the end). The real fixture network (model B,
 ``tests/fixtures/nnunet``) is counted with a forward pre-hook. Agreement with nnU-Net's own
-masks is in ``test_nnunet_equivalence.py``.
+masks is in ``test_nnunet_equivalence.py``. Last, a one-fold model keeps one copy of its weights.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import torch
 from medseg.engine.segmenter import InferenceSettings
 from medseg.io import read_image
 from medseg.models import load_model
+from medseg.models.nnunet.checkpoint import read_checkpoint
 from medseg.models.nnunet.sliding_window import (
     gaussian_importance,
     mirror_combinations,
@@ -31,7 +32,7 @@ from medseg.models.nnunet.sliding_window import (
     sliding_window_logits,
     tile_starts,
 )
-from tests.nnunet_fixture import INPUTS, MODEL_B
+from tests.nnunet_fixture import INPUTS, MODEL_A, MODEL_B
 
 
 class _Recorder(torch.nn.Module):
@@ -215,3 +216,15 @@ def test_the_fixture_network_sees_each_tile_once(case, batch, tiles):
     per_fold = [batch] * (expected // batch) + ([1] if expected % batch else [])
     assert calls == per_fold * len(model.checkpoints)  # every fold sees each tile once
     assert tuple(logits.shape[1:]) == spatial
+
+
+def test_a_one_fold_model_keeps_no_second_copy_of_its_weights():
+    """The network holds a one-fold model's weights for good, so the checkpoint's state dict
+    is let go; with several folds each fold's stays, to be loaded in turn."""
+    one = load_model(MODEL_A, folds=["0"])
+    assert [ck.weights for ck in one.checkpoints] == [{}]
+    stored = read_checkpoint(MODEL_A / "fold_0" / "checkpoint_final.pth").weights
+    for name, value in one.net.state_dict().items():
+        assert torch.equal(value, stored[name]), name
+    both = load_model(MODEL_A)
+    assert len(both.checkpoints) == 2 and all(ck.weights for ck in both.checkpoints)
