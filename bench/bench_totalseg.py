@@ -206,7 +206,9 @@ def measure(cmd: list[str], env: dict, log: Path) -> dict:
     summed RSS too, which counts every worker's copy of torch), and the largest VmHWM."""
     t0 = time.perf_counter()
     with open(log, "w") as fh:
-        proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT)
+        # from this checkout's root: ``python -m`` puts the working directory first on
+        # sys.path, so another checkout there would be the medseg that runs
+        proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT)
         peak_tree = peak_rss = 0
         hwm = {}
         done = threading.Event()
@@ -257,7 +259,7 @@ def find_ts(arg: str | None) -> str | None:
     for cand in (arg, os.environ.get("TOTALSEG_CLI"), shutil.which("TotalSegmentator"),
                  "/work/tsvenv/bin/TotalSegmentator"):
         if cand and Path(cand).is_file():
-            return str(cand)
+            return os.path.abspath(cand)
     return None
 
 
@@ -280,7 +282,7 @@ def main(argv=None) -> int:
         print("skip: TotalSegmentator is not available (give --ts PATH or set TOTALSEG_CLI); "
               "install TotalSegmentator==2.18.0 in a separate venv to run this benchmark")
         return 0
-    work = args.work
+    work = args.work.resolve()
     weights = work / "weights"
     ids = sorted({i for t in args.tasks for i in TASKS[t][1]})
     subprocess.run([str(Path(ts).with_name("python")), __file__, "--make-weights", str(weights),

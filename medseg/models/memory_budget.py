@@ -238,19 +238,18 @@ def nnunet_tiles(grid: Sequence[int], patch: Sequence[int], in_channels: int, n_
                  batch_size: int, activations: int, activations_on_host: bool = True,
                  source: str = "") -> Footprint:
     """Buffers of :func:`medseg.models.nnunet.sliding_window.sliding_window_logits` beyond
-    the model-grid image and the ``K`` class maps of the grid (counted by the segmenter):
-    the padded copy of the image and the padding of the logit buffer, the weight sum, the
-    Gaussian, a batch of tiles with its mirrored copies, outputs and network activations
-    (``activations`` elements per sample; on the CPU a batch is at least two samples)."""
+    the model-grid image and the ``K`` class maps of the grid (counted by the segmenter; the
+    logit buffer covers the grid, not its padding): the padded copy of the image, the weight
+    sum, the Gaussian, a batch of tiles with its mirrored copies, outputs and network
+    activations (``activations`` elements per sample, ``batch_size`` samples)."""
     padded = padded_to_patch(grid, patch)
     grid_voxels, pad_voxels = math.prod(int(g) for g in grid), math.prod(padded)
     extra = pad_voxels - grid_voxels
     tile = math.prod(int(p) for p in patch)
-    samples = max(2, int(batch_size))
+    samples = max(1, int(batch_size))
     parts = (
         ("padded image", FLOAT32 * in_channels * pad_voxels if extra else 0),
-        ("logit padding", FLOAT32 * n_classes * extra),
-        ("weight sum", FLOAT32 * pad_voxels),
+        ("weight sum", FLOAT32 * grid_voxels),
         ("Gaussian", _GAUSSIAN_BYTES * tile),
         ("tile batch", FLOAT32 * tile * (samples * in_channels * 2 + samples * n_classes * 2)),
         ("network activations", FLOAT32 * samples * activations if activations_on_host else 0),

@@ -13,7 +13,7 @@ dropping out, so the mask is nnU-Net's.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +203,9 @@ class NnunetModel:
             load_weights(self.net, ck.weights, ck.path)
         self.net.eval().to(self.device)
         self._loaded = len(self.checkpoints) - 1
+        if len(self.checkpoints) == 1:  # the network holds the one fold for good: let the
+            # checkpoint's (memory-mapped) state dict go instead of keeping a second copy
+            self.checkpoints = [replace(first, weights={})]
         self.mirroring_axes = first.mirroring_axes
         self.info = model_info(d, self.mirroring_axes)
 

@@ -12,7 +12,11 @@ test-time mirroring and fold ensembling, reproduced.
 * Folds: nnU-Net averages the folds' logits; being linear, the folds run one after the other
   into one buffer (one network, one fold's weights loaded at a time).
 
-Logits are accumulated in float32 (nnU-Net uses float16 buffers).
+Logits are accumulated in float32 (nnU-Net uses float16 buffers; ``dtype=torch.float16``
+gives those). Each tile and mirrored copy is computed once, a lone last one alone (nnU-Net runs
+every tile alone); a batch's outputs are dropped before the next batch runs; the logit and
+weight buffers cover the image, not its padding (a tile adds only its part inside the image,
+the same sums nnU-Net forms before it crops its padded buffers).
 """
 
 from __future__ import annotations
@@ -95,35 +99,35 @@ def mirrored_forward(net: torch.nn.Module, mirror_axes: Sequence[int] | None,
     """``x (B, C, *patch) -> logits (B, K, *patch)`` averaged over the mirror combinations,
     float32 on the CPU.
 
-    The tiles and their mirrored copies go through the network in batches of
-    ``max(2, batch_size)``; on the CPU a lone sample is run twice in one batch, because
-    PyTorch's CPU convolution uses oneDNN only for batches of two or more and is several times
-    slower for a single 3D sample.
-    """
+    Without mirroring ``x`` goes through the network as it is, and its output is the answer.
+    With mirroring the tiles and their mirrored copies go through the network in batches of
+    ``batch_size`` (a lone last one alone), each computed once, and are summed into one
+    buffer in nnU-Net's order (unflipped first)."""
     combos: list[tuple[int, ...]] = [(), *mirror_combinations(mirror_axes)]
-    chunk = max(2, int(batch_size))
+    chunk = max(1, int(batch_size))
 
-    def run(x: torch.Tensor) -> torch.Tensor:
-        if x.shape[0] == 1 and device.type == "cpu":
-            return _logits(net(torch.cat([x, x])))[:1]
-        return _logits(net(x))
+    def add(total: torch.Tensor, part: list[tuple[tuple[int, ...], int]],
+            out: torch.Tensor) -> None:
+        for (axes, i), pred in zip(part, out, strict=True):
+            total[i] += _flip(pred, axes)
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         x = x.to(device)
-        items = [(axes, i) for axes in combos for i in range(x.shape[0])]
-        total: torch.Tensor | None = None
         with autocast(device):
+            if len(combos) == 1:
+                return _logits(net(x)).float().cpu()
+            items = [(axes, i) for axes in combos for i in range(x.shape[0])]
+            total: torch.Tensor | None = None
             for start in range(0, len(items), chunk):
                 part = items[start:start + chunk]
-                out = run(torch.stack([_flip(x[i], axes) for axes, i in part])).float()
+                out = _logits(net(torch.stack([_flip(x[i], axes) for axes, i in part]))).float()
                 if total is None:
                     total = torch.zeros((x.shape[0], *out.shape[1:]), dtype=torch.float32,
                                         device=out.device)
-                for (axes, i), pred in zip(part, out, strict=True):
-                    total[i] += _flip(pred, axes)
+                add(total, part, out)
+                del out  # not held while the next batch runs
         assert total is not None
-        if len(combos) > 1:
-            total /= len(combos)
+        total /= len(combos)
         return total.cpu()
 
     return forward
@@ -141,6 +145,48 @@ def _tiles(shape: Sequence[int], patch: Sequence[int], step: float) -> Iterator[
             yield tuple(slice(s, s + p) for s, p in zip(corner, patch, strict=True))
 
 
+Tile = tuple[tuple, tuple, tuple]
+
+
+def _placed_tiles(shape: Sequence[int], pads: Sequence[tuple[int, int]],
+                  patch: Sequence[int], step: float) -> list[Tile]:
+    """Each tile of the padded image (``shape``) as (its slicer there, where its part inside
+    the image lies in the unpadded image, which part of the tile that is)."""
+    offset = len(shape) - len(patch)
+    out = []
+    for tile in _tiles(shape, patch, step):
+        target, source = list(tile[:offset]), []
+        for sl, (before, after), size in zip(tile[offset:], pads, shape[offset:], strict=True):
+            lo, hi = max(sl.start, before), min(sl.stop, size - after)
+            target.append(slice(lo - before, hi - before))
+            source.append(slice(lo - sl.start, hi - sl.start))
+        out.append((tile, tuple(target), tuple(source)))
+    return out
+
+
+def _add_batch(logits: torch.Tensor, weights: torch.Tensor | None, batch: list[Tile],
+               out: torch.Tensor, gauss: torch.Tensor) -> None:
+    """Add each tile's Gaussian-weighted logits (``out``, ``B, K, *patch``) inside the image
+    into ``logits``, and the Gaussian into ``weights`` (unless None)."""
+    for (_, target, source), pred in zip(batch, out, strict=True):
+        part = pred[every_channel(source)]
+        part *= gauss[source]
+        logits[every_channel(target)] += part
+        if weights is not None:
+            weights[target] += gauss[source]
+
+
+def _run_tiles(image: torch.Tensor, tiles: list[Tile], forward: Callable, size: int,
+               logits: torch.Tensor, weights: torch.Tensor | None,
+               gauss: torch.Tensor) -> None:
+    """``forward`` on every tile once, in batches of ``size`` (a lone last tile alone); each
+    batch's outputs are freed before the next batch runs."""
+    for start in range(0, len(tiles), size):
+        batch = tiles[start:start + size]
+        _add_batch(logits, weights, batch,
+                   forward(torch.stack([image[every_channel(t[0])] for t in batch])), gauss)
+
+
 def sliding_window_logits(image: torch.Tensor, patch: Sequence[int], step: float,
                           forwards: Iterable[Callable[[torch.Tensor], torch.Tensor]],
                           n_classes: int, batch_size: int = 1,
@@ -154,34 +200,19 @@ def sliding_window_logits(image: torch.Tensor, patch: Sequence[int], step: float
     the folds' results summed and divided by their number (half the memory of float32)."""
     if dtype != torch.float32:
         return _logits_as_nnunet(image, patch, step, forwards, n_classes, batch_size, dtype)
-    pads = padding(image.shape[-len(patch):], patch)
-    if any(a or b for a, b in pads):
-        flat = [v for pair in reversed(pads) for v in pair]
-        image = torch.nn.functional.pad(image, flat, mode="constant", value=0.0)
     spatial = tuple(image.shape[1:])
+    image, pads = _padded(image, patch)
+    tiles = _placed_tiles(tuple(image.shape[1:]), pads, patch, step)
     logits = torch.zeros((n_classes, *spatial), dtype=torch.float32)
     weights = torch.zeros(spatial, dtype=torch.float32)
     gauss = gaussian_importance(patch)
-    tiles = list(_tiles(spatial, patch, step))
-    size = max(1, batch_size)
     rounds = 0
     for forward in forwards:
         rounds += 1
-        for start in range(0, len(tiles), size):
-            batch = tiles[start:start + size]
-            out = forward(torch.stack([image[every_channel(sl)] for sl in batch]))
-            for sl, pred in zip(batch, out, strict=True):
-                pred *= gauss
-                logits[every_channel(sl)] += pred
-                if rounds == 1:
-                    weights[sl] += gauss
+        _run_tiles(image, tiles, forward, max(1, batch_size), logits,
+                   weights if rounds == 1 else None, gauss)
     weights *= max(rounds, 1)
     logits /= weights
-    if any(a or b for a, b in pads):
-        offset = len(spatial) - len(patch)
-        crop = [slice(None)] * offset + [slice(a, s - b) for (a, b), s in
-                                         zip(pads, spatial[offset:], strict=True)]
-        logits = logits[every_channel(crop)].contiguous()
     return logits
 
 
@@ -194,49 +225,33 @@ def _padded(image: torch.Tensor, patch: Sequence[int]
     return image, pads
 
 
-def _unpadded(logits: torch.Tensor, pads: list[tuple[int, int]],
-              patch: Sequence[int]) -> torch.Tensor:
-    if not any(a or b for a, b in pads):
-        return logits
-    spatial = tuple(logits.shape[1:])
-    offset = len(spatial) - len(patch)
-    crop = [slice(None)] * offset + [slice(a, s - b) for (a, b), s in
-                                     zip(pads, spatial[offset:], strict=True)]
-    return logits[every_channel(crop)].contiguous()
-
-
 def _logits_as_nnunet(image: torch.Tensor, patch: Sequence[int], step: float,
                       forwards: Iterable[Callable[[torch.Tensor], torch.Tensor]],
                       n_classes: int, batch_size: int, dtype: torch.dtype) -> torch.Tensor:
     """:func:`sliding_window_logits` with nnU-Net's reduced-precision buffers."""
-    image, pads = _padded(image, patch)
     spatial = tuple(image.shape[1:])
+    image, pads = _padded(image, patch)
     gauss = gaussian_importance(patch, dtype=dtype)
-    tiles = list(_tiles(spatial, patch, step))
+    tiles = _placed_tiles(tuple(image.shape[1:]), pads, patch, step)
     weights = torch.zeros(spatial, dtype=dtype)
-    for sl in tiles:
-        weights[sl] += gauss
+    for _, target, source in tiles:
+        weights[target] += gauss[source]
     total: torch.Tensor | None = None
     folds = 0
     for forward in forwards:
         folds += 1
         logits = torch.zeros((n_classes, *spatial), dtype=dtype)
-        for start in range(0, len(tiles), max(1, batch_size)):
-            batch = tiles[start:start + max(1, batch_size)]
-            out = forward(torch.stack([image[every_channel(sl)] for sl in batch]))
-            for sl, pred in zip(batch, out, strict=True):
-                pred *= gauss
-                logits[every_channel(sl)] += pred
+        _run_tiles(image, tiles, forward, max(1, batch_size), logits, None, gauss)
         torch.div(logits, weights, out=logits)
         if total is None:
             total = logits
         else:
             total += logits
-            del logits
+        del logits
     assert total is not None
     if folds > 1:
         total /= folds
-    return _unpadded(total, pads, patch)
+    return total
 
 
 def softmax_inplace(logits: torch.Tensor, chunk: int = 8) -> torch.Tensor:
