@@ -265,3 +265,27 @@ def test_cli_bad_inputs_are_one_line_errors(files, capsys):
     assert rc == 2
     _one_line_error(capsys, "BrainTissue", "takes no prompts")
     assert not out.exists()  # nothing half-written
+
+
+def test_real_nodule_clicks_land_in_the_lesion(segmenter, model_dir):
+    """The real CT lung nodule of sample_data/real_lesions (pyradiomics lung1): the first click
+    lies inside the hand-drawn label, every click is on the image, and the figures follow from
+    the per-click Dice (region growing within 150 HU of the click reaches the nodule)."""
+    (model_dir / "regiongrow.json").write_text(json.dumps({"tolerance": 150}))
+    grow = Segmenter(plugin_regiongrow.load(model_dir), InferenceSettings(),
+                     segmenter.registry)
+    folder = ROOT / "sample_data" / "real_lesions"
+    (pair,) = pair_inputs([folder / "lung1_nodule.nii.gz"], [folder / "lung1_nodule_label.nii.gz"])
+    protocol = ClickProtocol(clicks=3, dice_at=(1, 3))
+    result = evaluate_interactive(grow, [pair], protocol, {1: "nodule"}, progress=False)
+    (trace,) = result.traces
+    label = nib.load(str(pair[2])).get_fdata() > 0
+    assert trace.voxels == int(label.sum()) == 837
+    assert label[tuple(int(c) for c in trace.clicks[0].position)]
+    assert all(0 <= c < n for p in trace.clicks for c, n in zip(p.position, label.shape,
+                                                                strict=True))
+    assert trace.dice[0] > 0.5
+    reached = [i + 1 for i, d in enumerate(trace.dice) if d >= 0.85]
+    noc = trace.figures(protocol)["noc@85"]
+    assert noc == (reached[0] if reached else 3)
+    assert result.summary["nodule"]["metrics"]["dice@1"]["mean"] == trace.dice[0]
