@@ -75,6 +75,9 @@ def print_model(info: ModelInfo, as_json: bool) -> int:
         print(f"  patch size   {' x '.join(map(str, info.patch_size))}")
     if info.folds:
         print(f"  folds        {', '.join(info.folds)}")
+    if info.prompts:
+        print(f"  prompts      {', '.join(info.prompts)} (segments what it is pointed at: "
+              "medseg segment --point/--box)")
     for key, value in info.details.items():
         if key in LISTED_DETAILS and isinstance(value, list):
             print(f"  {key:<12} {len(value)} item{'s' if len(value) != 1 else ''}")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,8 @@ from medseg.io import read_label_map
 from medseg.io.display import ml_text
 from medseg.models import load_model, resolve_model
 from medseg.ops.device import resolve_device
+from medseg.prompts.parse import parse_box, parse_point, read_prompts_file
+from medseg.prompts.types import PromptSpec
 from medseg.qc import QC
 from medseg.registry import load_registry
 
@@ -80,7 +84,41 @@ def register(sub) -> None:
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1")
     p.add_argument("--quiet", action="store_true")
     add_segment_options(p)
+    add_prompt_options(p)
     p.set_defaults(func=run)
+
+
+def _arg(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type from a parser that raises MedsegError (shown as a usage error)."""
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except MedsegError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return convert
+
+
+def add_prompt_options(p) -> None:
+    g = p.add_argument_group(
+        "prompts", "for promptable models (click3d, SAM-family): segment what you point at. "
+                   "Coordinates are world millimetres in the input's RAS world (as its NIfTI "
+                   "affine gives them), or voxel indices i,j,k of the input file with --voxel")
+    g.add_argument("--point", action="append", default=[], type=_arg(parse_point),
+                   metavar="X,Y,Z[:+|:-]",
+                   help="a click: + (the default) inside the object, - on background; repeat")
+    g.add_argument("--box", action="append", default=[], type=_arg(parse_box),
+                   metavar="X0,Y0,Z0,X1,Y1,Z1",
+                   help="two opposite corners; equal values on one axis make a 2-D box on that "
+                        "slice; repeat")
+    g.add_argument("--voxel", action="store_true",
+                   help="--point/--box coordinates are voxel indices, not millimetres")
+    g.add_argument("--init", default=None, metavar="MASK",
+                   help="a mask on the input's grid to refine (nonzero = object)")
+    g.add_argument("--label", default=None, metavar="NAME",
+                   help="name of the segmented object (default: the model's, 'object')")
+    g.add_argument("--prompts", default=None, metavar="FILE.json",
+                   help="prompts for many cases: {\"cases\": [{\"image\": ..., \"points\": "
+                        "[...], \"boxes\": [...]}]} (see docs/prompts.md)")
 
 
 def model_options(args) -> dict[str, Any]:
@@ -118,14 +156,15 @@ def run(args) -> int:
         postprocessors=args.postprocess, probabilities=args.probabilities, device=str(device),
     )
     models = open_models(args.model, model_options(args), registry, device)
-    segmenter = Segmenter(models, settings, registry)
+    segmenter = Segmenter(models, settings, registry, rename=label_rename(args.label, models))
     classes = instance_classes(args.instances, segmenter) if args.instances else None
+    prompted = check_prompt_args(args, segmenter)
     if uses_dicomweb(args):
         rows = segment_from_args(args, segmenter)
-    elif not args.inputs:
+    elif not args.inputs and not args.prompts:
         raise MedsegError("give INPUT files or folders, or --dicomweb URL --study UID")
     else:
-        cases = expand_inputs(args.inputs)
+        cases = prompted_cases(args) if prompted else expand_inputs(args.inputs)
         if args.dicom_seg:
             check_dicom_seg_inputs(cases)
         rows = segment_cases(cases, args.output, segmenter,
@@ -137,6 +176,56 @@ def run(args) -> int:
         add_instances(rows, args.output, segmenter, classes, overwrite=args.overwrite,
                       offset=args.panoptic_offset, min_voxels=args.min_instance_voxels)
     return report_rows(rows)
+
+
+def label_rename(label: str | None, models: list) -> dict[str, str] | None:
+    """``--label NAME``: the name of what a promptable model segments."""
+    if label is None:
+        return None
+    promptable = [m for m in models if m.info.prompts]
+    if not promptable:
+        raise MedsegError("--label names what a promptable model segments; "
+                          f"{', '.join(m.info.name for m in models)} take no prompts")
+    label = label.strip()
+    if not label or any(ch in label for ch in "\n\r\t"):
+        raise MedsegError(f"--label {label!r}: give a name on one line")
+    return {name: label for m in promptable for name, v in m.info.labels.items() if v}
+
+
+def check_prompt_args(args, segmenter: Segmenter) -> bool:
+    """Whether prompts were given; they must match the model (a promptable model needs them,
+    any other refuses them)."""
+    given = bool(args.point or args.box or args.init or args.prompts)
+    flags = "--point, --box, --init or --prompts"
+    if given and not segmenter.promptable:
+        raise MedsegError(f"model {segmenter.name!r} takes no prompts ({flags})")
+    if segmenter.promptable and not given:
+        raise MedsegError(f"model {segmenter.name!r} segments what it is pointed at: give "
+                          f"{flags}")
+    if given and uses_dicomweb(args):
+        raise MedsegError("prompts work on files and folders, not with --dicomweb")
+    if args.prompts and (args.inputs or args.point or args.box or args.init):
+        raise MedsegError("--prompts FILE gives the images and their prompts: give no INPUT, "
+                          "--point, --box or --init with it")
+    if given and not args.prompts and not (args.point or args.box):
+        raise MedsegError("--init refines a mask with clicks or boxes: add --point or --box")
+    return given
+
+
+def prompted_cases(args) -> list[CaseInput]:
+    """The cases and their prompts, from the prompts file or from the flags (the same prompts
+    for every input)."""
+    if args.prompts:
+        pairs = read_prompts_file(args.prompts)
+    else:
+        spec = PromptSpec(tuple(args.point), tuple(args.box), args.voxel, args.init)
+        pairs = [(case.path, spec) for case in expand_inputs(args.inputs)]
+    cases = []
+    for path, spec in pairs:
+        found = expand_inputs([path])
+        for case in found:
+            cases.append(CaseInput(case.name, case.path, case.error, spec))
+    return cases
 
 
 def check_dicom_seg_inputs(cases: list[CaseInput]) -> None:
