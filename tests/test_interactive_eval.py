@@ -1,6 +1,7 @@
 """Interactive evaluation (issue 22, part 6): the simulated-click protocol against a promptable
 model. The model is tests/plugin_regiongrow.py (region growing from the clicks, nothing
-learned), loaded through the model-format hook like any format; the volumes are written here
+learned; a negative click takes the voxels nearer to it than to every positive one), loaded
+through the model-format hook like any format; the volumes are written here
 with known geometry, so every Dice and NoC below follows from it."""
 
 import csv
@@ -43,17 +44,17 @@ def two_blobs(value_b: float = 100.0) -> tuple[Volume, LabelMap]:
 
 @pytest.fixture
 def model_dir(tmp_path):
-    folder = tmp_path / "grow"
-    folder.mkdir()
-    (folder / "regiongrow.json").write_text(json.dumps({"tolerance": 10}))
-    return folder
+    return plugin_regiongrow.write_model(tmp_path / "grow", tolerance=0.1)
 
 
 @pytest.fixture
-def segmenter(model_dir):
-    registry = build_registry(get_plugin_manager(plugins=[plugin_regiongrow]))
-    model = plugin_regiongrow.load(model_dir)
-    return Segmenter(model, InferenceSettings(), registry)
+def registry():
+    return build_registry(get_plugin_manager(plugins=[plugin_regiongrow]))
+
+
+@pytest.fixture
+def segmenter(model_dir, registry):
+    return Segmenter(load_model(model_dir, registry), InferenceSettings(), registry)
 
 
 def test_union_of_two_blobs_needs_two_clicks(segmenter):
@@ -267,13 +268,12 @@ def test_cli_bad_inputs_are_one_line_errors(files, capsys):
     assert not out.exists()  # nothing half-written
 
 
-def test_real_nodule_clicks_land_in_the_lesion(segmenter, model_dir):
+def test_real_nodule_clicks_land_in_the_lesion(registry, tmp_path):
     """The real CT lung nodule of sample_data/real_lesions (pyradiomics lung1): the first click
     lies inside the hand-drawn label, every click is on the image, and the figures follow from
-    the per-click Dice (region growing within 150 HU of the click reaches the nodule)."""
-    (model_dir / "regiongrow.json").write_text(json.dumps({"tolerance": 150}))
-    grow = Segmenter(plugin_regiongrow.load(model_dir), InferenceSettings(),
-                     segmenter.registry)
+    the per-click Dice (region growing within 10 % of the intensity range reaches it)."""
+    model = load_model(plugin_regiongrow.write_model(tmp_path / "g", tolerance=0.1), registry)
+    grow = Segmenter(model, InferenceSettings(), registry)
     folder = ROOT / "sample_data" / "real_lesions"
     (pair,) = pair_inputs([folder / "lung1_nodule.nii.gz"], [folder / "lung1_nodule_label.nii.gz"])
     protocol = ClickProtocol(clicks=3, dice_at=(1, 3))
