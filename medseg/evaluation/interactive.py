@@ -135,6 +135,7 @@ def class_masks(reference: np.ndarray, classes: Mapping[int, str] | ClassGroups 
     given (values or :class:`ClassGroups` unions), else each non-zero value present, named
     from ``names`` where they say."""
     names = dict(names or {})
+    wanted: dict[int, tuple[str, tuple[int, ...]]]
     if classes is None:
         wanted = {int(v): (names.get(int(v), str(int(v))), (int(v),))
                   for v in np.unique(reference) if v != 0}
