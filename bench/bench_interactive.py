@@ -98,17 +98,21 @@ def table(summary: dict, protocol: ClickProtocol) -> list[str]:
     return lines
 
 
-def acceptance(summary: dict) -> list[dict]:
-    """Issue 22's thresholds on the mean figures (per structure; n is small, no CI)."""
+def acceptance(summary: dict, traces: list) -> list[dict]:
+    """Issue 22's thresholds on the mean figures per structure (n is 1 to 3: no CI); for a
+    class no training map held (the lesions), every object must reach Dice 0.80 within 5
+    clicks."""
     checks = []
     for name, item in summary.items():
         m = item["metrics"]
-        rules = [("noc@85 <= 5", m["noc@85"]["mean"] <= 5)]
+        rules = [("mean noc@85 <= 5", m["noc@85"]["mean"] <= 5)]
         if name in COMPACT:
-            rules += [("dice@1 >= 0.80", m["dice@1"]["mean"] >= 0.80),
-                      ("dice@5 >= 0.90", m["dice@5"]["mean"] >= 0.90)]
-        if "lesion" in name or "nodule" in name or "tumour" in name:
-            rules.append(("dice@5 >= 0.80 (unseen class)", m["dice@5"]["mean"] >= 0.80))
+            rules += [("mean dice@1 >= 0.80", m["dice@1"]["mean"] >= 0.80),
+                      ("mean dice@5 >= 0.90", m["dice@5"]["mean"] >= 0.90)]
+        if any(word in name for word in ("lesion", "nodule", "tumour")):
+            reached = [max(t.dice[:5]) >= 0.80 for t in traces if t.name == name]
+            rules.append((f"Dice >= 0.80 within 5 clicks ({sum(reached)} of {len(reached)} "
+                          "objects)", all(reached)))
         checks += [{"structure": name, "rule": r, "pass": bool(ok)} for r, ok in rules]
     return checks
 
@@ -145,7 +149,7 @@ def main() -> int:
                   f"{sum(len(t.clicks) for t in result.traces)} clicks", file=sys.stderr)
     summary = summarize(traces, protocol, DEFAULT_STATS)
     lines = table(summary, protocol)
-    checks = acceptance(summary)
+    checks = acceptance(summary, traces)
     print("\n".join(lines))
     print("\nnr = not reached within the clicks (counted as the click budget in the mean NoC)")
     for c in checks:
