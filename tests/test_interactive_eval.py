@@ -63,8 +63,10 @@ def test_union_of_two_blobs_needs_two_clicks(segmenter):
     then exact, so the simulation stops with Dice 1.0 carried to clicks 3, 5 and 10."""
     image, ref = two_blobs()
     protocol = ClickProtocol()
+    ticks: list[int] = []
     (trace,) = click_case(segmenter, image, ref, protocol, parse_class_tokens(["both=1,2"]),
-                          case="c1")
+                          case="c1", on_click=ticks.append)
+    assert ticks == [1, 9]  # the progress bar gets the 8 unused clicks with the last one
     assert trace.name == "both" and trace.values == (1, 2) and trace.voxels == 1512
     assert [p.positive for p in trace.clicks] == [True, True]
     assert all(A[i].start <= trace.clicks[0].position[i] < A[i].stop for i in range(3))

@@ -149,8 +149,11 @@ def class_masks(reference: np.ndarray, classes: Mapping[int, str] | ClassGroups 
 
 def click_object(segmenter: Segmenter, image: Volume, reference: np.ndarray,
                  protocol: ClickProtocol, *, case: str = "", name: str = "",
-                 values: tuple[int, ...] = (), where: str = "input") -> ObjectTrace:
-    """Simulate the user on one object: ``reference`` is its boolean mask on ``image``'s grid."""
+                 values: tuple[int, ...] = (), where: str = "input",
+                 on_click: Callable[[int], None] | None = None) -> ObjectTrace:
+    """Simulate the user on one object: ``reference`` is its boolean mask on ``image``'s grid.
+    ``on_click(n)`` is told after each click how many clicks it stood for (the last one also
+    counts the clicks left unused when the mask became exact)."""
     reference = np.asarray(reference, bool)
     if not reference.any():
         raise InputError(where, f"the reference of {name or 'the object'} is empty: nothing to "
@@ -166,24 +169,24 @@ def click_object(segmenter: Segmenter, image: Volume, reference: np.ndarray,
         trace.clicks.append(click)
         trace.dice.append(dice_of(mask, reference))
         click = next_click(mask, reference, spacing)
+        if on_click is not None:
+            done = click is None or len(trace.clicks) == protocol.clicks
+            on_click(protocol.clicks - len(trace.clicks) + 1 if done else 1)
     return trace
 
 
 def click_case(segmenter: Segmenter, image: Volume, reference: LabelMap,
                protocol: ClickProtocol, classes: Mapping[int, str] | ClassGroups | None = None,
                *, case: str = "", names: Mapping[int, str] | None = None,
-               where: str = "input", on_object: Callable[[ObjectTrace], None] | None = None
+               where: str = "input", on_click: Callable[[int], None] | None = None
                ) -> list[ObjectTrace]:
     """Every class of one case, each clicked on from scratch (a fresh session)."""
     traces = []
     for name, values, mask in class_masks(reference.data, classes, names):
         if not mask.any():
             continue  # a named class absent from this case: nothing to click on
-        trace = click_object(segmenter, image, mask, protocol, case=case, name=name,
-                             values=values, where=where)
-        traces.append(trace)
-        if on_object is not None:
-            on_object(trace)
+        traces.append(click_object(segmenter, image, mask, protocol, case=case, name=name,
+                                   values=values, where=where, on_click=on_click))
     return traces
 
 

@@ -130,7 +130,7 @@ def evaluate_interactive(segmenter: Segmenter, pairs: Sequence[tuple[str, Path, 
                          stats: StatsOptions | None = None,
                          progress: bool | None = None) -> InteractiveResult:
     """Click on every class of every pair (all pairs are checked first); ``progress``: a tqdm
-    bar over objects (None: on a terminal)."""
+    bar over the clicks of all objects (None: on a terminal)."""
     protocol = protocol or ClickProtocol()
     stats = stats or DEFAULT_STATS
     if not segmenter.promptable:
@@ -144,14 +144,14 @@ def evaluate_interactive(segmenter: Segmenter, pairs: Sequence[tuple[str, Path, 
             raise InputError(ref_path, "holds none of the classes asked for")
         n_objects += found
     traces: list[ObjectTrace] = []
-    bar = tqdm(total=n_objects, desc="click", unit="object",
+    bar = tqdm(total=n_objects * protocol.clicks, desc="clicks", unit="click",
                disable=None if progress is None else not progress)
     try:
         for case, image_path, ref_path in pairs:
             image, ref = check_pair(image_path, ref_path)
             traces += click_case(segmenter, image, ref, protocol, classes, case=case,
                                  names=default_names(ref_path), where=str(image_path),
-                                 on_object=lambda _t: bar.update())
+                                 on_click=bar.update)
     finally:
         bar.close()
     return InteractiveResult(segmenter.name, protocol, stats, list(pairs), traces,
