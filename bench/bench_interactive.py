@@ -51,9 +51,12 @@ ABDOMEN = {1: "liver", 2: "spleen", 3: "kidney_right", 4: "kidney_left", 5: "aor
            7: "liver_lesion"}
 LESIONS = (("lung1_nodule", "lung nodule (real CT)"), ("brain1_lesion", "brain lesion (real MR)"),
            ("lung2_tumour", "lung tumour (real CT)"))
-#: issue 22's acceptance: compact organs and the brain; lesions (classes no training map held)
+#: issue 22's acceptance: compact organs and the brain
 COMPACT = ("liver", "spleen", "kidney_right", "kidney_left", "brain (real MR head)",
            "brain (BrainTissue test)")
+#: classes no training label map of click3d held: the kidneys (held out of its training, see
+#: medseg/training/click3d) and the real lesions (``--unseen`` changes the list)
+UNSEEN = ("kidney_right", "kidney_left", *(name for _, name in LESIONS))
 
 
 def groups(vertebra: bool) -> dict[str, list[tuple[list, list, object]]]:
@@ -98,9 +101,9 @@ def table(summary: dict, protocol: ClickProtocol) -> list[str]:
     return lines
 
 
-def acceptance(summary: dict, traces: list) -> list[dict]:
+def acceptance(summary: dict, traces: list, unseen: tuple[str, ...] = UNSEEN) -> list[dict]:
     """Issue 22's thresholds on the mean figures per structure (n is 1 to 3: no CI); for a
-    class no training map held (the lesions), every object must reach Dice 0.80 within 5
+    class no training map held (``unseen``), every object must reach Dice 0.80 within 5
     clicks."""
     checks = []
     for name, item in summary.items():
@@ -109,7 +112,7 @@ def acceptance(summary: dict, traces: list) -> list[dict]:
         if name in COMPACT:
             rules += [("mean dice@1 >= 0.80", m["dice@1"]["mean"] >= 0.80),
                       ("mean dice@5 >= 0.90", m["dice@5"]["mean"] >= 0.90)]
-        if any(word in name for word in ("lesion", "nodule", "tumour")):
+        if name in unseen:
             reached = [max(t.dice[:5]) >= 0.80 for t in traces if t.name == name]
             rules.append((f"Dice >= 0.80 within 5 clicks ({sum(reached)} of {len(reached)} "
                           "objects)", all(reached)))
@@ -125,6 +128,8 @@ def main() -> int:
     parser.add_argument("--vertebra", action="store_true", help="also the vertebrae")
     parser.add_argument("--only", nargs="+", default=None,
                         help="groups: mri_head brain_tissue abdomen lesions")
+    parser.add_argument("--unseen", nargs="+", default=list(UNSEEN), metavar="STRUCTURE",
+                        help="structures of classes the model never saw in training")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "interactive.json"))
     args = parser.parse_args()
@@ -149,7 +154,7 @@ def main() -> int:
                   f"{sum(len(t.clicks) for t in result.traces)} clicks", file=sys.stderr)
     summary = summarize(traces, protocol, DEFAULT_STATS)
     lines = table(summary, protocol)
-    checks = acceptance(summary, traces)
+    checks = acceptance(summary, traces, tuple(args.unseen))
     print("\n".join(lines))
     print("\nnr = not reached within the clicks (counted as the click budget in the mean NoC)")
     for c in checks:
