@@ -1,4 +1,5 @@
-"""Pull, import and verify by model name: ``totalseg:<task>`` or ``monai:<bundle>``.
+"""Pull, import and verify by model name: ``totalseg:<task>``, ``monai:<bundle>`` or
+``sammed3d:<checkpoint>``.
 
 The one entry point the ``medseg models`` command and the Models page share.
 """
@@ -10,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from medseg.errors import InputError, MedsegError
-from medseg.hub import filelock, monai_zoo, totalseg
+from medseg.hub import filelock, monai_zoo, sammed3d, totalseg
 from medseg.hub.install import install_zip, top_folder
 from medseg.hub.sources import MONAI_PREFIX, TOTALSEG_PREFIX, pull_models_dir
 from medseg.io import checksum_record as record
@@ -32,9 +33,12 @@ def pull(name: str, *, force: bool = False, roi_locator: bool = True,
     if name.startswith(MONAI_PREFIX):
         return [monai_zoo.pull_bundle(name, force=force, say=say,
                                       progress=progress is not None).path]
+    if name.startswith(sammed3d.PREFIX):
+        return [sammed3d.pull(name, force=force, say=say, progress=progress)]
     raise MedsegError(f"cannot pull {name!r}: name a TotalSegmentator task "
-                      f"(totalseg:{', totalseg:'.join(TASKS)}) or a MONAI model-zoo bundle "
-                      f"(monai:<name>, e.g. monai:spleen_ct_segmentation)")
+                      f"(totalseg:{', totalseg:'.join(TASKS)}), a MONAI model-zoo bundle "
+                      f"(monai:<name>, e.g. monai:spleen_ct_segmentation) or a SAM-Med3D "
+                      f"checkpoint ({', '.join(r.name for r in sammed3d.RELEASES.values())})")
 
 
 def _is_monai_bundle_zip(archive: Path, top: str) -> bool:
@@ -85,8 +89,11 @@ def folders_for(names: list[str]) -> list[Path]:
             out += [p for p in totalseg.task_folders(name) if p not in out]
         elif name.startswith(MONAI_PREFIX):
             out.append(pull_models_dir() / monai_zoo.bundle_name(name))
+        elif name.startswith(sammed3d.PREFIX):
+            out.append(sammed3d.target_folder(sammed3d.release(name)))
         else:
-            raise MedsegError(f"cannot verify {name!r}: name totalseg:<task> or monai:<bundle>")
+            raise MedsegError(f"cannot verify {name!r}: name totalseg:<task>, monai:<bundle> "
+                              "or sammed3d:<checkpoint>")
     return out
 
 

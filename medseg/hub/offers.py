@@ -14,6 +14,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from medseg.errors import InputError
+from medseg.hub import sammed3d
 from medseg.hub.download import USER_AGENT
 from medseg.hub.monai_zoo import licence_text
 from medseg.hub.sources import (
@@ -95,13 +96,31 @@ def _bundle_offer(name: str) -> Offer:
                  (FolderState(name, state, why, size, monai_bundle_url(name)),))
 
 
+def _sammed3d_offer(rel: sammed3d.Release) -> Offer:
+    folder = sammed3d.target_folder(rel)
+    if not folder.is_dir():
+        state, why = MISSING, "not downloaded"
+    else:
+        try:
+            record.check_installed(folder)
+            state, why = PRESENT, "checksums recorded"
+        except InputError as exc:
+            state, why = PARTIAL, exc.problem
+    size = folder_size(folder) if state != MISSING else 0
+    return Offer(rel.name, "SAM-Med3D checkpoint (promptable: 3-D points)", 1,
+                 sammed3d.LICENCE, sammed3d.LICENCE_URL, True,
+                 (FolderState(rel.folder, state, why, size, sammed3d.release_url(rel)),))
+
+
 def offers() -> list[Offer]:
-    """Every TotalSegmentator task (open then licensed) and the offered MONAI bundles."""
+    """Every TotalSegmentator task (open then licensed), the offered MONAI bundles and the
+    SAM-Med3D checkpoints."""
     out = [_task_offer(name) for name in TASKS]
     for name in commercial_tasks():
         out.append(Offer(f"totalseg:{name}", "TotalSegmentator task (licence key needed)",
                          None, "TotalSegmentator licence", LICENSED_URL, False, ()))
     out += [_bundle_offer(name) for name in MONAI_OFFERED]
+    out += [_sammed3d_offer(rel) for rel in sammed3d.RELEASES.values()]
     return out
 
 
