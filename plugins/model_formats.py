@@ -1,9 +1,13 @@
-"""Built-in model formats: medseg's own bundle (``config.json`` + ``weights.pt``), and
-SAM-Med3D checkpoints (``sammed3d.json`` + the authors' ``.pth``), a promptable format."""
+"""Built-in model formats: medseg's own bundle (``config.json`` + ``weights.pt``) and the
+promptable ones: click3d (``click3d.json`` + ``model.pt``), SAM-Med3D checkpoints
+(``sammed3d.json`` + the authors' ``.pth``) and SAM-family checkpoints (``sam.json`` + a
+SAM/MedSAM state dict)."""
 
 from __future__ import annotations
 
 from medseg.hookspecs import hookimpl
+from medseg.models import sam
+from medseg.models.click3d.model import describe_click3d, load_click3d, sniff_click3d
 from medseg.models.medseg_bundle.model import (
     describe_medseg_bundle,
     load_medseg_bundle,
@@ -35,5 +39,24 @@ def medseg_register_model_formats() -> list[ModelFormatSpec]:
             description="SAM-Med3D checkpoint: sammed3d.json + the authors' .pth (3-D points "
                         "and a mask to refine; 128^3 crop at 1.5 mm)",
             priority=30,
+        ),
+        ModelFormatSpec(
+            name=sam.FORMAT,
+            sniff=sam.sniff,
+            load=sam.load,
+            describe=sam.describe,
+            description="SAM-family checkpoint (MedSAM ViT-B): sam.json + the state dict; "
+                        "promptable (boxes, points), 2-D slices propagated through 3-D",
+            options=sam.OPTIONS,
+            priority=28,
+        ),
+        ModelFormatSpec(
+            name="click3d",
+            sniff=sniff_click3d,
+            load=load_click3d,
+            describe=describe_click3d,
+            description="click3d: promptable 3-D model (click3d.json + model.pt), points, "
+                        "boxes and a mask to refine",
+            priority=40,
         ),
     ]

@@ -116,7 +116,7 @@ except Exception as exc:
     st.error(plain(error_message(exc)))
     offered = []
 st.dataframe([{"model": o.name, "kind": o.kind, "classes": o.classes, "modality": o.modality,
-               "state": o.state if o.pullable else "licence key needed",
+               "state": o.state if o.pullable else (o.note or "licence key needed"),
                "size on disk": mib(o.size_on_disk) if o.size_on_disk else "",
                "licence": o.licence} for o in offered],
              hide_index=True, width="stretch", key="pull_offers")

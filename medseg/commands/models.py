@@ -39,7 +39,8 @@ def _print_offers(pullable: list[Offer]) -> None:
     for o in pullable:
         classes = f"{o.classes} classes" if o.classes else ""
         if not o.pullable:
-            print(f"  {o.name:<{width}}  licence key needed, not pulled: {o.licence_url}")
+            print(f"  {o.name:<{width}}  {o.note or 'licence key needed'}, not pulled: "
+                  f"{o.licence_url}")
             continue
         folders = ", ".join(f"{f.folder.split('_', 1)[0].removeprefix('Dataset')} {f.state}"
                             if f.folder.startswith("Dataset") else f.state for f in o.folders)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from medseg.errors import InputError, MedsegError
-from medseg.hub import filelock, monai_zoo, sammed3d, totalseg
+from medseg.hub import filelock, monai_zoo, sam, sammed3d, totalseg
 from medseg.hub.install import install_zip, top_folder
 from medseg.hub.sources import MONAI_PREFIX, TOTALSEG_PREFIX, pull_models_dir
 from medseg.io import checksum_record as record
@@ -35,10 +35,14 @@ def pull(name: str, *, force: bool = False, roi_locator: bool = True,
                                       progress=progress is not None).path]
     if name.startswith(sammed3d.PREFIX):
         return [sammed3d.pull(name, force=force, say=say, progress=progress)]
+    if name.startswith(sam.SAM_PREFIX):
+        sam.pull(name)  # always refuses: the weights are downloaded by hand, then imported
     raise MedsegError(f"cannot pull {name!r}: name a TotalSegmentator task "
                       f"(totalseg:{', totalseg:'.join(TASKS)}), a MONAI model-zoo bundle "
                       f"(monai:<name>, e.g. monai:spleen_ct_segmentation) or a SAM-Med3D "
-                      f"checkpoint ({', '.join(r.name for r in sammed3d.RELEASES.values())})")
+                      f"checkpoint ({', '.join(r.name for r in sammed3d.RELEASES.values())}); "
+                      f"SAM checkpoints ({sam.SAM_PREFIX}medsam_vit_b) are downloaded by hand "
+                      "and imported")
 
 
 def _is_monai_bundle_zip(archive: Path, top: str) -> bool:
@@ -54,9 +58,12 @@ def import_archive(archive: str | Path, *, force: bool = False,
                    say: Say | None = None) -> Path:
     """Install a release zip copied from another machine: a TotalSegmentator
     ``DatasetNNN_<name>.zip`` into the weights folder, or a MONAI bundle zip (``<name>/configs/
-    metadata.json``) into the models folder."""
+    metadata.json``) into the models folder; or a MedSAM checkpoint (``.pth``) downloaded by
+    hand, as the ``medsam_vit_b`` model folder (:mod:`medseg.hub.sam`)."""
     archive = Path(archive)
     say = say or (lambda _line: None)
+    if archive.suffix in (".pth", ".pt"):  # a SAM-family checkpoint downloaded by hand
+        return sam.import_checkpoint(archive, force=force, say=say)
     top = top_folder(archive)
     if not _is_monai_bundle_zip(archive, top):
         return totalseg.import_zip(archive, force=force, say=say).path
@@ -91,9 +98,11 @@ def folders_for(names: list[str]) -> list[Path]:
             out.append(pull_models_dir() / monai_zoo.bundle_name(name))
         elif name.startswith(sammed3d.PREFIX):
             out.append(sammed3d.target_folder(sammed3d.release(name)))
+        elif name.startswith(sam.SAM_PREFIX):
+            out.append(sam.folder_for(name))
         else:
-            raise MedsegError(f"cannot verify {name!r}: name totalseg:<task>, monai:<bundle> "
-                              "or sammed3d:<checkpoint>")
+            raise MedsegError(f"cannot verify {name!r}: name totalseg:<task>, monai:<bundle>, "
+                              "sammed3d:<checkpoint> or sam:<checkpoint>")
     return out
 
 

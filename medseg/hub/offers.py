@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from medseg.errors import InputError
-from medseg.hub import sammed3d
+from medseg.hub import sam, sammed3d
 from medseg.hub.download import USER_AGENT
 from medseg.hub.monai_zoo import licence_text
 from medseg.hub.sources import (
@@ -49,6 +49,8 @@ class Offer:
     pullable: bool
     folders: tuple[FolderState, ...]
     modality: str = ""
+    #: why a listed model is not pullable, when not for a licence key (e.g. download by hand)
+    note: str = ""
 
     @property
     def state(self) -> str:
@@ -112,15 +114,36 @@ def _sammed3d_offer(rel: sammed3d.Release) -> Offer:
                  (FolderState(rel.folder, state, why, size, sammed3d.release_url(rel)),))
 
 
+def _sam_offer(release: sam.SamRelease) -> Offer:
+    """A SAM-family checkpoint: listed with where to get it, imported by hand (not pullable)."""
+    folder = pull_models_dir() / release.name
+    if not folder.is_dir():
+        state, why = MISSING, f"not imported: download {release.checkpoint} from {release.url}"
+    elif record.has_record(folder):
+        try:
+            record.check_installed(folder)
+            state, why = PRESENT, "checksums recorded at import"
+        except InputError as exc:
+            state, why = PARTIAL, exc.problem
+    else:
+        state, why = PRESENT, "not imported by medseg (no checksums recorded)"
+    size = folder_size(folder) if state != MISSING else 0
+    return Offer(sam.SAM_PREFIX + release.name, "SAM-family checkpoint (download by hand)",
+                 None, release.licence, release.licence_url, False,
+                 (FolderState(release.name, state, why, size, None),), release.modality,
+                 note=f"{release.not_pullable} ({release.url})")
+
+
 def offers() -> list[Offer]:
-    """Every TotalSegmentator task (open then licensed), the offered MONAI bundles and the
-    SAM-Med3D checkpoints."""
+    """Every TotalSegmentator task (open then licensed), the offered MONAI bundles, the
+    SAM-Med3D checkpoints and the SAM-family checkpoints (listed, imported by hand)."""
     out = [_task_offer(name) for name in TASKS]
     for name in commercial_tasks():
         out.append(Offer(f"totalseg:{name}", "TotalSegmentator task (licence key needed)",
                          None, "TotalSegmentator licence", LICENSED_URL, False, ()))
     out += [_bundle_offer(name) for name in MONAI_OFFERED]
     out += [_sammed3d_offer(rel) for rel in sammed3d.RELEASES.values()]
+    out += [_sam_offer(r) for r in sam.RELEASES.values()]
     return out
 
 

@@ -1,0 +1,250 @@
+"""A click3d folder as a promptable :class:`~medseg.models.base.SegmentationModel`.
+
+``prepare`` chooses the crop from the prompts, coarse to fine:
+
+* a box (or a mask to refine) gives the object's extent directly;
+* points alone: a first pass on a crop at ``crop.coarse_spacing_mm`` centred on the positive
+  clicks finds the object, whose extent (with the clicks) sets the second pass;
+* the second pass is centred on that extent at ``extent * margin / size`` mm per voxel
+  (clamped to ``[min_spacing_mm, max_spacing_mm]``);
+* while the object found there touches the crop's faces (it is larger than the crop: the
+  first pass under-estimated it), up to ``grow_passes`` more passes at ``grow_factor`` times
+  the spacing, centred on what was found.
+
+``predict`` runs the network on the second crop and keeps only the connected parts of the
+object that a prompt touches (a positive click, a box, the prior mask); ``restore`` puts the
+object probability back on the input's whole grid (zeros outside the crop).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from medseg.errors import InputError, MedsegError
+from medseg.io.json_file import read_json
+from medseg.models.base import InferenceSettings, ModelInfo, Prediction
+from medseg.models.click3d.config import (
+    CONFIG_NAME,
+    FORMAT,
+    Click3dConfig,
+    check_weights,
+    read_config,
+)
+from medseg.models.click3d.crop import Crop, paste, sample_image, sample_mask
+from medseg.models.click3d.guidance import CHANNELS, encode
+from medseg.models.click3d.network import build_network, load_weights
+from medseg.ops.device import autocast, resolve_device
+from medseg.prompts.types import Prompts
+from medseg.volume import Volume
+
+#: the object's extent (mm) assumed when the first pass finds nothing around the clicks
+FALLBACK_EXTENT_MM = 30.0
+
+
+def sniff_click3d(path: Path) -> bool:
+    """A folder holding a ``click3d.json`` whose ``format`` is ``click3d``."""
+    config = Path(path) / CONFIG_NAME
+    if not config.is_file():
+        return False
+    try:
+        return read_json(config).get("format") == FORMAT
+    except InputError:
+        return False
+
+
+def click3d_info(config: Click3dConfig) -> ModelInfo:
+    policy = config.crop
+    training = config.training
+    return ModelInfo(
+        name=config.name, format=FORMAT, labels={"background": 0, "object": 1},
+        spatial_dims=3, in_channels=1, spacing=None, patch_size=(policy.size,) * 3,
+        modality=None, source=str(config.path.parent), prompts=("point", "box", "mask"),
+        details={"architecture": config.architecture, "version": config.version,
+                 "crop_voxels": policy.size,
+                 "spacing_mm": [policy.min_spacing_mm, policy.max_spacing_mm],
+                 "coarse_spacing_mm": policy.coarse_spacing_mm,
+                 "guidance": list(CHANNELS),
+                 "training_iterations": training.get("iterations"),
+                 "training_data": training.get("data", "")})
+
+
+def describe_click3d(path: Path) -> ModelInfo:
+    return click3d_info(read_config(path))
+
+
+@dataclass
+class Click3dInput:
+    """A prepared crop: where it lies in the input, the network input, the prompts on it."""
+
+    crop: Crop
+    shape: tuple[int, ...]
+    x: torch.Tensor  # 5, n, n, n
+    positive: np.ndarray  # k, 3 crop coordinates
+    has_region_prompt: bool  # a box or a prior mask touches the crop
+    #: the object probability when ``prepare`` has already run the network on this crop
+    probability: torch.Tensor | None = None
+
+
+def _points(prompts: Prompts, positive: bool) -> np.ndarray:
+    pts = [p.position for p in prompts.points if p.positive == positive]
+    return np.asarray(pts, dtype=float).reshape(-1, 3)
+
+
+def _box_extent(prompts: Prompts) -> tuple[np.ndarray, np.ndarray] | None:
+    """The voxel range covered by the boxes, the prior mask and the positive clicks (None when
+    there is neither box nor mask)."""
+    los, his = [], []
+    for b in prompts.boxes:
+        los.append(np.asarray(b.lo, float))
+        his.append(np.asarray(b.hi, float))
+    if prompts.mask is not None and prompts.mask.any():
+        idx = np.argwhere(prompts.mask)
+        los.append(idx.min(0).astype(float))
+        his.append(idx.max(0).astype(float))
+    if not los:
+        return None
+    pos = _points(prompts, True)
+    if len(pos):
+        los.append(pos.min(0))
+        his.append(pos.max(0))
+    return np.min(los, axis=0), np.max(his, axis=0)
+
+
+def _touches_faces(mask: torch.Tensor, fraction: float = 0.02) -> bool:
+    """Whether ``mask`` covers at least ``fraction`` of one of the crop's six faces."""
+    faces = [mask.select(a, i) for a in range(3) for i in (0, -1)]
+    return any(float(f.float().mean()) >= fraction for f in faces)
+
+
+class Click3dModel:
+    """See the module docstring."""
+
+    def __init__(self, config: Click3dConfig, device: str | torch.device | None = None) -> None:
+        self.config = config
+        self.policy = config.crop
+        self.sigma = config.sigma
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        check_weights(config)
+        net = build_network(config.architecture, config.params, len(CHANNELS))
+        self.net = load_weights(net, config.weights).to(self.device)
+        self.info = click3d_info(config)
+        self.postprocessors: list[Any] = []
+
+    # ---- the crop and its network input -------------------------------------------------
+    def _input(self, image: torch.Tensor, prompts: Prompts, crop: Crop) -> Click3dInput:
+        boxes = []
+        for b in prompts.boxes:
+            lo, hi = crop.to_crop(np.asarray(b.lo)), crop.to_crop(np.asarray(b.hi))
+            boxes.append((tuple(lo), tuple(hi), b.flat_axis))
+        prior = None
+        if prompts.mask is not None and prompts.mask.any():
+            prior = sample_mask(torch.from_numpy(np.ascontiguousarray(prompts.mask)), crop)
+        pos, neg = crop.to_crop(_points(prompts, True)), crop.to_crop(_points(prompts, False))
+        x = encode(sample_image(image, crop), [tuple(p) for p in pos], [tuple(p) for p in neg],
+                   prior, boxes, self.sigma, self.policy.normalise_centre)
+        region = bool(x[4].any()) or (prior is not None and bool(prior.any()))
+        return Click3dInput(crop, tuple(image.shape), x, pos.reshape(-1, 3), region)
+
+    @torch.no_grad()
+    def _object(self, prepared: Click3dInput) -> torch.Tensor:
+        """Object probability on the crop, parts no prompt touches removed."""
+        x = prepared.x[None].to(self.device)
+        with autocast(self.device):
+            logits = self.net(x)
+        p = torch.sigmoid(logits.float())[0, 0].cpu()
+        return self._prompted_parts(p, prepared)
+
+    def _prompted_parts(self, p: torch.Tensor, prepared: Click3dInput) -> torch.Tensor:
+        mask = (p >= self.policy.threshold).numpy()
+        if not mask.any():
+            return p
+        comps, count = ndimage.label(mask)
+        if count <= 1:
+            return p
+        keep = set()
+        n = prepared.crop.size
+        for q in np.round(prepared.positive).astype(int):
+            if np.all((q >= 0) & (q < n)) and comps[tuple(q)]:
+                keep.add(int(comps[tuple(q)]))
+        if prepared.has_region_prompt:
+            guide = (prepared.x[3] > 0.5) | (prepared.x[4] > 0.5)
+            keep |= {int(c) for c in np.unique(comps[guide.numpy()]) if c}
+        if not keep:
+            return p
+        drop = ~np.isin(comps, sorted(keep)) & mask
+        return torch.where(torch.from_numpy(drop), torch.zeros_like(p), p)
+
+    def _coarse_extent(self, image: torch.Tensor, prompts: Prompts,
+                       spacing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The voxel range of the object found by the first pass around the clicks."""
+        pos = _points(prompts, True)
+        anchor = pos if len(pos) else _points(prompts, False)
+        centre = anchor.mean(0)
+        crop = Crop(tuple(centre), self.policy.coarse_spacing_mm, self.policy.size,
+                    tuple(spacing))
+        p = self._object(self._input(image, prompts, crop))
+        idx = np.argwhere((p >= self.policy.threshold).numpy())
+        if len(idx) == 0 or not len(pos):
+            half = FALLBACK_EXTENT_MM / 2 / spacing
+            return anchor.min(0) - half, anchor.max(0) + half
+        lo = np.array([crop.to_input(a, idx[:, a].min()) for a in range(3)])
+        hi = np.array([crop.to_input(a, idx[:, a].max()) for a in range(3)])
+        return np.minimum(lo, pos.min(0)), np.maximum(hi, pos.max(0))
+
+    # ---- the protocol ---------------------------------------------------------------------
+    def prepare(self, volume: Volume, settings: InferenceSettings) -> Click3dInput:
+        prompts = settings.prompts
+        if not prompts or not (prompts.points or prompts.boxes):
+            raise MedsegError(f"model {self.info.name!r} needs at least one point or box")
+        image = torch.from_numpy(np.ascontiguousarray(volume.array[0], dtype=np.float32))
+        spacing = np.asarray(volume.spacing, dtype=float)
+        extent = _box_extent(prompts)
+        if extent is None and self.policy.start_extent_mm > 0:
+            anchor = _points(prompts, True)
+            anchor = anchor if len(anchor) else _points(prompts, False)
+            half = self.policy.start_extent_mm / 2 / spacing
+            extent = anchor.min(0) - half, anchor.max(0) + half
+        lo, hi = extent if extent is not None else self._coarse_extent(image, prompts, spacing)
+        size_mm = float(np.max((hi - lo + 1) * spacing))
+        crop = Crop(tuple((lo + hi) / 2), self.policy.fine_spacing(size_mm), self.policy.size,
+                    tuple(spacing))
+        prepared = self._input(image, prompts, crop)
+        for _ in range(int(self.policy.grow_passes)):
+            if crop.spacing >= self.policy.max_spacing_mm:
+                break
+            prepared.probability = self._object(prepared)
+            found = prepared.probability >= self.policy.threshold
+            if not _touches_faces(found):
+                break
+            idx = np.argwhere(found.numpy())
+            middle = [float(crop.to_input(a, (idx[:, a].min() + idx[:, a].max()) / 2))
+                      for a in range(3)]
+            crop = Crop(tuple(middle), min(crop.spacing * self.policy.grow_factor,
+                                           self.policy.max_spacing_mm), crop.size,
+                        tuple(spacing))
+            prepared = self._input(image, prompts, crop)
+        return prepared
+
+    def predict(self, prepared: Click3dInput, settings: InferenceSettings) -> torch.Tensor:
+        p = prepared.probability if prepared.probability is not None else self._object(prepared)
+        return torch.stack([1 - p, p]).float()
+
+    def restore(self, prepared: Click3dInput, probabilities: torch.Tensor,
+                settings: InferenceSettings) -> Prediction:
+        obj = paste(probabilities[1:2], prepared.crop, prepared.shape)[0]
+        channels = (obj >= self.policy.threshold).numpy().astype(np.uint8)
+        if not settings.probabilities:
+            return Prediction(channels)
+        full = obj.numpy().astype(np.float32)
+        return Prediction(channels, np.stack([1 - full, full]))
+
+
+def load_click3d(path: Path, *, registry: Any = None, device: Any = None,
+                 **_options: Any) -> Click3dModel:
+    return Click3dModel(read_config(path), device)

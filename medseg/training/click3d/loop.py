@@ -1,0 +1,201 @@
+"""The click3d training loop: mixed synthetic and real crops, simulated click rounds with the
+current network, Dice + BCE, a time-based cosine learning rate, a validation Dice on a fixed
+held-out synthetic set, and the model folder written as it goes (a checkpoint is a complete,
+loadable model)."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from medseg.models.click3d.config import CropPolicy, write_model
+from medseg.models.click3d.guidance import CHANNELS
+from medseg.models.click3d.network import build_network
+from medseg.training.click3d.clicks import PromptState, correct, encode_batch, initial_prompts
+from medseg.training.click3d.shapes import synthetic_crop
+from medseg.training.click3d.sources import Case, real_crop
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    seconds: float = 2400.0
+    max_iterations: int = 100_000
+    batch: int = 4
+    lr: float = 2e-3
+    p_synthetic: float = 0.5
+    #: probability that a synthetic target is drawn large (see :func:`.shapes.synthetic_crop`)
+    p_large: float = 0.0
+    #: probabilities of 0, 1, 2, 3 correcting rounds before the training step
+    rounds: tuple[float, ...] = (0.4, 0.25, 0.2, 0.15)
+    margin_range: tuple[float, float] = (1.1, 2.2)
+    channels: tuple[int, ...] = (16, 32, 64, 128, 128)
+    strides: tuple[int, ...] = (2, 2, 2, 2)
+    num_res_units: int = 1
+    sigma_voxels: float = 2.0
+    crop: CropPolicy = field(default_factory=lambda: CropPolicy(
+        size=48, coarse_spacing_mm=4.0, min_spacing_mm=0.7, max_spacing_mm=5.0, margin=1.4))
+    validate_every: int = 100
+    checkpoint_every: int = 200
+    seed: int = 0
+    threads: int = 1
+
+
+def dice_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Soft Dice (per sample) plus binary cross-entropy; ``B, 1, *spatial`` logits."""
+    p = torch.sigmoid(logits)
+    dims = tuple(range(1, p.dim()))
+    dice = 1 - (2 * (p * target).sum(dims) + 1) / (p.sum(dims) + target.sum(dims) + 1)
+    return dice.mean() + F.binary_cross_entropy_with_logits(logits, target)
+
+
+def dice(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.bool(), b.bool()
+    total = int(a.sum() + b.sum())
+    return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
+
+
+def draw_crop(cases: Sequence[Case], s: TrainSettings, rng: np.random.Generator,
+              gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    n = s.crop.size
+    if not cases or rng.random() < s.p_synthetic:
+        return synthetic_crop(n, rng, gen, s.p_large)
+    return real_crop(cases, n, s.crop.coarse_spacing_mm, s.margin_range, rng, gen)
+
+
+@torch.no_grad()
+def predict_masks(net: torch.nn.Module, images, states, sigma: float) -> list[torch.Tensor]:
+    logits = net(encode_batch(images, states, sigma))
+    return [m[0] for m in (logits > 0)]
+
+
+def validation_set(n: int, count: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
+    return [synthetic_crop(n, rng, gen) for _ in range(count)]
+
+
+@torch.no_grad()
+def validate(net: torch.nn.Module, data, sigma: float, clicks: int = 3) -> list[float]:
+    """Mean Dice after 1..``clicks`` deterministic simulated clicks."""
+    net.eval()
+    images = [im for im, _ in data]
+    states = [PromptState() for _ in data]
+    for st, (_, t) in zip(states, data, strict=True):
+        correct(st, torch.zeros_like(t), t, None)
+        st.prior = None
+    out = []
+    for k in range(clicks):
+        preds = predict_masks(net, images, states, sigma)
+        out.append(float(np.mean([dice(p, t) for p, (_, t) in zip(preds, data, strict=True)])))
+        if k + 1 < clicks:
+            for st, p, (_, t) in zip(states, preds, data, strict=True):
+                correct(st, p, t, None)
+    return out
+
+
+def model_document(s: TrainSettings, name: str, version: str, training: dict[str, Any]
+                   ) -> dict[str, Any]:
+    return {"format": "click3d", "name": name, "version": version,
+            "architecture": {"name": "monai_unet",
+                             "params": {"channels": list(s.channels), "strides": list(s.strides),
+                                        "num_res_units": s.num_res_units}},
+            "crop": asdict(s.crop),
+            "guidance": {"channels": list(CHANNELS), "sigma_voxels": s.sigma_voxels,
+                         "normalise_percentiles": [0.5, 99.5]},
+            "training": training}
+
+
+def train(out: str | Path, cases: Sequence[Case], settings: TrainSettings, *,
+          name: str = "click3d", version: str = "1.0", data_note: str = "",
+          log: Callable[[dict[str, Any]], None] | None = None,
+          init: dict[str, torch.Tensor] | None = None,
+          earlier: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """Train for ``settings.seconds`` (or ``max_iterations``) and write the model folder
+    ``out`` at every checkpoint and at the end; returns the training facts. ``init``: a state
+    dict to start from (an earlier stage, whose facts ``earlier`` are kept in the record)."""
+    s = settings
+    torch.set_num_threads(s.threads)
+    torch.manual_seed(s.seed)
+    rng, gen = np.random.default_rng(s.seed), torch.Generator().manual_seed(s.seed)
+    net = build_network("monai_unet", {"channels": list(s.channels), "strides": list(s.strides),
+                                       "num_res_units": s.num_res_units}, len(CHANNELS))
+    if init is not None:
+        net.load_state_dict({k: v.float() for k, v in init.items()})
+    opt = torch.optim.AdamW(net.parameters(), lr=s.lr, weight_decay=1e-4)
+    val = validation_set(s.crop.size, 16, 10_000 + s.seed)
+    start, it = time.monotonic(), 0
+    losses: list[float] = []
+    history: list[dict[str, Any]] = []
+    facts: dict[str, Any] = {}
+
+    def save(final: bool) -> None:
+        facts.update({"iterations": it + sum(int(e.get("iterations", 0)) for e in earlier),
+                      "seconds": round(time.monotonic() - start, 1)
+                      + sum(float(e.get("seconds", 0)) for e in earlier),
+                      "stages": [*earlier, {"iterations": it, "seconds": round(
+                          time.monotonic() - start, 1), "lr": s.lr,
+                          "margin_range": list(s.margin_range),
+                          "p_synthetic": s.p_synthetic, "p_large": s.p_large}],
+                      "batch": s.batch, "data": data_note, "validation": history[-1:] or None,
+                      "settings": {k: v for k, v in asdict(s).items() if k != "crop"},
+                      "complete": final})
+        write_model(out, model_document(s, name, version, facts), net.state_dict())
+
+    while it < s.max_iterations and time.monotonic() - start < s.seconds:
+        frac = min((time.monotonic() - start) / s.seconds, 1.0)
+        for g in opt.param_groups:
+            g["lr"] = s.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
+        crops = [draw_crop(cases, s, rng, gen) for _ in range(s.batch)]
+        images, targets = [c[0] for c in crops], [c[1] for c in crops]
+        states = [initial_prompts(t, rng) for t in targets]
+        rounds = int(rng.choice(len(s.rounds), p=np.asarray(s.rounds) / sum(s.rounds)))
+        if it < 100:
+            rounds = 0  # an untrained network's errors are no guide
+        net.eval()
+        for _ in range(rounds):
+            for st, p, t in zip(states, predict_masks(net, images, states, s.sigma_voxels),
+                                targets, strict=True):
+                correct(st, p, t, rng)
+        net.train()
+        x = encode_batch(images, states, s.sigma_voxels)
+        y = torch.stack([t.float()[None] for t in targets])
+        loss = dice_bce(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+        it += 1
+        if it % s.validate_every == 0 or it == 1:
+            entry = {"iteration": it, "seconds": round(time.monotonic() - start, 1),
+                     "loss": round(float(np.mean(losses[-s.validate_every:])), 4),
+                     "lr": round(opt.param_groups[0]["lr"], 6),
+                     "val_dice_clicks_1_2_3": [round(v, 4) for v in
+                                               validate(net, val, s.sigma_voxels)]}
+            history.append(entry)
+            if log:
+                log(entry)
+        if it % s.checkpoint_every == 0:
+            save(False)
+    entry = {"iteration": it, "seconds": round(time.monotonic() - start, 1),
+             "loss": round(float(np.mean(losses[-s.validate_every:])), 4) if losses else None,
+             "val_dice_clicks_1_2_3": [round(v, 4) for v in validate(net, val, s.sigma_voxels)]}
+    history.append(entry)
+    if log:
+        log(entry)
+    save(True)
+    return facts
+
+
+def json_logger(path: str | Path) -> Callable[[dict[str, Any]], None]:
+    def log(entry: dict[str, Any]) -> None:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry) + "\n")
+    return log
