@@ -24,12 +24,13 @@ from medseg.errors import MedsegError
 
 #: subcommand modules in ``medseg.commands``
 COMMANDS: tuple[str, ...] = ("info", "convert", "plugins", "models", "train", "segment",
-                             "evaluate", "compare", "plan_study", "app", "pacs")
+                             "evaluate", "evaluate_clicks", "compare", "plan_study", "app",
+                             "pacs")
 
 
 def chosen_command(argv: Sequence[str]) -> str | None:
-    """The subcommand named in ``argv`` (the first word that is not an option or the value of
-    ``--plugins-dir``), or None."""
+    """The module of the subcommand named in ``argv`` (the first word that is not an option or
+    the value of ``--plugins-dir``; ``plan-study`` is module ``plan_study``), or None."""
     skip = False
     for word in argv:
         if skip:
@@ -37,7 +38,8 @@ def chosen_command(argv: Sequence[str]) -> str | None:
         elif word == "--plugins-dir":
             skip = True
         elif not word.startswith("-"):
-            return word if word in COMMANDS else None
+            module = word.replace("-", "_")
+            return module if module in COMMANDS else None
     return None
 
 
