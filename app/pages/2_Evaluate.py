@@ -6,6 +6,7 @@ as markdown)."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import streamlit as st
 
@@ -175,9 +176,12 @@ if mode.startswith("Masks predicted"):
         if ready:
             shutil.rmtree(cohort, ignore_errors=True)
             pred_dir, ref_dir = folder.subdir("cohort/pred"), folder.subdir("cohort/ref")
+            image_dir = folder.subdir("cohort/images")  # the report's gallery is drawn on them
             for case, p in preds.items():
                 shutil.copyfile(p["mask"], pred_dir / f"{case}.nii.gz")
                 shutil.copyfile(p["reference"], ref_dir / f"{case}.nii.gz")
+                if p.get("image") and Path(p["image"]).is_file():
+                    shutil.copyfile(p["image"], image_dir / Path(p["image"]).name)
     else:
         st.info("Segment one or more bundled test samples on the **Segment** page; their "
                 "masks are scored here against the bundled references.")
@@ -190,6 +194,9 @@ else:
     second_zip = st.file_uploader("Compare with a second model: its predictions (.zip, "
                                   "optional; the first zip is model A)", key="pred2_zip",
                                   **uploader_limit(max_mb))
+    images_zip = st.file_uploader("Images (.zip, optional: case.nii.gz or case_0000.nii.gz; "
+                                  "the report's gallery is drawn on them)", key="images_zip",
+                                  **uploader_limit(max_mb))
     if pred_zip is not None and ref_zip is not None and st.button("Evaluate cohort",
                                                                    key="cohort_run"):
         try:
@@ -198,6 +205,8 @@ else:
             uploads = [(pred_zip, "pred"), (ref_zip, "ref")]
             if second_zip is not None:
                 uploads.append((second_zip, "pred2"))
+            if images_zip is not None:
+                uploads.append((images_zip, "images"))
             for upload, role in uploads:
                 archive = save_upload(upload.getvalue(), upload.name, zips, role, ZIP_SUFFIXES,
                                       max_mb)
@@ -252,7 +261,9 @@ if ready:
         study = study_options(labels)
         with st.spinner("Scoring cases…"):
             options = EvaluationOptions(labels=labels, resample=True, workers=1, progress=False,
-                                        stats=StatsOptions(min_n=int(min_n)))
+                                        stats=StatsOptions(min_n=int(min_n)),
+                                        images=(cohort / "images") if (cohort / "images")
+                                        .is_dir() else None)
             comparison = None
             if (cohort / "pred2").is_dir():
                 compared = compare_folders(cohort / "ref", [cohort / "pred", cohort / "pred2"],

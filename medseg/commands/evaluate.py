@@ -106,6 +106,10 @@ def register(sub) -> None:
                         "readers (the report is then scored against their STAPLE consensus)")
     p.add_argument("-o", "--output", required=True, metavar="REPORT_DIR", help="report folder")
     add_scoring_args(p)
+    p.add_argument("--images", metavar="DIR", default=None,
+                   help="folder of the cases' images (case.nii.gz or case_0000.nii.gz, or a "
+                        "DICOM subfolder per case): the report's gallery of worst cases is "
+                        "drawn on them (default: masks alone)")
     p.add_argument("--criteria", metavar="FILE",
                    help="pre-registered acceptance criteria (JSON or YAML), judged PASS/FAIL")
     p.add_argument("--fail-on-criteria", action="store_true",
@@ -227,7 +231,7 @@ def sweep_interrupted_reports(output: str) -> None:
 def run(args) -> int:
 
     sweep_interrupted_reports(args.output)
-    options = scoring_options(args)
+    options = scoring_options(args).replace(images=args.images)
     study = study_options(args, normalize_labels(options.labels))
     lesion_criteria = [c.id for c in (study.criteria if study else ())
                        if c.metric == "detection" or c.metric.startswith("lesion_")]

@@ -33,6 +33,9 @@ class EvaluationOptions:
     * ``missing_distance``: HD95/HD/ASSD of a structure present in one map only: ``"worst"``
       (the image diagonal in mm, the default, as Metrics Reloaded recommends) or
       ``"exclude"`` (NaN, left out); see :func:`~medseg.evaluation.pairs.evaluate_pair`.
+    * ``images``: folder of the cases' images (files or DICOM subfolders named by case, as
+      segmented: ``case.nii.gz`` or ``case_0000.nii.gz``); the report's gallery is then
+      drawn on them. None = masks alone.
     * ``stats``: intervals and the minimum n (:class:`~medseg.evaluation.intervals.StatsOptions`).
     * ``lesion_rule``: how lesions are matched (:class:`~medseg.evaluation.lesions.LesionRule`);
       None skips the component analysis (it costs about one extra pass per class);
@@ -52,6 +55,7 @@ class EvaluationOptions:
     stats: StatsOptions = DEFAULT_STATS
     lesion_rule: LesionRule | None = DEFAULT_RULE
     lesion_classes: Sequence[str] | None = None
+    images: str | Path | None = None
 
     def replace(self, **changes: Any) -> EvaluationOptions:
         """A copy with ``changes`` applied."""

@@ -186,9 +186,14 @@ def _gallery_html(pictures: Sequence[Mapping[str, Any]]) -> list[str]:
     if not pictures:
         return []
     esc = html.escape
-    out = ["<h2>Worst cases: slice of largest disagreement</h2><p class='note'>Grey: both "
-           "agree; red: reference only (missed); blue: prediction only (extra). Pictures also "
-           "in <code>gallery/</code>.</p><div class='gallery'>"]
+    on_image = any(g.get("on_image") for g in pictures)
+    key = ("On the image: reference border red, prediction border blue, yellow where they "
+           "coincide; tinted red: reference only (missed); tinted blue: prediction only "
+           "(extra)." if on_image else "Grey: both agree; red: reference only (missed); blue: "
+           "prediction only (extra); masks alone (no images were given: "
+           "<code>--images DIR</code> draws them on the image).")
+    out = [f"<h2>Worst cases: slice of largest disagreement</h2><p class='note'>{key} "
+           "Pictures also in <code>gallery/</code>.</p><div class='gallery'>"]
     for g in pictures:
         out.append(f"<figure><img alt='{esc(g['case'])} {esc(str(g['class']))}' "
                    f"src='data:image/png;base64,{g['png_base64']}' width='240'>"
