@@ -12,6 +12,7 @@ import streamlit as st
 
 from medseg.evaluation.classes import parse_class_tokens, split_text
 from medseg.evaluation.intervals import DEFAULT_MIN_N, StatsOptions
+from medseg.evaluation.metrics import VOXEL_TOLERANCE
 from medseg.evaluation.options import EvaluationOptions
 from medseg.evaluation.pairs import evaluate_pair
 from medseg.evaluation.report import paired_svg, summary_rows
@@ -59,9 +60,15 @@ def class_labels():
     return {v: n for v, n in seg.label_names.items() if v != 0}
 
 
-#: column titles with units; NSD with its tolerance (evaluate_pair's default, 1 mm)
-COLUMN_TITLES = {"hd95": "hd95 (mm)", "nsd": "nsd @ 1 mm", "ref_volume_ml": "ref volume (mL)",
+#: column titles with units (NSD's carries the tolerance used: see nsd_title)
+COLUMN_TITLES = {"hd95": "hd95 (mm)", "ref_volume_ml": "ref volume (mL)",
                  "pred_volume_ml": "pred volume (mL)"}
+
+
+def nsd_title(rows: list[dict]) -> str:
+    """``nsd @ 5 mm``: evaluate_pair's default tolerance is the case's voxel size."""
+    tols = sorted({r["nsd_tolerance_mm"] for r in rows if r.get("nsd_tolerance_mm")})
+    return f"nsd @ {tols[0]:g} mm" if len(tols) == 1 else "nsd"
 
 
 def dice_chart(rows: list[dict], value: str = "dice", title: str = "Dice") -> None:
@@ -150,8 +157,11 @@ else:
         if overall.get("note"):  # before any score: say why it may mean nothing
             st.warning(plain(f"Check the reference: {overall['note']}"))
         st.markdown(f"Scores against **{plain(result['reference'])}**")
-        st.dataframe([{COLUMN_TITLES.get(c, c): r.get(c) for c in COLUMNS} for r in class_rows],
+        titles = {**COLUMN_TITLES, "nsd": nsd_title(class_rows)}
+        st.dataframe([{titles.get(c, c): r.get(c) for c in COLUMNS} for r in class_rows],
                      hide_index=True, key="dice_table")
+        st.caption(f"NSD tolerance: {VOXEL_TOLERANCE} (CLI: `medseg evaluate --tolerance MM` "
+                   "sets another).")
         c1, c2 = st.columns(2)
         c1.metric("Mean Dice (classes above)", mean_of([r["dice"] for r in class_rows]))
         c2.metric("Semantic mIoU, background included", f"{overall.get('miou', float('nan')):.3f}",

@@ -21,7 +21,9 @@ class EvaluationOptions:
 
     * ``labels``: class names (``{name: value}``, ``{value: name}`` or a list of values);
       None = the values found in the files.
-    * ``tolerance``: surface-Dice tolerance in mm, one number or per class.
+    * ``tolerance``: surface-Dice tolerance in mm, one number or per class; None (or a class
+      missing from the mapping without a ``"default"``) = the voxel size of each case
+      (:func:`~medseg.evaluation.metrics.voxel_tolerance`).
     * ``empty_score``: the score of a class empty in both maps (NaN = left out).
     * ``resample``: put a prediction on another grid onto the reference's (nearest neighbour)
       instead of refusing it.
@@ -44,7 +46,7 @@ class EvaluationOptions:
     """
 
     labels: Any = None
-    tolerance: float | Mapping[Any, float] = 1.0
+    tolerance: float | Mapping[Any, float] | None = None
     empty_score: float = math.nan
     resample: bool = False
     workers: int | None = None

@@ -198,6 +198,7 @@ def _both_empty_row(value: int, name: str, empty_score: float,
     empty = np.zeros((1, 1), dtype=bool)
     row: dict[str, Any] = {"class": name, "label": value}
     row.update(class_metrics(empty, empty, empty_score=empty_score))  # specificity 1, volumes 0
+    row["nsd_tolerance_mm"] = None  # no border: no tolerance applies
     if lesions:
         found = match_lesions(empty, empty)  # no lesion in either map
         row.update({k: found[k] for k in LESION_METRICS})
