@@ -14,7 +14,8 @@ SwiftShader for the NiiVue viewer) and, with the bundled models:
 * **PACS** (needs Debian's ``orthanc`` and ``orthanc-dicomweb``; ``--no-pacs`` skips it): a
   local Orthanc holding the bundled DICOM CT series; lists it, segments it with
   ``abdomen_ct``, pushes the SEG and shows the series list marking the segmented series.
-* **Models and plugins** and the start page.
+* **Models and plugins** (``models.png``: components, models with their limitations and
+  preprocessing; ``models_pull.png``: the Pull section, below them) and the start page.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def nav(driver, slug: str) -> None:
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, 30).until(EC.element_to_be_clickable(
+    WebDriverWait(driver, 120).until(EC.element_to_be_clickable(
         (By.CSS_SELECTOR, f"[data-testid='stSidebarNav'] a[href$='/{slug}']"))).click()
     tb.wait_until_idle(driver)
 
@@ -70,7 +71,7 @@ def type_into(driver, label: str, text: str) -> None:
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    box = WebDriverWait(driver, 60).until(lambda d: d.find_element(
+    box = WebDriverWait(driver, 180).until(lambda d: d.find_element(
         By.XPATH, f"//input[@aria-label and contains(@aria-label, '{label}')]"))
     box.clear()
     box.send_keys(text, Keys.ENTER)
@@ -81,27 +82,27 @@ def choose(driver, label: str, option: str) -> None:
     """Pick ``option`` in the selectbox with this label."""
     from selenium.webdriver.support.ui import WebDriverWait
 
-    box = WebDriverWait(driver, 60).until(lambda d: d.find_element(
+    box = WebDriverWait(driver, 180).until(lambda d: d.find_element(
         By.XPATH, f"//input[@aria-label and contains(@aria-label, '{label}')]"))
     box.click()
     box.send_keys(option)
-    WebDriverWait(driver, 30).until(lambda d: d.find_element(
+    WebDriverWait(driver, 120).until(lambda d: d.find_element(
         By.XPATH, f"//*[@role='option'][contains(., '{option}')]")).click()
     tb.wait_until_idle(driver)
 
 
 def segment_and_evaluate(driver, out: Path) -> None:
     nav(driver, "Segment")
-    tb.wait_for_text(driver, "Upload an image or load a sample", 60)
+    tb.wait_for_text(driver, "Upload an image or load a sample", 180)
     tb.file_input(driver).send_keys(str(HEAD))
-    tb.wait_for_text(driver, "Run segmentation", 60)
+    tb.wait_for_text(driver, "Run segmentation", 180)
     tb.click_button(driver, "Run segmentation")
     tb.wait_for_text(driver, "Volumes (", 300)
     time.sleep(4)  # the viewer draws
     shoot(driver, out / "segment.png")
 
     nav(driver, "Evaluate")
-    tb.wait_for_text(driver, "This case", 60)
+    tb.wait_for_text(driver, "This case", 180)
     type_into(driver, "Labels (optional)", "brain=1,2,3")
     driver.find_elements(By.CSS_SELECTOR,
                          "[data-testid='stFileUploader'] input[type='file']")[0].send_keys(
@@ -136,13 +137,37 @@ def pacs(driver, out: Path, work: Path) -> None:
         choose(driver, "Model", "abdomen_ct")
         type_into(driver, "DICOMweb URL", server.dicomweb)
         tb.click_button(driver, "List studies")
-        tb.wait_for_text(driver, "Series", 60)
+        tb.wait_for_text(driver, "Series", 180)
         tb.click_button(driver, "Segment series")
         tb.wait_for_text(driver, "Send back", 300)
         tb.click_button(driver, "Push SEG to the server")
         tb.wait_for_text(driver, "SEG stored on the server", 120)
         time.sleep(3)
         shoot(driver, out / "pacs.png")
+
+
+def models(driver, out: Path) -> None:
+    """The Models page: the components and the models with their limitations
+    (``models.png``), then the Pull section on its own (``models_pull.png``): the whole page
+    is taller than one screenshot can be."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    nav(driver, "Models_and_plugins")
+    tb.wait_for_text(driver, "Limitations", 180)
+    tb.wait_for_text(driver, "Pull models", 180)
+    WebDriverWait(driver, 180).until(lambda d: d.find_elements(
+        By.XPATH, "//*[normalize-space(text())='Model to pull']"))
+    time.sleep(2)  # the tables draw
+    shoot(driver, out / "models.png")
+    driver.set_window_size(1400, 1100)
+    time.sleep(1)
+    driver.execute_script(
+        "const h = [...document.querySelectorAll('h2')].find("
+        "e => e.textContent.trim().startsWith('Pull models'));"
+        "h.scrollIntoView({block: 'start'});")
+    time.sleep(1.5)
+    driver.save_screenshot(str(out / "models_pull.png"))
+    print(f"wrote {out / 'models_pull.png'}")
 
 
 def main() -> int:
@@ -158,15 +183,12 @@ def main() -> int:
             with tb.running_app(None, tmp / "streamlit.log") as url:
                 driver.set_window_size(1400, 900)
                 driver.get(url)
-                tb.wait_for_text(driver, "Models available", 60)
+                tb.wait_for_text(driver, "Models available", 480)
                 shoot(driver, args.out / "home.png")
                 segment_and_evaluate(driver, args.out)
                 if not args.no_pacs:
                     pacs(driver, args.out, tmp)
-                nav(driver, "Models_and_plugins")
-                tb.wait_for_text(driver, "Model", 60)
-                time.sleep(1)
-                shoot(driver, args.out / "models.png")
+                models(driver, args.out)
         finally:
             driver.quit()
     return 0

@@ -201,7 +201,7 @@ def test_evaluate_case_and_cohort(models_dir):
     _ok(at)
     dice = _table(at, "dice", "hd95 (mm)")  # units and the NSD tolerance in the titles
     assert list(dice["class"]) == ["white_matter", "grey_matter", "csf"]  # label order
-    assert "nsd @ 1 mm" in dice.columns
+    assert "nsd @ 2 mm" in dice.columns  # the voxel size (2 mm) since issue 25
     assert dice["dice"].between(0, 1).all()
     assert not at.warning  # same grid, labels in common: nothing to warn about
     assert at.file_uploader(key="ref_upload").label.startswith("…or upload")

@@ -12,7 +12,7 @@ import torch
 
 from medseg.errors import MedsegError
 from medseg.models.medseg_bundle.bundle import BUILDING, load_bundle, save_bundle
-from medseg.training.train import CHECKPOINT_NAME, train
+from medseg.training.train import checkpoint_path, train
 from tests.pause_kill import kill_at
 from tests.test_training import BRAIN, tiny_config
 
@@ -45,7 +45,7 @@ def test_killed_while_saving_leaves_the_old_bundle_usable(tmp_path, point):
 
 def test_resume_repairs_an_inconsistent_bundle(tmp_path):
     out = tmp_path / "run"
-    train(BRAIN, out, tiny_config(iterations=4, val_every=2), progress=False)
+    train(BRAIN, out, tiny_config(iterations=4, val_every=2), progress=False, keep_resume=True)
     good = load_bundle(out).load_weights()
     # what the old non-atomic writer could leave: new weights beside an old config
     torch.save({k: v + 1 for k, v in good.items()}, out / "weights.pt")
@@ -61,11 +61,11 @@ def test_resume_repairs_an_inconsistent_bundle(tmp_path):
 
 def test_resume_with_another_architecture_is_one_line(tmp_path):
     out = tmp_path / "run"
-    train(BRAIN, out, tiny_config(iterations=2, val_every=2), progress=False)
+    train(BRAIN, out, tiny_config(iterations=2, val_every=2), progress=False, keep_resume=True)
     with pytest.raises(MedsegError) as info:
         train(BRAIN, out, tiny_config(iterations=4, val_every=2,
                                       arch_params={"channels": [4, 8], "num_res_units": 0}),
               resume=True, progress=False)
     text = str(info.value)
-    assert "\n" not in text and str(out / CHECKPOINT_NAME) in text
+    assert "\n" not in text and str(checkpoint_path(out)) in text
     assert "does not fit this architecture" in text

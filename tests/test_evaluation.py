@@ -46,7 +46,8 @@ def test_evaluate_pair_rows_match_class_metrics():
     pred, ref = label_pair(0)
     rows = evaluate_pair(pred, ref, {"liver": 1, "tumour": 2}, tolerance={"tumour": 2.0})
     assert [r["class"] for r in rows] == ["liver", "tumour", "all"]
-    for row, value, tol in ((rows[0], 1, 1.0), (rows[1], 2, 2.0)):
+    # liver has no tolerance given: the voxel size, the largest spacing (issue 25)
+    for row, value, tol in ((rows[0], 1, max(SPACING)), (rows[1], 2, 2.0)):
         expected = class_metrics(pred.data == value, ref.data == value, SPACING, tolerance=tol)
         assert row["label"] == value
         for key, v in expected.items():
@@ -330,7 +331,9 @@ def test_single_slice_volume_is_scored_in_2d_with_a_warning():
     with pytest.warns(UserWarning, match=r"single-slice image \(30x28x1\) is scored as 2D"):
         (row, _all) = evaluate_pair(LabelMap(pred2d[:, :, None][None], affine),
                                     LabelMap(ref2d[:, :, None][None], affine), [1])
-    in_plane = class_metrics(pred2d == 1, ref2d == 1, spacing[:2])
+    # NSD's default tolerance: the in-plane voxel size (1.1 mm), not the slice thickness
+    assert row["nsd_tolerance_mm"] == pytest.approx(1.1)
+    in_plane = class_metrics(pred2d == 1, ref2d == 1, spacing[:2], tolerance=1.1)
     assert row["hd95"] == pytest.approx(in_plane["hd95"]) and row["hd"] == pytest.approx(2.4)
     assert row["nsd"] == pytest.approx(in_plane["nsd"])
     as_3d = class_metrics(pred2d[:, :, None] == 1, ref2d[:, :, None] == 1, spacing)

@@ -275,7 +275,7 @@ def test_tolerance_lookup():
     assert tolerance_for(per, 1, "liver") == 2.0
     assert tolerance_for(per, 3, "kidney") == 4.0
     assert tolerance_for(per, 2, "spleen") == 1.5
-    assert tolerance_for({"liver": 2.0}, 2, "spleen") == 1.0
+    assert tolerance_for({"liver": 2.0}, 2, "spleen", (0.8, 0.8, 3.0)) == 3.0  # voxel size
 
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "Dataset002_AbdomenCT" / "labelsTr"

@@ -21,6 +21,7 @@ from medseg.cli import main
 from medseg.errors import InputError, MedsegError
 from medseg.io import read_label_map
 from medseg.io.dicom import series_datasets
+from medseg.io.names import series_case_name
 from medseg.pacs.auth import TOKEN_ENV, Credentials, credentials_from_file
 from medseg.pacs.client import Server, ServerError, open_client
 from medseg.pacs.query import check_uid, list_series, list_studies
@@ -115,10 +116,10 @@ def test_pushed_seg_is_found_references_its_source_and_matches_the_mask(orthanc,
         {str(d.SOPInstanceUID) for d in ordered}
     # the patient module of the source study, so the SEG files into the same patient/study
     assert seg.PatientID == ordered[0].PatientID and seg.PatientName == ordered[0].PatientName
-    local = pydicom.dcmread(pushed["out"] / f"{source_series}_seg.dcm")
+    local = pydicom.dcmread(pushed["out"] / f"{row['case']}_seg.dcm")
     assert local.SOPInstanceUID == seg.SOPInstanceUID and str(local.PatientName) == ""
     # voxel-identical to the NIfTI mask: frames (slice, row, column) = mask (col, row, slice)
-    mask = read_label_map(pushed["out"] / f"{source_series}.nii.gz")
+    mask = read_label_map(pushed["out"] / f"{row['case']}.nii.gz")
     labels = json.loads((MODEL / "config.json").read_text())["labels"]
     remap = np.zeros(max(labels.values()) + 1, dtype=np.uint8)
     for item in seg.SegmentSequence:
@@ -131,7 +132,7 @@ def test_pushed_seg_is_found_references_its_source_and_matches_the_mask(orthanc,
 
 
 def test_worklist_isolates_failing_studies_and_skips_finished_cases_on_rerun(orthanc, pushed):
-    study, source_series = _source_uids()
+    study, _source_series = _source_uids()
     rows = {r["study"]: r for r in pushed["rows"]}
     assert pushed["rc"] == 1 and len(pushed["rows"]) == 3
     assert rows[study]["status"] == "ok"
@@ -145,8 +146,10 @@ def test_worklist_isolates_failing_studies_and_skips_finished_cases_on_rerun(ort
     assert "slice shape" in mixed["message"] and "differs" in mixed["message"]
     assert "medseg-pacs-" not in mixed["message"]  # no temporary folder shown
     # only the finished case left files (no half-written outputs of the failing ones)
-    assert {p.name.split("_")[0].removesuffix(".nii.gz") for p in pushed["out"].iterdir()
-            if p.name != "summary.json"} == {source_series}
+    case = rows[study]["case"]
+    left = {p.name for p in pushed["out"].iterdir() if p.name != "summary.json"}
+    assert all(name.startswith(f"{case}.") or name.startswith(f"{case}_") for name in left)
+    assert {f"{case}.nii.gz", f"{case}_seg.dcm", f"{case}_manifest.json"} <= left
     # rerun: the finished case is skipped (no second SEG pushed), the failures fail again
     rc = run_cli(["--dicomweb", orthanc.dicomweb, "--worklist", str(pushed["worklist"]), "-o",
                   str(pushed["out"]), "--push"])
@@ -372,7 +375,7 @@ def test_a_refused_push_leaves_the_case_unfinished_and_nothing_stored(orthanc, t
     import urllib.error
     import urllib.request
 
-    study, series = _source_uids()
+    study, _series = _source_uids()
     before = len(_seg_instances(orthanc, study))
 
     def handle(req):
@@ -403,7 +406,8 @@ def test_a_refused_push_leaves_the_case_unfinished_and_nothing_stored(orthanc, t
     assert row["message"].startswith(f"push failed: {url}/dw: storing the SEG into study")
     assert "HTTP 500" in row["message"]
     # not left looking finished: no mask, no SEG, so the next run redoes and pushes the case
-    assert not (out / f"{series}.nii.gz").exists() and not (out / f"{series}_seg.dcm").exists()
+    case = row["case"]
+    assert not (out / f"{case}.nii.gz").exists() and not (out / f"{case}_seg.dcm").exists()
     assert len(_seg_instances(orthanc, study)) == before
 
 
@@ -416,3 +420,27 @@ def test_pacs_options_without_a_server_are_refused(tmp_path, capsys):
     assert main(["segment", "-o", str(out), "-m", str(MODEL), "--dicomweb",
                  "http://127.0.0.1:1/dicom-web"]) == 2
     assert "needs --study UID (repeatable) or --worklist CSV" in capsys.readouterr().err
+
+
+def test_cases_are_named_readably_and_keep_their_uids(orthanc, pushed):
+    """Issue 25: a PACS case was named by its 64-character SeriesInstanceUID; now by date,
+    modality, series number and a short hash of the UID, which summary.json and the case's
+    manifest keep."""
+    import hashlib
+
+    study, series = _source_uids()
+    row = next(r for r in pushed["rows"] if r.get("study") == study)
+    digest = hashlib.sha256(series.encode()).hexdigest()[:8]
+    assert row["case"] == f"20240101_CT1_{digest}" != series  # phantom: 2024-01-01, CT #1
+    assert row["series"] == series and row["study"] == study
+    assert not [p for p in pushed["out"].iterdir() if series in p.name]
+    manifest = json.loads((pushed["out"] / f"{row['case']}_manifest.json").read_text())
+    assert manifest["result"]["source"] == {"dicomweb": orthanc.dicomweb, "study": study,
+                                            "series": series}
+    # unique: the same date, modality and number with another UID is another name; only
+    # letters, digits and '-' of each part are kept
+    other = series_case_name(series + ".1", "20240101", "CT", "1")
+    assert other != row["case"] and other.startswith("20240101_CT1_")
+    assert series_case_name("1.2.3", "2024/01/01", "C T", "x") == \
+        f"20240101_CT_{hashlib.sha256(b'1.2.3').hexdigest()[:8]}"
+    assert series_case_name("1.2.3") == hashlib.sha256(b"1.2.3").hexdigest()[:8]

@@ -63,7 +63,10 @@ def test_server_texts_are_plain_and_patient_free(orthanc):
     assert list(series_table["SeriesDescription"]) == [HOSTILE]
     assert HOSTILE in at.selectbox(key="pacs_study").options[0]
     assert f"Study {study}" in [t.value for t in at.text]
-    assert f"Series {series}" in [t.value for t in at.text]
+    # the series, and the readable name its files get (issue 25: not the 64-character UID)
+    assert any(t.value.startswith(f"Series {series} · files named ") for t in at.text)
+    named = next(t.value for t in at.text if t.value.startswith(f"Series {series}"))
+    assert series not in named.split("files named ")[1]
 
 
 def test_a_refused_connection_is_one_error_line():

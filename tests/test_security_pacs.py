@@ -163,7 +163,7 @@ def test_a_query_is_redirected_only_within_the_server_unless_allowed():
 # --- items 6, 12, 15 through the CLI: one worklist, each study failing alone ---------------
 
 def test_a_worklist_survives_malformed_answers_escapes_and_a_redirected_push(tmp_path, capsys):
-    study, series, files = _phantom()
+    study, _series, files = _phantom()
     escape_series = "1.2.826.0.1.3680043.8.498.24003"
     seen: list[str] = []
 
@@ -200,7 +200,7 @@ def test_a_worklist_survives_malformed_answers_escapes_and_a_redirected_push(tmp
     assert pushed.startswith(f"push failed: {fake.url}: storing the SEG into study {study}: "
                              "the server redirected (HTTP 307)")
     assert "pushed" not in rows[study]
-    assert not (out / f"{series}.nii.gz").exists()  # not finished: redone on the next run
+    assert not (out / f"{rows[study]['case']}.nii.gz").exists()  # not finished: redone next
     assert rows[MALFORMED_STUDY]["message"] == (
         f"{fake.url}: listing series of study {MALFORMED_STUDY}: malformed response "
         "(MalformedAnswerError: item 1 is str, not an object)")
@@ -228,7 +228,7 @@ def test_a_malformed_value_is_an_error_naming_the_study():
 
 @pytest.mark.slow  # two segmentations' worth of start-up (~30 s on a busy CPU)
 def test_a_push_killed_midway_is_pushed_on_the_rerun(tmp_path):
-    study, series, files = _phantom()
+    study, _series, files = _phantom()
     out = tmp_path / "out"
     args = ["segment", "--dicomweb", "", "--study", study, "-m", str(MODEL), "-o", str(out),
             "--push", "--quiet"]
@@ -236,16 +236,17 @@ def test_a_push_killed_midway_is_pushed_on_the_rerun(tmp_path):
         args[2] = fake.url
         kill_at("pacs-before-push", ["-m", "medseg.cli", *args], tmp_path)
         assert fake.posts == []
-        seg = out / f"{series}_seg.dcm"
-        assert seg.is_file() and (out / f"{series}_manifest.json").is_file()
-        mask_time = (out / f"{series}.nii.gz").stat().st_mtime_ns
+        (seg,) = out.glob("*_seg.dcm")  # named by date, modality, number, hash of the UID
+        case = seg.name.removesuffix("_seg.dcm")
+        assert (out / f"{case}_manifest.json").is_file()
+        mask_time = (out / f"{case}.nii.gz").stat().st_mtime_ns
         local_uid = str(pydicom.dcmread(seg, stop_before_pixels=True).SOPInstanceUID)
         assert main(args) == 0
         row = json.loads((out / "summary.json").read_text())[0]
         assert row["status"] == "ok" and row["pushed"] == local_uid
         assert "pushed now" in row["message"]
         assert [str(d.SOPInstanceUID) for d in fake.stored] == [local_uid]
-        assert (out / f"{series}.nii.gz").stat().st_mtime_ns == mask_time  # not redone
+        assert (out / f"{case}.nii.gz").stat().st_mtime_ns == mask_time  # not redone
         # a third run: done, confirmed, nothing sent again
         assert main(args) == 0
         row = json.loads((out / "summary.json").read_text())[0]

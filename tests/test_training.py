@@ -15,7 +15,7 @@ from medseg.engine.segmenter import InferenceSettings, Segmenter
 from medseg.io import read_image
 from medseg.models.medseg_bundle.bundle import load_bundle
 from medseg.models.medseg_bundle.model import MedsegBundleModel
-from medseg.training.train import CHECKPOINT_NAME, TrainConfig, train
+from medseg.training.train import CHECKPOINT_NAME, TrainConfig, checkpoint_path, train
 
 BRAIN = "sample_data/Dataset001_BrainTissue"
 TINY = {"channels": [8, 16, 32], "num_res_units": 1}
@@ -59,8 +59,8 @@ def test_reloaded_bundle_gives_identical_predictions(tiny_bundle):
 
 def test_resume_continues_from_checkpoint(tmp_path):
     out = tmp_path / "resumable"
-    train(BRAIN, out, tiny_config(iterations=4, val_every=2), progress=False)
-    assert (out / CHECKPOINT_NAME).is_file()
+    train(BRAIN, out, tiny_config(iterations=4, val_every=2), progress=False, keep_resume=True)
+    assert checkpoint_path(out).is_file() and not (out / CHECKPOINT_NAME).exists()
     bundle = train(BRAIN, out, tiny_config(iterations=8, val_every=2), resume=True,
                    progress=False)
     assert bundle.config["training"]["iterations_done"] == 8

@@ -171,7 +171,7 @@ if run:
             if state.get("sample") is not None and state["sample"].reference is not None:
                 preds = state.setdefault("predictions", {})
                 preds[case] = {"mask": mask_path, "reference": state["sample"].reference,
-                               "model": model}
+                               "model": model, "image": state["sample"].path}
 if state.get("run_error"):
     st.error(plain(state["run_error"]))
 

@@ -6,11 +6,13 @@ as markdown)."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import streamlit as st
 
 from medseg.evaluation.classes import parse_class_tokens, split_text
 from medseg.evaluation.intervals import DEFAULT_MIN_N, StatsOptions
+from medseg.evaluation.metrics import VOXEL_TOLERANCE
 from medseg.evaluation.options import EvaluationOptions
 from medseg.evaluation.pairs import evaluate_pair
 from medseg.evaluation.report import paired_svg, summary_rows
@@ -58,9 +60,15 @@ def class_labels():
     return {v: n for v, n in seg.label_names.items() if v != 0}
 
 
-#: column titles with units; NSD with its tolerance (evaluate_pair's default, 1 mm)
-COLUMN_TITLES = {"hd95": "hd95 (mm)", "nsd": "nsd @ 1 mm", "ref_volume_ml": "ref volume (mL)",
+#: column titles with units (NSD's carries the tolerance used: see nsd_title)
+COLUMN_TITLES = {"hd95": "hd95 (mm)", "ref_volume_ml": "ref volume (mL)",
                  "pred_volume_ml": "pred volume (mL)"}
+
+
+def nsd_title(rows: list[dict]) -> str:
+    """``nsd @ 5 mm``: evaluate_pair's default tolerance is the case's voxel size."""
+    tols = sorted({r["nsd_tolerance_mm"] for r in rows if r.get("nsd_tolerance_mm")})
+    return f"nsd @ {tols[0]:g} mm" if len(tols) == 1 else "nsd"
 
 
 def dice_chart(rows: list[dict], value: str = "dice", title: str = "Dice") -> None:
@@ -149,8 +157,11 @@ else:
         if overall.get("note"):  # before any score: say why it may mean nothing
             st.warning(plain(f"Check the reference: {overall['note']}"))
         st.markdown(f"Scores against **{plain(result['reference'])}**")
-        st.dataframe([{COLUMN_TITLES.get(c, c): r.get(c) for c in COLUMNS} for r in class_rows],
+        titles = {**COLUMN_TITLES, "nsd": nsd_title(class_rows)}
+        st.dataframe([{titles.get(c, c): r.get(c) for c in COLUMNS} for r in class_rows],
                      hide_index=True, key="dice_table")
+        st.caption(f"NSD tolerance: {VOXEL_TOLERANCE} (CLI: `medseg evaluate --tolerance MM` "
+                   "sets another).")
         c1, c2 = st.columns(2)
         c1.metric("Mean Dice (classes above)", mean_of([r["dice"] for r in class_rows]))
         c2.metric("Semantic mIoU, background included", f"{overall.get('miou', float('nan')):.3f}",
@@ -175,9 +186,12 @@ if mode.startswith("Masks predicted"):
         if ready:
             shutil.rmtree(cohort, ignore_errors=True)
             pred_dir, ref_dir = folder.subdir("cohort/pred"), folder.subdir("cohort/ref")
+            image_dir = folder.subdir("cohort/images")  # the report's gallery is drawn on them
             for case, p in preds.items():
                 shutil.copyfile(p["mask"], pred_dir / f"{case}.nii.gz")
                 shutil.copyfile(p["reference"], ref_dir / f"{case}.nii.gz")
+                if p.get("image") and Path(p["image"]).is_file():
+                    shutil.copyfile(p["image"], image_dir / Path(p["image"]).name)
     else:
         st.info("Segment one or more bundled test samples on the **Segment** page; their "
                 "masks are scored here against the bundled references.")
@@ -190,6 +204,9 @@ else:
     second_zip = st.file_uploader("Compare with a second model: its predictions (.zip, "
                                   "optional; the first zip is model A)", key="pred2_zip",
                                   **uploader_limit(max_mb))
+    images_zip = st.file_uploader("Images (.zip, optional: case.nii.gz or case_0000.nii.gz; "
+                                  "the report's gallery is drawn on them)", key="images_zip",
+                                  **uploader_limit(max_mb))
     if pred_zip is not None and ref_zip is not None and st.button("Evaluate cohort",
                                                                    key="cohort_run"):
         try:
@@ -198,6 +215,8 @@ else:
             uploads = [(pred_zip, "pred"), (ref_zip, "ref")]
             if second_zip is not None:
                 uploads.append((second_zip, "pred2"))
+            if images_zip is not None:
+                uploads.append((images_zip, "images"))
             for upload, role in uploads:
                 archive = save_upload(upload.getvalue(), upload.name, zips, role, ZIP_SUFFIXES,
                                       max_mb)
@@ -252,7 +271,9 @@ if ready:
         study = study_options(labels)
         with st.spinner("Scoring cases…"):
             options = EvaluationOptions(labels=labels, resample=True, workers=1, progress=False,
-                                        stats=StatsOptions(min_n=int(min_n)))
+                                        stats=StatsOptions(min_n=int(min_n)),
+                                        images=(cohort / "images") if (cohort / "images")
+                                        .is_dir() else None)
             comparison = None
             if (cohort / "pred2").is_dir():
                 compared = compare_folders(cohort / "ref", [cohort / "pred", cohort / "pred2"],

@@ -3,15 +3,13 @@ models that can be pulled (state, size, licence, a Pull button with progress).""
 
 from __future__ import annotations
 
-import json
-
 import streamlit as st
 
 from medseg.evaluation.metrics import METRIC_INFO
 from medseg.hub import by_name as hub
 from medseg.hub.install import mib
 from medseg.hub.offers import download_size, offers
-from medseg_ui import engine
+from medseg_ui import engine, model_facts
 from medseg_ui.session import error_message
 from medseg_ui.text import plain
 
@@ -90,17 +88,24 @@ for name in names:
             rows = [{**r, "validation Dice": val.get(r["class"]),
                      "test Dice": test.get(r["class"])} for r in rows]
         st.dataframe(rows, hide_index=True, key=f"labels_{name}")
+        st.markdown("**Limitations**\n" + "\n".join(
+            f"- {plain(text)}" for text in model_facts.limitations(
+                info, bundle.config if bundle else None)))
         if info.details:
             st.markdown("**Details**")
-            st.code(json.dumps(dict(info.details), indent=2, default=str), language="json")
+            st.dataframe(model_facts.setting_rows(info.details), hide_index=True,
+                         width="stretch", key=f"details_{name}")
         if bundle:
             cfg = bundle.config
             c1, c2 = st.columns(2)
             c1.markdown("**Preprocessing**")
-            c1.json(cfg.get("preprocessing", {}), expanded=True)
+            c1.dataframe(model_facts.preprocessing_rows(cfg.get("preprocessing", {})),
+                         hide_index=True, width="stretch", key=f"preprocessing_{name}")
             c2.markdown("**Architecture parameters**")
-            c2.code(json.dumps(cfg["architecture"].get("params", {}), indent=2),
-                    language="json")
+            params = cfg["architecture"].get("params", {})
+            c2.dataframe(model_facts.setting_rows(params) or [
+                {"setting": "(all defaults)", "value": cfg["architecture"].get("name", "")}],
+                hide_index=True, width="stretch", key=f"architecture_{name}")
 
 
 st.header("Pull models")

@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from medseg.io import read_image
+from medseg.io.names import series_case_name
 from medseg.pacs.auth import resolve_credentials
 from medseg.pacs.client import Server, open_client
 from medseg.pacs.query import NON_IMAGE_MODALITIES, list_series, list_studies
@@ -49,11 +50,10 @@ def forget(*keys: str) -> None:
 
 
 def series_case(row) -> str:
-    """A short file name for a series: modality, series number and the UID's last digits."""
-    number = str(row.get("SeriesNumber", "")).strip()
-    parts = [str(row.get("Modality") or "series"), number if number.isdigit() else "",
-             str(row["SeriesInstanceUID"]).replace(".", "")[-8:]]
-    return "_".join(p for p in parts if p)
+    """The series' case name, as ``medseg segment --dicomweb`` names it (date, modality,
+    series number, a hash of the UID)."""
+    return series_case_name(str(row["SeriesInstanceUID"]), str(row.get("SeriesDate") or ""),
+                            str(row.get("Modality") or ""), str(row.get("SeriesNumber", "")))
 
 
 def load_series(client, server, study: str) -> None:
@@ -136,7 +136,7 @@ slabel = {r["SeriesInstanceUID"]: f"{r['Modality']} · #{r['SeriesNumber']} · "
           for r in images}
 series = st.selectbox("Series", list(slabel), format_func=slabel.get, key="pacs_pick")
 chosen = next(r for r in images if r["SeriesInstanceUID"] == series)
-st.text(f"Series {series}")
+st.text(f"Series {series} · files named {series_case(chosen)}")
 
 # ---- download + segment ---------------------------------------------------------------------
 if not models:

@@ -20,6 +20,7 @@ from medseg.commands.evaluate import (
 from medseg.errors import MedsegError
 from medseg.evaluation.lesions import LESION_METRICS
 from medseg.evaluation.metrics import CLASS_METRICS
+from medseg.evaluation.report.settings import tolerance_text
 from medseg.evaluation.study.compare import COMPARE_METRICS, compare_folders
 from medseg.evaluation.study.compare_criteria import load_comparison_criteria
 from medseg.evaluation.study.subgroups import read_metadata
@@ -144,6 +145,8 @@ def run(args) -> int:
             print(f"  {c['result']} {c['id']}: {c['text']} (value {value}, n={c['n_pairs']}, "
                   f"excluded {c['n_excluded']}, worst-case {c['n_imputed']}{note})")
         print(f"criteria: {crit['verdict']}")
+    for name, res in result.models.items():
+        print(f"  {name}: NSD tolerance: {tolerance_text(res.settings)}")
     print(f"comparison in {args.output}")
     if args.fail_on_criteria and crit and not crit["passed"]:
         return 3

@@ -20,6 +20,7 @@ from medseg.evaluation.lesions import LesionRule
 from medseg.evaluation.options import EvaluationOptions
 from medseg.evaluation.pairs import normalize_labels
 from medseg.evaluation.report.folder import sweep_interrupted
+from medseg.evaluation.report.settings import tolerance_text
 from medseg.evaluation.run import evaluate_folders
 from medseg.evaluation.study.criteria import load_criteria
 from medseg.evaluation.study.options import StudyOptions
@@ -35,9 +36,10 @@ def add_scoring_args(p) -> None:
                         "non-zero value found, named from the prediction's header or the "
                         "folders' dataset.json. With --labels, any other value in a map fails "
                         "that case.")
-    p.add_argument("--tolerance", nargs="+", default=["1"], metavar="MM",
+    p.add_argument("--tolerance", nargs="+", default=None, metavar="MM",
                    help="NSD tolerance in mm: one number, or per class (liver=2 3=1.5), "
-                        "optionally with a bare default number (default 1)")
+                        "optionally with a bare default number (default: the voxel size, "
+                        "the largest voxel spacing of each case; recorded in every output)")
     p.add_argument("--empty-score", type=float, default=None, metavar="S",
                    help="score Dice/IoU/NSD of a class absent from both maps as S (e.g. 1); "
                         "default: undefined (NaN, counted apart)")
@@ -106,6 +108,10 @@ def register(sub) -> None:
                         "readers (the report is then scored against their STAPLE consensus)")
     p.add_argument("-o", "--output", required=True, metavar="REPORT_DIR", help="report folder")
     add_scoring_args(p)
+    p.add_argument("--images", metavar="DIR", default=None,
+                   help="folder of the cases' images (case.nii.gz or case_0000.nii.gz, or a "
+                        "DICOM subfolder per case): the report's gallery of worst cases is "
+                        "drawn on them (default: masks alone)")
     p.add_argument("--criteria", metavar="FILE",
                    help="pre-registered acceptance criteria (JSON or YAML), judged PASS/FAIL")
     p.add_argument("--fail-on-criteria", action="store_true",
@@ -132,11 +138,12 @@ def parse_labels(tokens: list[str] | None) -> dict[int, str] | ClassGroups | Non
     return parse_class_tokens(tokens)
 
 
-def parse_tolerance(tokens: list[str]) -> float | dict[str, float]:
-    """``["2"]`` -> 2.0; ``["liver=2", "1.5"]`` -> ``{"liver": 2.0, "default": 1.5}``."""
+def parse_tolerance(tokens: list[str] | None) -> float | dict[str, float] | None:
+    """``["2"]`` -> 2.0; ``["liver=2", "1.5"]`` -> ``{"liver": 2.0, "default": 1.5}``;
+    None or ``["liver=2"]`` alone: the other classes take the voxel size (no ``default``)."""
     per_class: dict[str, float] = {}
-    default = 1.0
-    for token in tokens:
+    default: float | None = None
+    for token in tokens or ():
         key, sep, value = token.rpartition("=")
         try:
             mm = float(value)
@@ -150,7 +157,7 @@ def parse_tolerance(tokens: list[str]) -> float | dict[str, float]:
             default = mm
     if not per_class:
         return default
-    return {**per_class, "default": default}
+    return {**per_class, **({} if default is None else {"default": default})}
 
 
 def study_options(args, labels: dict[int, str] | None):
@@ -227,7 +234,7 @@ def sweep_interrupted_reports(output: str) -> None:
 def run(args) -> int:
 
     sweep_interrupted_reports(args.output)
-    options = scoring_options(args)
+    options = scoring_options(args).replace(images=args.images)
     study = study_options(args, normalize_labels(options.labels))
     lesion_criteria = [c.id for c in (study.criteria if study else ())
                        if c.metric == "detection" or c.metric.startswith("lesion_")]
@@ -254,6 +261,7 @@ def run(args) -> int:
     errors = result.errors
     n_cases = len({r["case"] for r in result.rows})
     print(f"scored {n_cases - len(errors)} of {n_cases} cases; report in {args.output}")
+    print(f"  NSD tolerance: {tolerance_text(result.settings)}")
     for name, item in result.summary.items():
         stats = item["metrics"].get("dice")
         if stats and stats["n"]:

@@ -66,7 +66,13 @@ def register(sub) -> None:
     p.add_argument("--intensity", choices=["percentile"], default=None,
                    help="intensity normalisation instead of the planned one (default with "
                         "--synth: percentile)")
-    p.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from its training state, kept beside the "
+                        "bundle in PARENT/.NAME.resume/checkpoint.pt while it trains (never in "
+                        "the bundle); a finished run removes it")
+    p.add_argument("--keep-resume", action="store_true",
+                   help="keep the training state when the run finishes, so that --resume "
+                        "with more --iterations can extend it")
     p.add_argument("--init", default=None, help="fine-tune from this bundle's weights")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -100,7 +106,8 @@ def run(args) -> int:
         if sys.argv and sys.argv[0].endswith("medseg") else None
     bundle = train(args.dataset, args.output, cfg, init_bundle=args.init, resume=args.resume,
                    registry=load_registry(args.plugins_dir, fresh=True),
-                   progress=not args.quiet, command_line=command)
+                   progress=not args.quiet, command_line=command,
+                   keep_resume=args.keep_resume)
     if bundle is not None:
         t = bundle.config["training"]
         print(f"wrote {bundle.path}: best validation mean Dice {t['best_val_mean_dice']:.4f}")

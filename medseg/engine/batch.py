@@ -54,6 +54,9 @@ class CaseInput:
     error: str | None = None
     #: a promptable model's prompts for this case (world mm or voxels; checked on the image)
     prompts: PromptSpec | None = None
+    #: where the input came from when its name does not say (a PACS series' UIDs), recorded
+    #: in the manifest's result
+    source: dict[str, str] | None = None
 
 
 
@@ -176,6 +179,8 @@ def _segment_case(case: CaseInput, out_dir: Path, segmenter, requested: set[str]
         "seconds": round(time.time() - t0, 2), "mask": str(written["mask"]),
         "volumes_ml": {r["name"]: r["volume_ml"] for r in result.volumes()},
         "labels": {str(v): n for v, n in sorted(result.label_names.items())}}
+    if case.source:
+        done["source"] = dict(case.source)
     if result.qc is not None:
         done.update(qc=result.qc.status, qc_reasons=result.qc.reasons,
                     qc_checked=list(result.qc.checked))

@@ -379,14 +379,47 @@ def semantic_from_counts(counts: Mapping[Any, Any], n_voxels: int) -> dict[str, 
     }
 
 
-def tolerance_for(tolerance: float | Mapping[Any, float], label: int, name: str) -> float:
-    """The NSD tolerance of one class: a number, or a mapping by class name or label value.
+#: what the default NSD tolerance is (recorded in every report)
+VOXEL_TOLERANCE = ("the voxel size: the largest voxel spacing of each case's reference grid "
+                   "(in-plane for a single-slice image), so a border off by one voxel along "
+                   "any axis still counts")
 
-    A mapping may hold a ``"default"`` entry; a class missing from it gets 1 mm.
+
+def voxel_tolerance(spacing: Sequence[float]) -> float:
+    """The default NSD tolerance of a case: its largest voxel spacing in mm.
+
+    DeepMind's ``surface-distance`` (``compute_surface_dice_at_tolerance``) and MONAI's
+    ``compute_surface_dice`` (``class_thresholds``) have no default: Nikolov et al. set the
+    tolerance per organ from the inter-observer variation, and Metrics Reloaded (Maier-Hein
+    et al. 2024) asks for a tolerance that reflects the clinical need or the rater variability.
+    When none is given, a tolerance below the voxel size would count a border one slice off as
+    wrong although the grid cannot place it better; the largest spacing (not the mean) keeps
+    a one-voxel shift along the coarsest axis (e.g. 5 mm slices) within tolerance.
     """
+    return float(max(spacing))
+
+
+def explicit_tolerance(tolerance: float | Mapping[Any, float] | None, label: int,
+                       name: str) -> float | None:
+    """The tolerance given for one class (a number, or a mapping by class name, label value
+    or ``"default"``), or None when the class takes the voxel size."""
+    if tolerance is None:
+        return None
     if isinstance(tolerance, Mapping):
-        for key in (name, label, str(label)):
-            if key in tolerance:
+        for key in (name, label, str(label), "default"):
+            if key in tolerance and tolerance[key] is not None:
                 return float(tolerance[key])
-        return float(tolerance.get("default", 1.0))
+        return None
     return float(tolerance)
+
+
+def tolerance_for(tolerance: float | Mapping[Any, float] | None, label: int, name: str,
+                  spacing: Sequence[float] | None = None) -> float:
+    """The NSD tolerance of one class in mm: the one given (:func:`explicit_tolerance`), else
+    the voxel size of ``spacing`` (:func:`voxel_tolerance`)."""
+    given = explicit_tolerance(tolerance, label, name)
+    if given is not None:
+        return given
+    if spacing is None:
+        raise ValueError("the voxel-size NSD tolerance needs the voxel spacing")
+    return voxel_tolerance(spacing)

@@ -21,7 +21,9 @@ class EvaluationOptions:
 
     * ``labels``: class names (``{name: value}``, ``{value: name}`` or a list of values);
       None = the values found in the files.
-    * ``tolerance``: surface-Dice tolerance in mm, one number or per class.
+    * ``tolerance``: surface-Dice tolerance in mm, one number or per class; None (or a class
+      missing from the mapping without a ``"default"``) = the voxel size of each case
+      (:func:`~medseg.evaluation.metrics.voxel_tolerance`).
     * ``empty_score``: the score of a class empty in both maps (NaN = left out).
     * ``resample``: put a prediction on another grid onto the reference's (nearest neighbour)
       instead of refusing it.
@@ -33,6 +35,9 @@ class EvaluationOptions:
     * ``missing_distance``: HD95/HD/ASSD of a structure present in one map only: ``"worst"``
       (the image diagonal in mm, the default, as Metrics Reloaded recommends) or
       ``"exclude"`` (NaN, left out); see :func:`~medseg.evaluation.pairs.evaluate_pair`.
+    * ``images``: folder of the cases' images (files or DICOM subfolders named by case, as
+      segmented: ``case.nii.gz`` or ``case_0000.nii.gz``); the report's gallery is then
+      drawn on them. None = masks alone.
     * ``stats``: intervals and the minimum n (:class:`~medseg.evaluation.intervals.StatsOptions`).
     * ``lesion_rule``: how lesions are matched (:class:`~medseg.evaluation.lesions.LesionRule`);
       None skips the component analysis (it costs about one extra pass per class);
@@ -41,7 +46,7 @@ class EvaluationOptions:
     """
 
     labels: Any = None
-    tolerance: float | Mapping[Any, float] = 1.0
+    tolerance: float | Mapping[Any, float] | None = None
     empty_score: float = math.nan
     resample: bool = False
     workers: int | None = None
@@ -52,6 +57,7 @@ class EvaluationOptions:
     stats: StatsOptions = DEFAULT_STATS
     lesion_rule: LesionRule | None = DEFAULT_RULE
     lesion_classes: Sequence[str] | None = None
+    images: str | Path | None = None
 
     def replace(self, **changes: Any) -> EvaluationOptions:
         """A copy with ``changes`` applied."""

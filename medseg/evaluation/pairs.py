@@ -143,7 +143,7 @@ def evaluate_pair(
     ref: LabelMap,
     labels: Any = None,
     *,
-    tolerance: float | Mapping[Any, float] = 1.0,
+    tolerance: float | Mapping[Any, float] | None = None,
     empty_score: float = math.nan,
     resample: bool = False,
     extra_metrics: Sequence[MetricSpec] = (),
@@ -156,7 +156,10 @@ def evaluate_pair(
     scores every non-zero value present in either map. A value in either map that is not
     in ``labels`` raises :class:`MedsegError`, as does a grid mismatch without ``resample``.
     ``tolerance`` is the NSD tolerance in mm, one number or per class (name or value ->
-    mm). ``extra_metrics`` (plugin :class:`MetricSpec`) add columns named after them.
+    mm, optionally ``"default"``); None, or a class without one, takes the voxel size
+    (:func:`~medseg.evaluation.metrics.voxel_tolerance`); each class row records it in
+    ``nsd_tolerance_mm``. ``extra_metrics`` (plugin :class:`MetricSpec`) add columns named
+    after them.
     Each class row holds ``class``, ``label``, ``status`` and every metric of
     :data:`medseg.evaluation.metrics.CLASS_METRICS`; the ``"all"`` row holds the semantic metrics.
     ``missing_distance`` (:data:`MISSING_DISTANCE`): ``"worst"`` sets HD95, HD and ASSD of a
@@ -225,11 +228,13 @@ def evaluate_pair(
             p = r = np.zeros((1,) * r_arr.ndim, dtype=bool)
         else:
             p, r = p_arr[box] == value, r_arr[box] == value
+        tol = tolerance_for(tolerance, value, name, spacing)
         row: dict[str, Any] = {"class": name, "label": value}
         row.update(class_metrics(
-            p, r, spacing, tolerance=tolerance_for(tolerance, value, name),
+            p, r, spacing, tolerance=tol,
             empty_score=empty_score, n_voxels=n_voxels, voxel_volume_mm3=voxel_mm3,
         ))
+        row["nsd_tolerance_mm"] = tol
         if missing_distance == "worst" and row["status"] in ("pred_empty", "ref_empty"):
             worst = image_diagonal_mm(r_arr.shape, spacing)
             row.update({"hd95": worst, "hd": worst, "assd": worst, "missing_distance_mm": worst})

@@ -80,7 +80,7 @@ def evaluate_folders(
         labels=scored.labels, classes=dict(sorted(classes.items())), tolerance=opts.tolerance,
         empty_score=opts.empty_score, resample=opts.resample, workers=scored.workers,
         extra_metrics=extras, pred_dir=str(pred_dir), ref_dir=ref_label or str(ref_dir),
-        missing_distance=opts.missing_distance, stats=opts.stats,
+        missing_distance=opts.missing_distance, stats=opts.stats, rows=rows,
     )
     if isinstance(opts.labels, ClassGroups):
         settings["labels"] = f"{opts.labels.describe()} (values merged in both maps)"

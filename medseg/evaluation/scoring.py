@@ -11,12 +11,13 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from medseg.errors import MedsegError, PluginError
+from medseg.errors import InputError, MedsegError, PluginError
 from medseg.evaluation.classes import (
     ClassGroups,
     names_from_dataset_json,
@@ -28,6 +29,7 @@ from medseg.evaluation.metrics import CLASS_METRICS, SEMANTIC_METRICS, class_met
 from medseg.evaluation.options import EvaluationOptions
 from medseg.evaluation.pairs import Pairing, evaluate_pair, normalize_labels, pair_cases
 from medseg.io import read_label_map
+from medseg.io.names import case_name
 from medseg.registry import load_registry
 from medseg.specs import MetricSpec
 
@@ -95,6 +97,7 @@ def score_folders(
     plugins_dir, progress = opts.plugins_dir, opts.progress
     label_names = normalize_labels(labels)
     pairing = pair_cases(pred_dir, ref_dir)
+    images = None if opts.images is None else image_files(opts.images)
     if cases is not None:
         keep = set(cases)
         pairing.pairs = [p for p in pairing.pairs if p[0] in keep]
@@ -132,7 +135,26 @@ def score_folders(
     files = {case: (str(p), str(r)) for case, p, r in pairing.pairs}
     rows = _collect_rows(results, label_names, files, extras, empty_score,
                          lesions=opts.lesion_rule is not None)
+    if images is not None:
+        for row in rows:
+            row["image_file"] = images.get(row["case"], "")
     return Scored(rows=rows, pairing=pairing, extras=extras, labels=label_names, workers=workers)
+
+
+def image_files(folder: str | os.PathLike[str]) -> dict[str, str]:
+    """``{case: path}`` of the images in ``folder``: files named as medseg reads them
+    (``case_0000.nii.gz`` is case ``case``) and subfolders (a DICOM series, named by case)."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise InputError(root, "images folder not found")
+    out: dict[str, str] = {}
+    for path in sorted(root.iterdir()):
+        if path.name.startswith("."):
+            continue
+        case = case_name(path, bare=path.is_dir())
+        if case is not None:
+            out.setdefault(case, str(path))
+    return out
 
 
 def _collect_rows(
@@ -176,6 +198,7 @@ def _both_empty_row(value: int, name: str, empty_score: float,
     empty = np.zeros((1, 1), dtype=bool)
     row: dict[str, Any] = {"class": name, "label": value}
     row.update(class_metrics(empty, empty, empty_score=empty_score))  # specificity 1, volumes 0
+    row["nsd_tolerance_mm"] = None  # no border: no tolerance applies
     if lesions:
         found = match_lesions(empty, empty)  # no lesion in either map
         row.update({k: found[k] for k in LESION_METRICS})

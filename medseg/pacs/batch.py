@@ -104,7 +104,8 @@ def _segment_one(client, server: Server, case: PacsCase, out_dir: Path, segmente
         except MedsegError as exc:
             return {"case": case.name, "input": shown, "status": "error", "message": str(exc)}
         report(case.name, f"downloaded {len(list(folder.iterdir()))} instances")
-        row = segment_cases([CaseInput(case.name, folder)], out_dir, segmenter,
+        source = {"dicomweb": server.url, "study": case.study, "series": case.series}
+        row = segment_cases([CaseInput(case.name, folder, source=source)], out_dir, segmenter,
                             overwrite=overwrite, progress=False,
                             dicom_seg=dicom_seg or push, keep_patient_data=keep_patient_data)[0]
         row["input"] = shown

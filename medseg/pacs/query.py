@@ -21,7 +21,7 @@ STUDY_COLUMNS = (("StudyInstanceUID", "0020000D"), ("StudyDate", "00080020"),
                  ("NumberOfStudyRelatedInstances", "00201208"))
 SERIES_COLUMNS = (("SeriesInstanceUID", "0020000E"), ("Modality", "00080060"),
                   ("SeriesNumber", "00200011"), ("SeriesDescription", "0008103E"),
-                  ("NumberOfSeriesRelatedInstances", "00201209"))
+                  ("NumberOfSeriesRelatedInstances", "00201209"), ("SeriesDate", "00080021"))
 PATIENT_COLUMNS = (("PatientID", "00100020"), ("PatientName", "00100010"))
 #: series that hold no image to segment (derived objects, reports, RT, presentation states)
 NON_IMAGE_MODALITIES = frozenset({"SEG", "SR", "PR", "KO", "RTSTRUCT", "RTPLAN", "RTDOSE",

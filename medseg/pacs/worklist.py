@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from medseg.errors import InputError, MedsegError
+from medseg.io.names import series_case_name
 from medseg.pacs.client import Server, ServerError
 from medseg.pacs.query import check_uid, choose_series, list_series
 
@@ -33,17 +34,21 @@ class Request:
 
 @dataclass(frozen=True)
 class PacsCase:
-    """One series to segment; ``name`` (its SeriesInstanceUID) names the output files."""
+    """One series to segment; ``name`` names the output files: readable and unique, made from
+    the series date, modality, series number and a hash of the SeriesInstanceUID
+    (:func:`medseg.io.names.series_case_name`); the UIDs stay in ``summary.json``."""
 
     study: str
     series: str
     modality: str
     description: str
     instances: int | None
+    date: str = ""
+    number: str = ""
 
     @property
     def name(self) -> str:
-        return self.series
+        return series_case_name(self.series, self.date, self.modality, self.number)
 
 
 @dataclass(frozen=True)
@@ -136,4 +141,5 @@ def _case(study: str, row: Mapping[str, Any], server: Server) -> PacsCase:
                                       f"SeriesInstanceUID in the answer ({exc})") from None
     count = row["NumberOfSeriesRelatedInstances"]
     return PacsCase(study, series, str(row["Modality"]), str(row["SeriesDescription"]),
-                    int(count) if str(count).isdigit() else None)
+                    int(count) if str(count).isdigit() else None,
+                    date=str(row.get("SeriesDate") or ""), number=str(row["SeriesNumber"]))

@@ -4,8 +4,10 @@ Patch-based training on preprocessed volumes kept in memory: foreground and rare
 oversampled with MONAI ``RandCropByLabelClassesd`` (per-class ratios), augmentation is applied
 identically to image and mask, validation computes per-class Dice with sliding-window
 inference, the best weights are kept, training stops early when validation stalls, and it
-resumes from ``checkpoint.pt``. Under ``torchrun`` it runs DistributedDataParallel (gloo on
-CPU, NCCL on GPU).
+resumes from ``checkpoint.pt``. That training state lives beside the bundle, in
+``<parent>/.<bundle name>.resume/`` (:func:`resume_dir`), never in the shipped bundle; it is
+removed when training finishes, unless ``keep_resume`` (so a finished run can be extended).
+Under ``torchrun`` it runs DistributedDataParallel (gloo on CPU, NCCL on GPU).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -29,6 +32,7 @@ from medseg.errors import MedsegError, first_line
 from medseg.evaluation.metrics import dice
 from medseg.io import read_label_map
 from medseg.io.atomic import atomic_path, write_text_atomic
+from medseg.io.debughooks import pause_point
 from medseg.models.base import InferenceSettings
 from medseg.models.medseg_bundle.bundle import Bundle, load_bundle, save_bundle
 from medseg.models.medseg_bundle.model import MedsegBundleModel
@@ -56,6 +60,18 @@ from medseg.training.dataset import Dataset, load_dataset, read_case_image, vali
 from medseg.volume import Volume
 
 CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def resume_dir(output: str | Path) -> Path:
+    """The folder of a run's training state: ``<parent>/.<bundle name>.resume``, beside the
+    bundle so that the bundle folder holds only what ships (config and weights)."""
+    output = Path(output).absolute()
+    return output.parent / f".{output.name}.resume"
+
+
+def checkpoint_path(output: str | Path) -> Path:
+    """Where ``--resume`` finds the training state of the bundle at ``output``."""
+    return resume_dir(output) / CHECKPOINT_NAME
 
 
 @dataclass
@@ -218,8 +234,12 @@ def _dice_per_class(pred: np.ndarray, ref: np.ndarray, values: Sequence[int]) ->
 def train(dataset_dir: str | Path, output: str | Path, config: TrainConfig | None = None, *,
           init_bundle: str | Path | None = None, resume: bool = False,
           registry: Registry | None = None, progress: bool = True,
-          command_line: str | None = None) -> Bundle | None:
-    """Train and write a model bundle to ``output``; returns it (None on non-zero ranks)."""
+          command_line: str | None = None, keep_resume: bool = False) -> Bundle | None:
+    """Train and write a model bundle to ``output``; returns it (None on non-zero ranks).
+
+    While it trains, the state ``resume`` continues from is kept in :func:`resume_dir`; a
+    finished run removes it (and a ``checkpoint.pt`` an older medseg left in the bundle)
+    unless ``keep_resume``."""
     cfg = config or TrainConfig()
     reg = registry or load_registry()
     arch_spec = reg.architectures.get(cfg.architecture)
@@ -288,11 +308,15 @@ def train(dataset_dir: str | Path, output: str | Path, config: TrainConfig | Non
 
     state: dict[str, Any] = {"iteration": 0, "best": -1.0, "stale": 0, "best_dice": {},
                              "history": [], "training_record": record}
-    ckpt_path = output / CHECKPOINT_NAME
+    ckpt_path = checkpoint_path(output)
+    legacy = output / CHECKPOINT_NAME  # where medseg kept it before issue 25
     best: list = []  # [config, state dict] of the best bundle, kept in the checkpoint
     if resume:
+        if not ckpt_path.is_file() and legacy.is_file():
+            ckpt_path = legacy
         if not ckpt_path.is_file():
-            raise MedsegError(f"{ckpt_path}: no checkpoint to resume from")
+            raise MedsegError(f"{ckpt_path}: no checkpoint to resume from (a finished run "
+                              "removes it unless trained with --keep-resume)")
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         try:
             net.load_state_dict(ckpt["model"])
@@ -399,8 +423,11 @@ def train(dataset_dir: str | Path, output: str | Path, config: TrainConfig | Non
         dist.barrier()
     if rank != 0:
         return None
-    bundle = load_bundle(output, reg)
-    return _finalize(bundle, ds, state, reg, cfg)
+    bundle = _finalize(load_bundle(output, reg), ds, state, reg, cfg)
+    if not keep_resume:  # finished: the training state goes, the bundle ships alone
+        shutil.rmtree(resume_dir(output), ignore_errors=True)
+        legacy.unlink(missing_ok=True)
+    return bundle
 
 
 def _bundle_config(ds: Dataset, cfg: TrainConfig, pre: Preprocessing, patch, spatial_dims: int,
@@ -479,8 +506,11 @@ def _save_checkpoint(output: Path, net, optimizer, state, best: list | None = No
     if best:
         ckpt["best_config_json"] = json.dumps(best[0])
         ckpt["best_model"] = best[1]
-    with atomic_path(output / CHECKPOINT_NAME) as tmp:
+    path = checkpoint_path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
         torch.save(ckpt, tmp)
+    pause_point("training-checkpoint-written")
 
 
 def repair_bundle(output: Path, ckpt: dict[str, Any]) -> bool:

@@ -6,7 +6,8 @@
   files, and :func:`write_report` which writes them all.
 * :mod:`.html`: the self-contained ``report.html`` and ``comparison.html``.
 * :mod:`.svg`: inline SVG plots (box/strip, paired, Bland-Altman).
-* :mod:`.gallery`: PNG slices of the worst cases at the largest disagreement.
+* :mod:`.gallery`: PNG slices of the worst cases at the largest disagreement, drawn on the
+  image when the cases' images are given.
 * :mod:`.pdf`: the same page printed to PDF by headless Chromium.
 """
 

@@ -52,7 +52,8 @@ def json_safe(obj: Any) -> Any:
 def per_case_columns(extra_metrics: Sequence[str] = (),
                      metadata_columns: Sequence[str] = ()) -> list[str]:
     """Columns of ``per_case.csv``; metadata columns come last as ``meta_<column>``."""
-    return ["case", "class", "label", "status", *CLASS_METRICS, *extra_metrics, *LESION_METRICS,
+    return ["case", "class", "label", "status", *CLASS_METRICS, "nsd_tolerance_mm",
+            *extra_metrics, *LESION_METRICS,
             *SEMANTIC_METRICS, "missing_distance_mm", "note", "error", "pred_file", "ref_file",
             *(f"meta_{c}" for c in metadata_columns)]
 

@@ -42,7 +42,7 @@ document.querySelectorAll('table.sortable').forEach(function(t){
 """
 #: per-case table columns
 CASE_COLUMNS = ("case", "class", "status", "dice", "iou", "hd95", "assd", "nsd",
-                "ref_volume_ml", "pred_volume_ml", "rel_volume_diff_pct")
+                "nsd_tolerance_mm", "ref_volume_ml", "pred_volume_ml", "rel_volume_diff_pct")
 
 
 
@@ -67,8 +67,18 @@ def _metric_label(metric: str, tolerance: Any = None) -> str:
     unit = METRIC_INFO.get(metric, ("", True, ""))[0]
     label = f"{metric} ({unit})" if unit else metric
     if metric == "nsd" and tolerance is not None:
-        label = f"nsd @ {tolerance:g} mm"
+        label = f"nsd @ {_mm(tolerance)} mm"
     return label
+
+
+def _mm(value: Any) -> str:
+    """A tolerance: a number (``2``) or a range over cases (``"3.5-5"``)."""
+    return f"{value:g}" if isinstance(value, (int, float)) else html.escape(str(value))
+
+
+def _tolerance_note(settings: Mapping[str, Any]) -> str:
+    rule = settings.get("nsd_tolerance")
+    return f" NSD tolerance: {html.escape(str(rule))}." if rule else ""
 
 
 def _tol(settings: Mapping[str, Any], name: Any) -> Any:
@@ -127,8 +137,8 @@ def _compact_html(classes: Mapping[str, Any], settings: Mapping[str, Any]) -> li
                    f"<td>{dice.get('n', 0)}</td><td>{_fmt(dice.get('mean'), 3)}</td>"
                    f"<td>{ci}</td><td>{_fmt(dice.get('median'), 3)}</td>"
                    f"<td>{_fmt(hd95.get('mean'), 3)}</td><td>{_fmt(nsd.get('mean'), 3)}</td>"
-                   f"<td>{'' if tol is None else f'{tol:g}'}</td></tr>")
-    out.append("</table></div>")
+                   f"<td>{'' if tol is None else _mm(tol)}</td></tr>")
+    out.append(f"</table><p class='note'>{_tolerance_note(settings)}</p></div>")
     return out
 
 
@@ -139,7 +149,7 @@ def _summary_html(classes: Mapping[str, Any], settings: Mapping[str, Any]) -> li
            "= NaN + failed); worst-case = distances set to the image diagonal for a missed or "
            f"spurious structure ({html.escape(str(settings.get('missing_distance', '')))}); "
            f"CI = {html.escape(str(settings.get('bootstrap', 'bootstrap interval')))}; "
-           "NSD at the tolerance shown.</p>"]
+           f"NSD at the tolerance shown.{_tolerance_note(settings)}</p>"]
     head = "".join(f"<th>{h}</th>" for h in ("n", "NaN", "excluded", "worst-case", "mean",
                                              "std", "median", "Q1", "Q3", "min", "max",
                                              "CI low", "CI high"))
@@ -166,8 +176,10 @@ def _per_case_html(rows: Sequence[Mapping[str, Any]], settings: Mapping[str, Any
     esc = html.escape
     class_rows = [r for r in rows if r.get("label") is not None or r.get("status") == "error"]
     tols = {str(v) for v in (settings.get("nsd_tolerance_mm") or {}).values()}
-    nsd_head = f"nsd @ {next(iter(tols))} mm" if len(tols) == 1 else "nsd (tolerance per class)"
-    heads = [nsd_head if c == "nsd" else _metric_label(c) for c in CASE_COLUMNS]
+    nsd_head = (f"nsd @ {_mm(next(iter((settings.get('nsd_tolerance_mm') or {}).values())))} mm"
+                if len(tols) == 1 else "nsd (tolerance per class)")
+    heads = [nsd_head if c == "nsd" else "nsd tolerance (mm)" if c == "nsd_tolerance_mm"
+             else _metric_label(c) for c in CASE_COLUMNS]
     out = ["<h2 id='per-case'>Per case</h2><p class='note'>Every case and class; click a "
            "column to sort. The same rows, with every metric, are in "
            "<a href='per_case.csv'>per_case.csv</a>.</p>",
@@ -186,9 +198,14 @@ def _gallery_html(pictures: Sequence[Mapping[str, Any]]) -> list[str]:
     if not pictures:
         return []
     esc = html.escape
-    out = ["<h2>Worst cases: slice of largest disagreement</h2><p class='note'>Grey: both "
-           "agree; red: reference only (missed); blue: prediction only (extra). Pictures also "
-           "in <code>gallery/</code>.</p><div class='gallery'>"]
+    on_image = any(g.get("on_image") for g in pictures)
+    key = ("On the image: reference border red, prediction border blue, yellow where they "
+           "coincide; tinted red: reference only (missed); tinted blue: prediction only "
+           "(extra)." if on_image else "Grey: both agree; red: reference only (missed); blue: "
+           "prediction only (extra); masks alone (no images were given: "
+           "<code>--images DIR</code> draws them on the image).")
+    out = [f"<h2>Worst cases: slice of largest disagreement</h2><p class='note'>{key} "
+           "Pictures also in <code>gallery/</code>.</p><div class='gallery'>"]
     for g in pictures:
         out.append(f"<figure><img alt='{esc(g['case'])} {esc(str(g['class']))}' "
                    f"src='data:image/png;base64,{g['png_base64']}' width='240'>"

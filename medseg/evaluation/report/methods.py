@@ -6,11 +6,15 @@ from collections.abc import Mapping
 from typing import Any
 
 
-def _tolerances(tol: Mapping[str, float]) -> str:
-    values = sorted(set(tol.values()))
+def _mm(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+
+
+def _tolerances(tol: Mapping[str, Any]) -> str:
+    values = {_mm(v) for v in tol.values() if v is not None}
     if len(values) == 1:
-        return f"{values[0]:g} mm"
-    return ", ".join(f"{name} {mm:g} mm" for name, mm in tol.items())
+        return f"{next(iter(values))} mm"
+    return ", ".join(f"{name} {_mm(mm)} mm" for name, mm in tol.items() if mm is not None)
 
 
 def _intervals(settings: Mapping[str, Any]) -> str:
@@ -51,7 +55,8 @@ def methods_paragraph(settings: Mapping[str, Any], sections: Mapping[str, Any] |
         "of the two directed 95th percentiles, ASSD the mean of all directed distances, and "
         "the normalized surface Dice (NSD; Nikolov et al. 2021) the fraction of border voxels "
         f"within a tolerance of {_tolerances(tol) if tol else 'the set tolerance'} of the "
-        "other border. Volumes were voxel counts times the voxel volume.",
+        f"other border ({settings.get('nsd_tolerance', 'set by the user')}). Volumes were "
+        "voxel counts times the voxel volume.",
         "A class absent from both prediction and reference was "
         + (f"scored {empty:g} for Dice, IoU and NSD" if empty is not None
            else "left out of Dice, IoU and NSD (undefined)")

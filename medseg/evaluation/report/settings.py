@@ -19,7 +19,8 @@ from medseg.evaluation.metrics import (
     METRICS_VERSION,
     NSD_RTOL,
     SEMANTIC_METRICS,
-    tolerance_for,
+    VOXEL_TOLERANCE,
+    explicit_tolerance,
 )
 
 EMPTY_POLICY = (
@@ -60,11 +61,53 @@ def software_versions() -> dict[str, str]:
             "python": sys.version.split()[0], "platform": platform.platform()}
 
 
+def tolerance_table(tolerance: float | Mapping[Any, float] | None, classes: Mapping[int, str],
+                    rows: Sequence[Mapping[str, Any]] = ()) -> dict[str, float | str | None]:
+    """``{class: mm}``: the tolerance given, else the voxel size the cases used (one number
+    when they agree, ``"a-b"`` when the cases' voxel sizes differ; None when no case had a
+    border of that class)."""
+    out: dict[str, float | str | None] = {}
+    for value, name in classes.items():
+        given = explicit_tolerance(tolerance, value, name)
+        if given is not None:
+            out[name] = given
+            continue
+        used = sorted({float(r["nsd_tolerance_mm"]) for r in rows if r.get("class") == name
+                       and r.get("nsd_tolerance_mm") is not None})
+        out[name] = (None if not used else used[0] if len(used) == 1
+                     else f"{used[0]:g}-{used[-1]:g}")
+    return out
+
+
+def tolerance_rule(tolerance: float | Mapping[Any, float] | None,
+                   classes: Mapping[int, str]) -> str:
+    """In words: where the NSD tolerances came from."""
+    voxel = [n for v, n in classes.items() if explicit_tolerance(tolerance, v, n) is None]
+    if not voxel:
+        return "set by the user (--tolerance)"
+    if len(voxel) == len(classes):
+        return f"default: {VOXEL_TOLERANCE}"
+    return f"set by the user (--tolerance); {', '.join(voxel)}: {VOXEL_TOLERANCE}"
+
+
+def tolerance_text(settings: Mapping[str, Any]) -> str:
+    """One line for stdout and the page: the tolerance per class and where it came from."""
+    table = settings.get("nsd_tolerance_mm") or {}
+    values = {str(v) for v in table.values() if v is not None}
+    if len(values) == 1:
+        mm = next(v for v in table.values() if v is not None)
+        shown = f"{mm:g} mm" if isinstance(mm, float) else f"{mm} mm"
+    else:
+        shown = ", ".join(f"{n} {v:g} mm" if isinstance(v, float) else f"{n} {v} mm"
+                          for n, v in table.items() if v is not None) or "none applied"
+    return f"{shown} ({settings.get('nsd_tolerance', '')})"
+
+
 def settings_dict(
     *,
     labels: Mapping[int, str] | None,
     classes: Mapping[int, str],
-    tolerance: float | Mapping[Any, float],
+    tolerance: float | Mapping[Any, float] | None,
     empty_score: float,
     resample: bool,
     workers: int,
@@ -73,8 +116,10 @@ def settings_dict(
     ref_dir: str = "",
     missing_distance: str = "worst",
     stats: StatsOptions | None = None,
+    rows: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """Everything a reader of the report needs to reproduce or judge it."""
+    """Everything a reader of the report needs to reproduce or judge it (``rows``: the
+    per-case rows, for the voxel-size tolerances they used)."""
 
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -82,7 +127,8 @@ def settings_dict(
         "ref_dir": ref_dir,
         "labels": "all non-zero values found" if labels is None
         else {str(v): n for v, n in labels.items()},
-        "nsd_tolerance_mm": {n: tolerance_for(tolerance, v, n) for v, n in classes.items()},
+        "nsd_tolerance_mm": tolerance_table(tolerance, classes, rows),
+        "nsd_tolerance": tolerance_rule(tolerance, classes),
         "empty_score": None if math.isnan(empty_score) else empty_score,
         "resample": "nearest neighbour onto the reference grid" if resample else "off",
         "workers": workers,
