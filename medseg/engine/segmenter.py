@@ -164,7 +164,6 @@ class Segmenter:
                                     f"of {limit} bytes (MEDSEG_MAX_MEMORY_BYTES){detail}")
 
     @property
-    @property
     def promptable(self) -> bool:
         """Whether a model here segments what it is pointed at (it needs prompts)."""
         return any(m.info.prompts for m in self.models)
