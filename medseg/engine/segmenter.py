@@ -191,6 +191,7 @@ class Segmenter:
                                         f" points or boxes), not {given}")
         return replace(settings, prompts=resolved)
 
+    @property
     def segment_codes(self) -> dict[str, Any]:
         """Class name -> the models' own DICOM segment codes, where a model gives them
         (``details["segment_codes"]``); other classes are coded from their names."""
