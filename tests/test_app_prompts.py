@@ -223,14 +223,21 @@ def test_apply_mask_adds_a_class_edits_one_or_stands_alone():
 # ---- the page ----------------------------------------------------------------------------
 @pytest.fixture
 def prompt_app(tmp_path, monkeypatch):
-    """MEDSEG_PLUGINS_DIR with the region-growing format, MEDSEG_MODELS_DIR with one such
-    model (``grow``), the Segment page open."""
+    """MEDSEG_PLUGINS_DIR with the region-growing format and tests/plugin_dummy.py (its
+    threshold format), MEDSEG_MODELS_DIR with one model of each (``grow``; ``bright``: voxels
+    above 80), the Segment page open."""
     import streamlit as st
+
+    from tests import plugin_dummy
 
     plugins = tmp_path / "plugins"
     plugins.mkdir()
     shutil.copy(regiongrow.__file__, plugins / "plugin_regiongrow_ui.py")
+    shutil.copy(plugin_dummy.__file__, plugins / "plugin_dummy.py")
     regiongrow.write_model(tmp_path / "models" / "grow")
+    (tmp_path / "models" / "bright").mkdir()
+    (tmp_path / "models" / "bright" / plugin_dummy.THRESHOLD_FILE).write_text(
+        '{"threshold": 80, "name": "bright"}')
     monkeypatch.setenv("MEDSEG_PLUGINS_DIR", str(plugins))
     monkeypatch.setenv("MEDSEG_MODELS_DIR", str(tmp_path / "models"))
     st.cache_resource.clear()  # the app caches its registry and segmenters
@@ -320,22 +327,90 @@ def test_prompt_mode_segments_by_clicks_and_adds_the_result(prompt_app, tmp_path
     at.button(key="prompt_apply").click().run()
     assert not at.exception and not at.error
     assert not (at.session_state["seg"].labels.data == 1).any()
-    assert at.session_state["seg_model"] == "grow + grow"
+    assert at.session_state["seg_model"] == "grow"
 
 
-def test_prompt_mode_bad_prompt_is_one_line(prompt_app):
+def test_prompt_mode_edits_a_model_result_and_errors_are_one_line(prompt_app, tmp_path):
+    """A threshold model (tests/plugin_dummy.py) segments the bright ball; the prompt mode
+    adds the dim ball as a new class, then adds to the model's class; bad prompts and a
+    taken name are one line each."""
     at = prompt_app
-    volume, _ball, _other = _blob_volume()
+    volume, ball, other = _blob_volume()
     _upload(at, volume)
+    at.selectbox(key="model").set_value("bright").run()
+    at.button(key="run").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    np.testing.assert_array_equal(at.session_state["seg"].labels.data, ball)
     at.selectbox(key="model").set_value("grow").run()
-    # a thin drag (extent on one axis only) is not a box: one line, no traceback
-    view_w = at.slider(key="prompt_slice_Axial").value
-    assert view_w == 13
-    at.session_state["prompt_canvas"] = {"x1": 5, "y1": 40, "x2": 200, "y2": 40,
-                                         "width": 400, "height": 300, "unix_time": 9}
-    at.session_state["prompt_canvas"] = {"x1": 5, "y1": 40, "x2": 200, "y2": 46,
-                                         "width": 400, "height": 300, "unix_time": 9}
+    assert at.radio(key="prompt_use").options == ["New class", "Add to a class",
+                                                  "Remove from a class"]
+    at.slider(key="prompt_slice_Axial").set_value(13).run()
+    # a drag of a few pixels inside one voxel is a click there, not a box of no size
+    where = SliceGeometry.of(volume, "Axial", 12)
+    w, h = render.display_size((where.rows, where.cols), where.spacing)
+    x, y = where.display_point(*where.pixel((30, 18, 12))[:2], w, h)
+    assert w / where.cols > 6 and h / where.rows > 6  # pixels per voxel
+    at.session_state["prompt_canvas"] = {"x1": int(x) - 2, "y1": int(y) - 2, "x2": int(x) + 2,
+                                         "y2": int(y) + 2, "width": w, "height": h,
+                                         "unix_time": 1}
     at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    # the same name as an existing class: one line
+    assert not at.exception and not at.error, [e.message for e in at.exception]
+    assert at.session_state["prompt_session"][2].prompts.points == (Point((30.0, 18.0, 12.0)),)
+    np.testing.assert_array_equal(at.session_state["prompt_session"][2].mask, other)
+    at.button(key="prompt_clear").click().run()
+    assert at.session_state["prompt_session"][2].mask is None
+    _click(at, volume, (30, 18, 12), t=2)
+    assert not at.error
+    # the name of a class that exists already: one line, nothing changed
+    at.text_input(key="prompt_name").set_value("bright").run()
     at.button(key="prompt_apply").click().run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [plain(
+        "a class named 'bright' exists already: choose another name, or add to that class")]
+    at.text_input(key="prompt_name").set_value("dim").run()
+    at.button(key="prompt_apply").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    seg = at.session_state["seg"]
+    assert seg.label_names == {0: "background", 1: "bright", 2: "dim"}
+    np.testing.assert_array_equal(seg.labels.data, ball + 2 * other)
+    assert at.session_state["seg_model"] == "bright + grow"
+    rows = at.table[0].value
+    assert int(rows.loc["dim", "voxels"]) == int(other.sum())
+    # the dim ball added to the model's class instead
+    _click(at, volume, (30, 18, 12), t=3)
+    at.radio(key="prompt_use").set_value("Add to a class").run()
+    at.selectbox(key="prompt_target").set_value(1).run()
+    at.button(key="prompt_apply").click().run()
+    np.testing.assert_array_equal(at.session_state["seg"].labels.data, ball | other)
+    # the NIfTI a download gives holds both class names
+    path = tmp_path / "mask.nii.gz"
+    path.write_bytes(at.session_state["mask_bytes"])
+    from medseg.io import read_label_map
+
+    assert read_label_map(path).same_grid(volume)
+
+
+def test_prompt_mode_on_a_dicom_series_gives_a_dicom_seg(prompt_app):
+    """A DICOM input: the prompt result downloads as a DICOM SEG naming the class."""
+    import pydicom
+
+    at = prompt_app
+    at.radio(key="source").set_value("Bundled sample").run()
+    at.selectbox(key="sample_pick").set_value("DICOM series / ct_phantom_001")
+    at.button(key="load_sample").click().run()
+    at.selectbox(key="model").set_value("grow").run()
+    volume = at.session_state["image"]
+    view = at.radio(key="prompt_view").value
+    where = SliceGeometry.of(volume, view, at.slider(key=f"prompt_slice_{view}").value - 1)
+    centre = where.voxel(where.rows // 2, where.cols // 2)
+    _click(at, volume, centre, t=1)
+    mask = at.session_state["prompt_session"][2].mask
+    assert mask[tuple(int(v) for v in centre)]
+    at.text_input(key="prompt_name").set_value("liver").run()
+    at.button(key="prompt_apply").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    _stamp, seg_path, problem = at.session_state["seg_dicom"]
+    assert problem is None
+    ds = pydicom.dcmread(seg_path)
+    assert ds.Modality == "SEG"
+    assert [s.SegmentLabel for s in ds.SegmentSequence] == ["liver"]

@@ -73,14 +73,18 @@ def prompt_of_event(event: Mapping[str, Any], geometry: SliceGeometry,
                     negative: bool = False) -> Point | Box:
     """The prompt a click or drag on the picture gives (``event``: streamlit-image-coordinates'
     value, ``x, y`` for a click or ``x1, y1, x2, y2`` for a press and release, with the
-    picture's displayed ``width, height``): a point (negative when ``negative``) or, for a drag
-    of at least :data:`DRAG_MIN_PX`, a box on this slice."""
+    picture's displayed ``width, height``): a box on this slice for a drag of at least
+    :data:`DRAG_MIN_PX` whose corners lie in different rows and columns of the slice, else a
+    point where the button went down (negative when ``negative``)."""
     width, height = float(event["width"]), float(event["height"])
     if "x1" in event:
         x1, y1, x2, y2 = (float(event[k]) for k in ("x1", "y1", "x2", "y2"))
     else:
         x1, y1 = x2, y2 = float(event["x"]), float(event["y"])
-    if abs(x2 - x1) >= DRAG_MIN_PX and abs(y2 - y1) >= DRAG_MIN_PX:
-        return Box(tuple(map(float, geometry.voxel_at(x1, y1, width, height))),
-                   tuple(map(float, geometry.voxel_at(x2, y2, width, height))))
-    return Point(tuple(map(float, geometry.voxel_at(x1, y1, width, height))), not negative)
+    start = geometry.slice_pixel(x1, y1, width, height)
+    end = geometry.slice_pixel(x2, y2, width, height)
+    dragged = abs(x2 - x1) >= DRAG_MIN_PX and abs(y2 - y1) >= DRAG_MIN_PX
+    if dragged and start[0] != end[0] and start[1] != end[1]:
+        return Box(tuple(map(float, geometry.voxel(*start))),
+                   tuple(map(float, geometry.voxel(*end))))
+    return Point(tuple(map(float, geometry.voxel(*start))), not negative)

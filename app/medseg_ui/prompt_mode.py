@@ -169,8 +169,7 @@ def _result(state: Any, image: Volume, prompts: PromptSession, base: Segmentatio
         out = apply_mask(base, prompts.mask, affine=image.affine, how=USES[use], name=name,
                          target=target)
     except Exception as exc:
-        state["prompt_error"] = error_message(exc, hide)
-        st.error(plain(state["prompt_error"]))
+        st.error(plain(error_message(exc, hide)))  # for this click only
         return None
     state.pop("prompt_session", None)  # the next object starts afresh
     state.pop("prompt_error", None)
