@@ -4,12 +4,12 @@ A folder holding ``regiongrow_ui.json`` (``{"tolerance": 0.25}``) is a model of 
 ``regiongrow_ui``. It takes points and boxes (:mod:`medseg.prompts`, voxel indices of the input)
 and segments, on the input's own grid:
 
-* from each positive point, the voxels 6-connected to it whose intensity lies within
-  ``tolerance`` x (99th - 1st percentile of the image) of the clicked voxel's;
-* with boxes, only inside every box (a 2-D box, flat on one axis, bounds the two other axes);
-  a box without a positive point grows from its centre;
-* each negative point removes the part of that region, connected to it, that lies nearer to it
-  than to every positive seed.
+* from each positive point outside the boxes, the voxels 6-connected to it whose intensity
+  lies within ``tolerance`` x (99th - 1st percentile of the image) of the clicked voxel's;
+* from each box, the same from the positive points inside it (from its centre when there is
+  none), only inside the box (a 2-D box, flat on one axis, bounds the two other axes);
+* each negative point removes the part of that mask, connected to it, that lies nearer to it
+  than to every seed.
 
 It follows the model protocol of :mod:`medseg.models.base` (prepare, predict, restore) and is
 registered like any format plugin: copy this file into ``$MEDSEG_PLUGINS_DIR`` (single-file
@@ -98,19 +98,23 @@ def region_grow(image: np.ndarray, prompts, tolerance: float) -> np.ndarray:
     lo, hi = np.percentile(image, [1.0, 99.0])
     tol = tolerance * max(float(hi - lo), 1e-6)
     shape = image.shape
-    allowed = _box_region(prompts.boxes, shape)
-    positives = [_index(p.position, shape) for p in prompts.points if p.positive]
-    if not positives:
-        positives = [_index([(a + b) / 2 for a, b in zip(box.lo, box.hi, strict=True)], shape)
-                     for box in prompts.boxes]
+    clicks = [_index(p.position, shape) for p in prompts.points if p.positive]
+    everywhere = np.ones(shape, dtype=bool)
+    grown: list[tuple[tuple[int, ...], np.ndarray]] = []  # (seed, where it may grow)
+    boxes = [_box_region([box], shape) for box in prompts.boxes]
+    for box, inside in zip(prompts.boxes, boxes, strict=True):
+        seeds = [c for c in clicks if inside[c]] or [
+            _index([(a + b) / 2 for a, b in zip(box.lo, box.hi, strict=True)], shape)]
+        grown += [(seed, inside) for seed in seeds]
+    grown += [(c, everywhere) for c in clicks if not any(inside[c] for inside in boxes)]
     mask = np.zeros(shape, dtype=bool)
-    for seed in positives:
+    for seed, allowed in grown:
         mask |= _grow(image, seed, tol, allowed)
+    seeds = [seed for seed, _allowed in grown]
     for point in prompts.points:
-        if point.positive:
-            continue
-        seed = _index(point.position, shape)
-        mask &= ~_grow(image, seed, tol, mask & _nearer(shape, seed, positives))
+        if not point.positive:
+            seed = _index(point.position, shape)
+            mask &= ~_grow(image, seed, tol, mask & _nearer(shape, seed, seeds))
     return mask
 
 

@@ -180,6 +180,10 @@ def test_regiongrow_model_answers_points_boxes_and_undo(regiongrow_segmenter):
     boxed = PromptSession(regiongrow_segmenter, volume).add_box((7, 8, 12), (21, 16, 12))
     assert boxed.any() and not boxed[:, 17:].any() and boxed[:, :, 9].any()
     assert _dice(boxed, ball & (np.indices(ball.shape)[1] <= 16)) == 1.0
+    # a box elsewhere adds what grows inside it to the clicks' mask
+    session.undo()
+    both = session.add_box((24, 12, 12), (36, 24, 12))
+    assert _dice(both, ball | other) == 1.0
     # a point outside the image is one line naming the input
     with pytest.raises(InputError, match="outside the image"):
         session.add_point((60, 0, 0))
