@@ -347,7 +347,7 @@ def test_prompt_mode_edits_a_model_result_and_errors_are_one_line(prompt_app, tm
     np.testing.assert_array_equal(at.session_state["seg"].labels.data, ball)
     at.selectbox(key="model").set_value("grow").run()
     assert at.radio(key="prompt_use").options == ["New class", "Add to a class",
-                                                  "Remove from a class"]
+                                                  "Remove from a class", "On its own"]
     at.slider(key="prompt_slice_Axial").set_value(13).run()
     # a drag of a few pixels inside one voxel is a click there, not a box of no size
     where = SliceGeometry.of(volume, "Axial", 12)
@@ -386,7 +386,17 @@ def test_prompt_mode_edits_a_model_result_and_errors_are_one_line(prompt_app, tm
     at.selectbox(key="prompt_target").set_value(1).run()
     at.button(key="prompt_apply").click().run()
     np.testing.assert_array_equal(at.session_state["seg"].labels.data, ball | other)
-    # the NIfTI a download gives holds both class names
+    assert at.session_state["seg"].label_names == {0: "background", 1: "bright", 2: "dim"}
+    # or on its own: a segmentation of that class only, made by the prompt model alone
+    _click(at, volume, (30, 18, 12), t=4)
+    at.radio(key="prompt_use").set_value("On its own").run()
+    assert at.button(key="prompt_apply").label == "Use as the segmentation"
+    at.text_input(key="prompt_name").set_value("dim ball").run()
+    at.button(key="prompt_apply").click().run()
+    assert at.session_state["seg"].label_names == {0: "background", 1: "dim ball"}
+    np.testing.assert_array_equal(at.session_state["seg"].labels.data, other)
+    assert at.session_state["seg_model"] == "grow"
+    # the NIfTI download lies on the input's grid
     path = tmp_path / "mask.nii.gz"
     path.write_bytes(at.session_state["mask_bytes"])
     from medseg.io import read_label_map

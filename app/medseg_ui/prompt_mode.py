@@ -12,6 +12,7 @@ keeps it, views it and offers its downloads like a model's.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,8 +30,19 @@ from medseg_ui.text import plain
 
 #: the picture's widget key; its value is the last click or drag
 CANVAS_KEY = "prompt_canvas"
-#: how the result is used: option -> apply_mask's ``how``
-USES = {"New class": "new", "Add to a class": "add", "Remove from a class": "remove"}
+#: how the result is used: option -> apply_mask's ``how`` ("alone": a segmentation of its own)
+USES = {"New class": "new", "Add to a class": "add", "Remove from a class": "remove",
+        "On its own": "alone"}
+
+
+@dataclass(frozen=True)
+class Added:
+    """The segmentation the prompt mode made, the models it is shown as made by (``abdomen_ct +
+    click3d``), and the model whose DICOM segment codes its SEG uses."""
+
+    seg: Segmentation
+    made_by: str
+    codes_model: str
 
 
 def reset(state: Any) -> None:
@@ -109,9 +121,14 @@ def _summary(prompts: PromptSession, image: Volume) -> str:
 
 
 def show(state: Any, image: Volume, model: str, *, trust: bool,
-         hide: dict[str, str]) -> Segmentation | None:
+         hide: dict[str, str]) -> Added | None:
     """Draw the prompt mode; the new segmentation when the user adds the result to it."""
-    from streamlit_image_coordinates import streamlit_image_coordinates  # optional: app extra
+    try:  # deferred: an optional dependency (the app extra); the rest of the page runs without
+        from streamlit_image_coordinates import streamlit_image_coordinates
+    except ImportError:
+        st.error("The prompt mode needs streamlit-image-coordinates: pip install "
+                 "'medseg\\[app\\]'")
+        return None
 
     try:
         prompts = session(state, image, model, trust)
@@ -146,31 +163,39 @@ def show(state: Any, image: Volume, model: str, *, trust: bool,
         st.rerun()
     if state.get("prompt_error"):
         st.error(plain(state["prompt_error"]))
-    return _result(state, image, prompts, base, hide)
+    return _result(state, image, model, prompts, base, hide)
 
 
-def _result(state: Any, image: Volume, prompts: PromptSession, base: Segmentation | None,
-            hide: dict[str, str]) -> Segmentation | None:
+def _result(state: Any, image: Volume, model: str, prompts: PromptSession,
+            base: Segmentation | None, hide: dict[str, str]) -> Added | None:
     """Name the result and put it into the segmentation (or let it stand alone)."""
     c1, c2, c3 = st.columns([2, 2, 2])
     name = c1.text_input("Name of the result", value="object", key="prompt_name")
     classes = {} if base is None else {v: n for v, n in base.label_names.items() if v != 0}
     use = c2.radio("Use it as", list(USES) if classes else ["New class"], key="prompt_use",
-                   help="New class: a label of its own (alone when there is no segmentation "
-                        "yet). Add to / remove from a class: edit a model's result.")
+                   help="New class: a label of its own in the segmentation shown (alone when "
+                        "there is none yet). Add to / remove from a class: edit a model's "
+                        "result. On its own: a segmentation of this class only.")
+    how = USES[use]
     target = None
-    if USES[use] != "new":
+    if how in ("add", "remove"):
         target = c3.selectbox("Class", list(classes), format_func=classes.get,
                               key="prompt_target")
-    label = "Add to the segmentation" if base is not None else "Use as the segmentation"
+    label = "Add to the segmentation" if base is not None and how != "alone" \
+        else "Use as the segmentation"
     if not st.button(label, key="prompt_apply", disabled=prompts.mask is None, type="primary"):
         return None
+    alone = base is None or how == "alone"
     try:
-        out = apply_mask(base, prompts.mask, affine=image.affine, how=USES[use], name=name,
-                         target=target)
+        out = apply_mask(None if alone else base, prompts.mask, affine=image.affine,
+                         how="new" if alone else how, name=name, target=target)
     except Exception as exc:
         st.error(plain(error_message(exc, hide)))  # for this click only
         return None
     state.pop("prompt_session", None)  # the next object starts afresh
     state.pop("prompt_error", None)
-    return out
+    if alone:
+        return Added(out, model, model)
+    before = str(state.get("seg_model") or model)
+    made_by = before if model in before.split(" + ") else f"{before} + {model}"
+    return Added(out, made_by, str(state.get("seg_codes_model") or before))

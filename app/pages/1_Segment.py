@@ -159,10 +159,7 @@ elif picked.info is not None and picked.info.prompts:  # a promptable model: poi
     st.subheader("Prompts")
     added = prompt_mode.show(state, image, model, trust=trust, hide=HIDE)
     if added is not None:
-        before = state.get("seg_model")
-        made_by = (model if before is None else before if model in before.split(" + ")
-                   else f"{before} + {model}")  # e.g. "abdomen_ct + click3d"
-        keep_result(added, made_by, state.get("seg_codes_model") or model)
+        keep_result(added.seg, added.made_by, added.codes_model)
 else:
     modality_ui.banner(image, picked.info, found, modality_ui.declared(state))
     run = st.button("Run segmentation", type="primary", key="run")
