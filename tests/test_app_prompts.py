@@ -22,7 +22,6 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("streamlit")
-pytest.importorskip("streamlit_image_coordinates")
 from streamlit.testing.v1 import AppTest
 
 from medseg.engine.interactive import PromptSession
@@ -234,6 +233,7 @@ def prompt_app(tmp_path, monkeypatch):
 
     from tests import plugin_dummy
 
+    pytest.importorskip("streamlit_image_coordinates")  # the app extra's picture component
     plugins = tmp_path / "plugins"
     plugins.mkdir()
     shutil.copy(regiongrow.__file__, plugins / "plugin_regiongrow_ui.py")

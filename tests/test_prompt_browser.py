@@ -91,6 +91,7 @@ def _press(driver, where, ijk, *, to=None) -> None:
 
 def test_segment_by_clicking_in_chromium(tmp_path, monkeypatch):
     require_browser()
+    pytest.importorskip("streamlit_image_coordinates")  # the app extra's picture component
     from selenium.webdriver.common.by import By
 
     from tests.test_app_prompts import _blob_volume
@@ -129,6 +130,7 @@ def test_segment_by_clicking_in_chromium(tmp_path, monkeypatch):
 
 def _segment_by_clicking(driver, url, path, volume, ball, other, tmp_path) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     from medseg_ui.prompt_coords import SliceGeometry
 
@@ -148,10 +150,11 @@ def _segment_by_clicking(driver, url, path, volume, ball, other, tmp_path) -> No
     wait_for_text(driver, f"mask {int((ball | other).sum())} voxels", WAIT)
     click_button(driver, "Use as the segmentation", WAIT)
     wait_for_text(driver, "Volumes (grow)", WAIT)
+    # the volumes table: a row for the class (the page may still be drawing it)
+    WebDriverWait(driver, WAIT).until(lambda d: any(
+        tr.text.startswith("object") for tr in d.find_elements(
+            By.CSS_SELECTOR, "[data-testid='stTable'] tr")))
     wait_until_idle(driver, WAIT)
-    rows = [tr.text for tr in driver.find_elements(
-        By.CSS_SELECTOR, "[data-testid='stTable'] tbody tr")]
-    assert any(r.startswith("object") for r in rows), rows
     driver.save_screenshot(str(tmp_path / "prompts.png"))
     click_button(driver, "Download mask (NIfTI)", WAIT)
     assert "Traceback" not in driver.find_element(By.TAG_NAME, "body").text
