@@ -160,6 +160,7 @@ elif picked.info is not None and picked.info.prompts:  # a promptable model: poi
     added = prompt_mode.show(state, image, model, trust=trust, hide=HIDE)
     if added is not None:
         keep_result(added.seg, added.made_by, added.codes_model)
+        st.rerun()  # the picture again, with the result's classes and no prompts
 else:
     modality_ui.banner(image, picked.info, found, modality_ui.declared(state))
     run = st.button("Run segmentation", type="primary", key="run")
