@@ -140,10 +140,13 @@ def prompts(driver, out: Path, model: str = "click3d") -> None:
         print("no liver on the middle axial slice: prompt mode screenshot skipped")
         return
     click = first_click(on_slice, image.spacing).position
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
     nav(driver, "Segment")
-    driver.find_element(By.XPATH, "//label[.//*[normalize-space(text())='Bundled sample']]"
-                        ).click()
-    tb.wait_until_idle(driver)
+    WebDriverWait(driver, 120).until(EC.element_to_be_clickable(
+        (By.XPATH, "//label[.//*[normalize-space(text())='Bundled sample']]"))).click()
+    tb.wait_for_text(driver, "Load sample", 120)
     choose(driver, "Sample", "AbdomenCT / abdomen_101")
     tb.click_button(driver, "Load sample")
     tb.wait_until_idle(driver)
@@ -151,7 +154,12 @@ def prompts(driver, out: Path, model: str = "click3d") -> None:
     tb.wait_for_text(driver, "Click on the structure to add a point", 120)
     _press(driver, where, click)
     tb.wait_for_text(driver, "mask ", 120)
-    type_into(driver, "Name of the result", "liver")
+    from selenium.webdriver.common.keys import Keys
+
+    name = driver.find_element(By.XPATH, "//input[@aria-label='Name of the result']")
+    name.send_keys(Keys.CONTROL, "a")  # clear() does not reach Streamlit's own value
+    name.send_keys("liver", Keys.ENTER)
+    tb.wait_until_idle(driver)
     time.sleep(2)
     shoot(driver, out / "prompts.png")
 
