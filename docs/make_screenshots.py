@@ -14,8 +14,15 @@ SwiftShader for the NiiVue viewer) and, with the bundled models:
 * **PACS** (needs Debian's ``orthanc`` and ``orthanc-dicomweb``; ``--no-pacs`` skips it): a
   local Orthanc holding the bundled DICOM CT series; lists it, segments it with
   ``abdomen_ct``, pushes the SEG and shows the series list marking the segmented series.
+<<<<<<< HEAD
 * **Models and plugins** (``models.png``: components, models with their limitations and
   preprocessing; ``models_pull.png``: the Pull section, below them) and the start page.
+=======
+* **Segment, prompt mode** (when a promptable model, ``click3d``, is installed): the bundled
+  CT phantom ``abdomen_101``, one click in the liver on the middle axial slice (at the centre
+  of the reference liver there), the answer added as the class "liver".
+* **Models and plugins** and the start page.
+>>>>>>> uiprompt
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from tests.test_viewer_browser import _driver  # noqa: E402  (Chromium with soft
 HEAD = ROOT / "sample_data" / "real_mri" / "itk_t1_head.nii.gz"
 OUTLINE = ROOT / "sample_data" / "real_mri" / "itk_t1_brain_mask.nii.gz"
 SERIES = ROOT / "sample_data" / "dicom" / "ct_phantom_001"
+ABDOMEN = ROOT / "sample_data" / "Dataset002_AbdomenCT"
 
 
 def fit_window(driver, width: int = 1400) -> None:
@@ -113,6 +121,54 @@ def segment_and_evaluate(driver, out: Path) -> None:
     shoot(driver, out / "evaluate.png")
 
 
+def prompts(driver, out: Path, model: str = "click3d") -> None:
+    """The prompt mode: one click in the liver of the CT phantom ``abdomen_101``."""
+    import nibabel as nib
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "app"))
+    from medseg.io import read_image
+    from medseg.prompts.simulate import first_click
+    from medseg_ui.prompt_coords import SliceGeometry
+    from tests.test_prompt_browser import _choose, _press
+
+    image = read_image(ABDOMEN / "imagesTs" / "abdomen_101_0000.nii.gz")
+    liver = np.asarray(nib.load(str(ABDOMEN / "labelsTs" / "abdomen_101.nii.gz")).dataobj) == 1
+    n = SliceGeometry.of(image, "Axial", 0).n_slices
+    where = SliceGeometry.of(image, "Axial", n // 2)  # the page's default slice
+    on_slice = np.zeros_like(liver)
+    rows, cols = np.indices((where.rows, where.cols))
+    ijk = np.array([where.voxel(r, c) for r, c in zip(rows.ravel(), cols.ravel(), strict=True)],
+                   dtype=int)
+    on_slice[tuple(ijk.T)] = liver[tuple(ijk.T)]
+    if not on_slice.any():
+        print("no liver on the middle axial slice: prompt mode screenshot skipped")
+        return
+    click = first_click(on_slice, image.spacing).position
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    nav(driver, "Segment")
+    WebDriverWait(driver, 120).until(EC.element_to_be_clickable(
+        (By.XPATH, "//label[.//*[normalize-space(text())='Bundled sample']]"))).click()
+    tb.wait_for_text(driver, "Load sample", 120)
+    choose(driver, "Sample", "AbdomenCT / abdomen_101")
+    tb.click_button(driver, "Load sample")
+    tb.wait_until_idle(driver)
+    _choose(driver, "Model", model)
+    tb.wait_for_text(driver, "Click on the structure to add a point", 120)
+    _press(driver, where, click)
+    tb.wait_for_text(driver, "mask ", 120)
+    from selenium.webdriver.common.keys import Keys
+
+    name = driver.find_element(By.XPATH, "//input[@aria-label='Name of the result']")
+    name.send_keys(Keys.CONTROL, "a")  # clear() does not reach Streamlit's own value
+    name.send_keys("liver", Keys.ENTER)
+    tb.wait_until_idle(driver)
+    time.sleep(2)
+    shoot(driver, out / "prompts.png")
+
+
 def pacs(driver, out: Path, work: Path) -> None:
     import pydicom
     from pydicom.uid import generate_uid
@@ -174,6 +230,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--no-pacs", action="store_true", help="skip the PACS page")
+    parser.add_argument("--prompt-model", default=None,
+                        help="the promptable model of the prompt mode shot (default: click3d "
+                             "when installed)")
+    parser.add_argument("--only-prompts", action="store_true",
+                        help="take only the prompt mode shot")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="medseg-shots-") as tmp:
@@ -183,9 +244,15 @@ def main() -> int:
             with tb.running_app(None, tmp / "streamlit.log") as url:
                 driver.set_window_size(1400, 900)
                 driver.get(url)
+                if args.only_prompts:
+                    tb.wait_for_text(driver, "Models available", 480)
+                    prompts(driver, args.out, args.prompt_model or "click3d")
+                    return 0
                 tb.wait_for_text(driver, "Models available", 480)
                 shoot(driver, args.out / "home.png")
                 segment_and_evaluate(driver, args.out)
+                if args.prompt_model or (ROOT / "sample_data" / "models" / "click3d").is_dir():
+                    prompts(driver, args.out, args.prompt_model or "click3d")
                 if not args.no_pacs:
                     pacs(driver, args.out, tmp)
                 models(driver, args.out)

@@ -11,6 +11,7 @@ from medseg.io.names import case_name
 from medseg_ui import (
     engine,
     modality_ui,
+    prompt_mode,
     qc_banner,
     seg_download,
     viewer,
@@ -48,9 +49,26 @@ def set_image(volume, name: str, sample=None, source=None) -> None:
         found = modality_ui.of_input(state, volume)
         state["model_suggest"] = modality_ui.suggest(engine.models(), found, volume)
         state["rerun_for_model"] = state["model_suggest"] is not None
-    for key in ("seg", "seg_model", "mask_bytes", "pair_rows"):
+    for key in ("seg", "seg_model", "seg_codes_model", "mask_bytes", "pair_rows"):
         state.pop(key, None)
     viewer.reset(state)
+    prompt_mode.reset(state)
+
+
+def keep_result(seg, model: str, codes_model: str) -> None:
+    """A new segmentation for the viewer, volumes and downloads (``codes_model``: the model
+    whose DICOM segment codes the SEG uses)."""
+    state["seg"] = seg
+    state["seg_model"] = model
+    state["seg_codes_model"] = codes_model
+    state["seg_serial"] = state.get("seg_serial", 0) + 1  # fresh class selector
+    case = state["sample"].case if state.get("sample") else "upload"
+    mask_path = folder.subdir("predictions", fresh=False) / f"{case}.nii.gz"
+    state["mask_bytes"] = engine.write_mask(seg, image, mask_path)
+    if state.get("sample") is not None and state["sample"].reference is not None:
+        preds = state.setdefault("predictions", {})
+        preds[case] = {"mask": mask_path, "reference": state["sample"].reference,
+                       "model": model, "image": state["sample"].path}
 
 
 # ---- model and settings (sidebar) -----------------------------------------------------------
@@ -137,6 +155,12 @@ elif model is None:
             "modality fits one.")
     if found.modality:
         st.caption(plain(f"Input: {found.describe()}"))
+elif picked.info is not None and picked.info.prompts:  # a promptable model: point at things
+    st.subheader("Prompts")
+    added = prompt_mode.show(state, image, model, trust=trust, hide=HIDE)
+    if added is not None:
+        keep_result(added.seg, added.made_by, added.codes_model)
+        st.rerun()  # the picture again, with the result's classes and no prompts
 else:
     modality_ui.banner(image, picked.info, found, modality_ui.declared(state))
     run = st.button("Run segmentation", type="primary", key="run")
@@ -162,16 +186,7 @@ if run:
             state["run_error"] = error_message(exc, HIDE)
         else:
             state.pop("run_error", None)
-            state["seg"] = seg
-            state["seg_model"] = model
-            state["seg_serial"] = state.get("seg_serial", 0) + 1  # fresh class selector
-            case = state["sample"].case if state.get("sample") else "upload"
-            mask_path = folder.subdir("predictions", fresh=False) / f"{case}.nii.gz"
-            state["mask_bytes"] = engine.write_mask(seg, image, mask_path)
-            if state.get("sample") is not None and state["sample"].reference is not None:
-                preds = state.setdefault("predictions", {})
-                preds[case] = {"mask": mask_path, "reference": state["sample"].reference,
-                               "model": model, "image": state["sample"].path}
+            keep_result(seg, model, model)
 if state.get("run_error"):
     st.error(plain(state["run_error"]))
 
@@ -199,7 +214,8 @@ if seg is not None:
     with c3:
         seg_download.offer(state, key="seg_dicom", seg=seg, source=state.get("dicom_source"),
                            target=folder.subdir("seg_out", fresh=False) / "seg.dcm",
-                           model=state["seg_model"], trust=trust, file_name=f"{base}_seg.dcm",
+                           model=state.get("seg_codes_model") or state["seg_model"],
+                           trust=trust, file_name=f"{base}_seg.dcm",
                            hide=HIDE)
     dicom = f", {base}_seg.dcm" if state.get("dicom_source") else ""
     # st.text: no markdown
