@@ -14,15 +14,11 @@ SwiftShader for the NiiVue viewer) and, with the bundled models:
 * **PACS** (needs Debian's ``orthanc`` and ``orthanc-dicomweb``; ``--no-pacs`` skips it): a
   local Orthanc holding the bundled DICOM CT series; lists it, segments it with
   ``abdomen_ct``, pushes the SEG and shows the series list marking the segmented series.
-<<<<<<< HEAD
-* **Models and plugins** (``models.png``: components, models with their limitations and
-  preprocessing; ``models_pull.png``: the Pull section, below them) and the start page.
-=======
 * **Segment, prompt mode** (when a promptable model, ``click3d``, is installed): the bundled
   CT phantom ``abdomen_101``, one click in the liver on the middle axial slice (at the centre
   of the reference liver there), the answer added as the class "liver".
-* **Models and plugins** and the start page.
->>>>>>> uiprompt
+* **Models and plugins** (``models.png``: components, models with their limitations and
+  preprocessing; ``models_pull.png``: the Pull section, below them) and the start page.
 """
 
 from __future__ import annotations
