@@ -8,38 +8,11 @@ mask SAM returns when ``multimask_output`` is False (MedSAM's setting). Mask log
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from medseg.models.sam.config import SamConfig
-from medseg.models.sam.layers import FeedForward, HeadMLP, LayerNorm2d
-
-
-class TokenAttention(nn.Module):
-    """Multi-head attention whose projections may narrow the width by ``downsample``."""
-
-    def __init__(self, dim: int, heads: int, downsample: int = 1) -> None:
-        super().__init__()
-        inner = dim // downsample
-        self.heads = heads
-        self.q_proj = nn.Linear(dim, inner)
-        self.k_proj = nn.Linear(dim, inner)
-        self.v_proj = nn.Linear(dim, inner)
-        self.out_proj = nn.Linear(inner, dim)
-
-    def _split(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, c = x.shape
-        return x.reshape(b, n, self.heads, c // self.heads).transpose(1, 2)
-
-    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        q, k, v = self._split(self.q_proj(q)), self._split(self.k_proj(k)), \
-            self._split(self.v_proj(v))
-        logits = q @ k.permute(0, 1, 3, 2) / math.sqrt(q.shape[-1])
-        out = torch.softmax(logits, dim=-1) @ v
-        b, h, n, c = out.shape
-        return self.out_proj(out.transpose(1, 2).reshape(b, n, h * c))
+from medseg.models.sam_blocks import MLP, ChannelLayerNorm, FeedForward, TokenAttention
 
 
 class TwoWayBlock(nn.Module):
@@ -105,13 +78,13 @@ class MaskDecoder(nn.Module):
         self.iou_token = nn.Embedding(1, dim)
         self.mask_tokens = nn.Embedding(cfg.num_mask_tokens, dim)
         self.output_upscaling = nn.Sequential(
-            nn.ConvTranspose2d(dim, dim // 4, kernel_size=2, stride=2), LayerNorm2d(dim // 4),
+            nn.ConvTranspose2d(dim, dim // 4, kernel_size=2, stride=2), ChannelLayerNorm(dim // 4),
             nn.GELU(), nn.ConvTranspose2d(dim // 4, dim // 8, kernel_size=2, stride=2),
             nn.GELU())
         self.output_hypernetworks_mlps = nn.ModuleList(
-            HeadMLP(dim, dim, dim // 8, 3) for _ in range(cfg.num_mask_tokens))
-        self.iou_prediction_head = HeadMLP(dim, cfg.iou_head_hidden, cfg.num_mask_tokens,
-                                           cfg.iou_head_depth)
+            MLP([dim, dim, dim, dim // 8]) for _ in range(cfg.num_mask_tokens))
+        self.iou_prediction_head = MLP([dim] + [cfg.iou_head_hidden] * (cfg.iou_head_depth - 1)
+                                       + [cfg.num_mask_tokens])
 
     def forward(self, image: torch.Tensor, image_pe: torch.Tensor, sparse: torch.Tensor,
                 dense: torch.Tensor, multimask: bool = False) -> tuple[torch.Tensor,

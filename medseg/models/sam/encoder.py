@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from medseg.models.sam.config import SamConfig
-from medseg.models.sam.layers import FeedForward, LayerNorm2d
+from medseg.models.sam_blocks import ChannelLayerNorm, FeedForward
 
 #: attention logits of one chunk of heads kept under this many elements (global blocks)
 _CHUNK_ELEMENTS = 1 << 26
@@ -140,8 +140,8 @@ class ImageEncoder(nn.Module):
             for i in range(cfg.depth))
         out = cfg.prompt_dim
         self.neck = nn.Sequential(
-            nn.Conv2d(cfg.embed_dim, out, kernel_size=1, bias=False), LayerNorm2d(out),
-            nn.Conv2d(out, out, kernel_size=3, padding=1, bias=False), LayerNorm2d(out))
+            nn.Conv2d(cfg.embed_dim, out, kernel_size=1, bias=False), ChannelLayerNorm(out),
+            nn.Conv2d(out, out, kernel_size=3, padding=1, bias=False), ChannelLayerNorm(out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x)

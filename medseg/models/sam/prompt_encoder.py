@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from medseg.models.sam.config import SamConfig
-from medseg.models.sam.layers import LayerNorm2d
+from medseg.models.sam_blocks import ChannelLayerNorm
 
 
 class RandomFourierPositions(nn.Module):
@@ -65,8 +65,8 @@ class PromptEncoder(nn.Module):
         self.not_a_point_embed = nn.Embedding(1, dim)
         c = cfg.mask_in_chans
         self.mask_downscaling = nn.Sequential(
-            nn.Conv2d(1, c // 4, kernel_size=2, stride=2), LayerNorm2d(c // 4), nn.GELU(),
-            nn.Conv2d(c // 4, c, kernel_size=2, stride=2), LayerNorm2d(c), nn.GELU(),
+            nn.Conv2d(1, c // 4, kernel_size=2, stride=2), ChannelLayerNorm(c // 4), nn.GELU(),
+            nn.Conv2d(c // 4, c, kernel_size=2, stride=2), ChannelLayerNorm(c), nn.GELU(),
             nn.Conv2d(c, dim, kernel_size=1))
         self.no_mask_embed = nn.Embedding(1, dim)
 

@@ -9,42 +9,13 @@ with the checkpoint but not evaluated. Kirillov et al., Segment Anything, 2023.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from medseg.models.sammed3d.layers import ChannelLayerNorm3d, DeepMLP, FeedForward
+from medseg.models.sam_blocks import MLP, ChannelLayerNorm, FeedForward, TokenAttention
 
 #: attention heads of the decoder's transformer (fixed by the architecture, not the weights)
 DECODER_HEADS = 8
-
-
-class TokenAttention(nn.Module):
-    """Multi-head attention whose projections may shrink the width by ``downsample``."""
-
-    def __init__(self, dim: int, heads: int, downsample: int = 1) -> None:
-        super().__init__()
-        inner = dim // downsample
-        if inner % heads:
-            raise ValueError(f"{heads} heads do not divide width {inner}")
-        self.heads = heads
-        self.q_proj = nn.Linear(dim, inner)
-        self.k_proj = nn.Linear(dim, inner)
-        self.v_proj = nn.Linear(dim, inner)
-        self.out_proj = nn.Linear(inner, dim)
-
-    def _split(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, c = x.shape
-        return x.reshape(b, n, self.heads, c // self.heads).transpose(1, 2)
-
-    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        q, k, v = self._split(self.q_proj(q)), self._split(self.k_proj(k)), \
-            self._split(self.v_proj(v))
-        scores = (q @ k.permute(0, 1, 3, 2)) / math.sqrt(q.shape[-1])
-        out = torch.softmax(scores, dim=-1) @ v
-        b, h, n, c = out.shape
-        return self.out_proj(out.transpose(1, 2).reshape(b, n, h * c))
 
 
 class TwoWayBlock(nn.Module):
@@ -108,14 +79,14 @@ class MaskDecoder3D(nn.Module):
         self.mask_tokens = nn.Embedding(mask_tokens, dim)
         self.output_upscaling = nn.Sequential(
             nn.ConvTranspose3d(dim, dim // 4, kernel_size=2, stride=2),
-            ChannelLayerNorm3d(dim // 4),
+            ChannelLayerNorm(dim // 4),
             nn.GELU(),
             nn.ConvTranspose3d(dim // 4, dim // 8, kernel_size=2, stride=2),
             nn.GELU(),
         )
         self.output_hypernetworks_mlps = nn.ModuleList(
-            DeepMLP([dim, dim, dim, dim // 8]) for _ in range(mask_tokens))
-        self.iou_prediction_head = DeepMLP([dim] + [iou_hidden] * (iou_depth - 1)
+            MLP([dim, dim, dim, dim // 8]) for _ in range(mask_tokens))
+        self.iou_prediction_head = MLP([dim] + [iou_hidden] * (iou_depth - 1)
                                            + [mask_tokens])
 
     def forward(self, image: torch.Tensor, image_pe: torch.Tensor, sparse: torch.Tensor,

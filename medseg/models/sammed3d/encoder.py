@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medseg.models.sammed3d.layers import ChannelLayerNorm3d, FeedForward
+from medseg.models.sam_blocks import ChannelLayerNorm, FeedForward
 
 
 class PatchEmbed(nn.Module):
@@ -141,9 +141,9 @@ class ImageEncoder3D(nn.Module):
             for i in range(depth))
         self.neck = nn.Sequential(
             nn.Conv3d(dim, out_dim, kernel_size=1, bias=False),
-            ChannelLayerNorm3d(out_dim),
+            ChannelLayerNorm(out_dim),
             nn.Conv3d(out_dim, out_dim, kernel_size=3, padding=1, bias=False),
-            ChannelLayerNorm3d(out_dim),
+            ChannelLayerNorm(out_dim),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,7 @@ import math
 import torch
 from torch import nn
 
-from medseg.models.sammed3d.layers import ChannelLayerNorm3d
+from medseg.models.sam_blocks import ChannelLayerNorm
 
 #: point labels as the decoder knows them
 PAD, NEGATIVE, POSITIVE = -1, 0, 1
@@ -54,10 +54,10 @@ class PromptEncoder3D(nn.Module):
         self.not_a_point_embed = nn.Embedding(1, dim)
         self.mask_downscaling = nn.Sequential(
             nn.Conv3d(1, mask_chans // 4, kernel_size=2, stride=2),
-            ChannelLayerNorm3d(mask_chans // 4),
+            ChannelLayerNorm(mask_chans // 4),
             nn.GELU(),
             nn.Conv3d(mask_chans // 4, mask_chans, kernel_size=2, stride=2),
-            ChannelLayerNorm3d(mask_chans),
+            ChannelLayerNorm(mask_chans),
             nn.GELU(),
             nn.Conv3d(mask_chans, dim, kernel_size=1),
         )
