@@ -15,8 +15,6 @@ runs.
 
 from __future__ import annotations
 
-import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from medseg.errors import InputError, first_line
+from medseg.errors import InputError
+from medseg.ops.weights_file import load_weights_only
 
 _DTYPE_CLASSES = ("BoolDType", "Int8DType", "UInt8DType", "Int16DType", "UInt16DType",
                   "Int32DType", "UInt32DType", "Int64DType", "UInt64DType", "Float16DType",
@@ -59,37 +58,12 @@ class Checkpoint:
     mirroring_axes: tuple[int, ...] | None
 
 
-_UNSAFE = re.compile(r"GLOBAL (\S+) was not an allowed global")
-_UNPICKLER = re.compile(r"WeightsUnpickler error: ([^\n]+)")
-
-
 def read_checkpoint(path: str | Path) -> Checkpoint:
     """Load with ``weights_only=True``; refused or broken files are a one-line InputError."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "checkpoint not found")
-    mmap = zipfile.is_zipfile(path)
-    try:
-        with torch.serialization.safe_globals(allowed_globals()):
-            data = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except Exception as exc:  # torch raises many types for refused or corrupt files
-        raise _load_error(path, exc) from None
+    data = load_weights_only(path, allowed=allowed_globals(),
+                             refused_hint=" (only tensors, numbers and numpy scalars are loaded)")
     return _validate(path, data)
-
-
-def _load_error(path: Path, exc: BaseException) -> InputError:
-    text = str(exc)
-    found = _UNSAFE.search(text)
-    if found:
-        return InputError(path, f"checkpoint refused: it pickles {found.group(1)}, which a "
-                                "weights file must not hold (only tensors, numbers and numpy "
-                                "scalars are loaded)")
-    other = _UNPICKLER.search(text)
-    if other:
-        return InputError(path, f"checkpoint refused by the weights-only loader "
-                                f"({other.group(1).strip()[:160]})")
-    first = first_line(exc, 160) or type(exc).__name__
-    return InputError(path, f"checkpoint is truncated or corrupt ({first})")
 
 
 def _validate(path: Path, data: Any) -> Checkpoint:

@@ -9,37 +9,16 @@ tensors and plain containers (their training checkpoints may hold the run's
 
 from __future__ import annotations
 
-import re
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
-from medseg.errors import InputError, first_line
+from medseg.errors import InputError
+from medseg.ops.weights_file import load_weights_only
 
 #: where the authors' training checkpoints keep the weights
 WRAPPER_KEYS = ("model_state_dict", "state_dict", "model")
-_UNSAFE = re.compile(r"GLOBAL (\S+) was not an allowed global")
-_UNPICKLER = re.compile(r"WeightsUnpickler error: ([^\n]+)")
-
-
-def _load_error(path: Path, exc: BaseException) -> InputError:
-    text = str(exc)
-    found = _UNSAFE.search(text)
-    if found:
-        return InputError(path, f"checkpoint refused: it pickles {found.group(1)}, which a "
-                                "weights file must not hold; re-save its model_state_dict "
-                                "alone (torch.save(ckpt['model_state_dict'], ...)) where you "
-                                "trust the file")
-    other = _UNPICKLER.search(text)
-    if other:
-        return InputError(path, f"checkpoint refused by the weights-only loader "
-                                f"({other.group(1).strip()[:160]})")
-    first = first_line(exc, 160) or type(exc).__name__
-    return InputError(path, f"checkpoint is truncated or corrupt ({first})")
-
-
 def _state_dict(path: Path, data: object) -> dict[str, torch.Tensor]:
     if isinstance(data, Mapping):
         for key in WRAPPER_KEYS:
@@ -62,11 +41,6 @@ def _state_dict(path: Path, data: object) -> dict[str, torch.Tensor]:
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The network's state dict; refused or broken files are a one-line InputError."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "checkpoint not found")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True,
-                          mmap=zipfile.is_zipfile(path))
-    except Exception as exc:  # torch raises many types for refused or corrupt files
-        raise _load_error(path, exc) from None
+    data = load_weights_only(path, refused_hint="; re-save its model_state_dict alone "
+                             "(torch.save(ckpt['model_state_dict'], ...)) where you trust the file")
     return _state_dict(path, data)
