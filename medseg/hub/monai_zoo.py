@@ -107,16 +107,8 @@ def pull_bundle(name: str, *, force: bool = False, say: Say | None = None,
     url = monai_bundle_url(bare)
     source = url or f"{MONAI_PREFIX}{bare}"
     with filelock.held(target, say=say):
-        if target.is_dir() and not force:
-            if not record.has_record(target):
-                raise InputError(target, "exists and was not pulled by medseg; use --force to "
-                                         "replace it")
-            try:
-                record.check_installed(target)
-                say(f"{bare}: already present ({target})")
-                return PulledBundle(bare, target, "already present", licence_text(target))
-            except InputError as exc:
-                say(f"{bare}: {exc.problem}; replacing it")
+        if not force and record.already_pulled(target, bare, say):
+            return PulledBundle(bare, target, "already present", licence_text(target))
         say(f"{bare}: licence as stated by the bundle, shown once it is downloaded")
         say(f"{bare}: downloading {'from ' + url if url else 'with MONAI (its default source)'}")
         build_path = None

@@ -93,16 +93,8 @@ def pull(name: str, *, force: bool = False, say: Say | None = None,
     target = target_folder(rel)
     url = release_url(rel)
     with filelock.held(target, say=say):
-        if target.is_dir() and not force:
-            if not record.has_record(target):
-                raise InputError(target, "exists and was not pulled by medseg; use --force to "
-                                         "replace it")
-            try:
-                record.check_installed(target)
-                say(f"{rel.name}: already present ({target})")
-                return target
-            except InputError as exc:
-                say(f"{rel.name}: {exc.problem}; replacing it")
+        if not force and record.already_pulled(target, rel.name, say):
+            return target
         say(f"{rel.name}: licence {LICENCE} ({LICENCE_URL})")
         say(f"{rel.name}: downloading {url}")
         # the download sits beside the models, so that an interrupted pull resumes

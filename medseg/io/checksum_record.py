@@ -16,6 +16,7 @@ hand-made folder): both checks leave it to the caller; :func:`has_record` says w
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -151,6 +152,24 @@ class Verdict:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+def already_pulled(folder: Path, name: str, say: Callable[[str], None]) -> bool:
+    """Whether a pull into ``folder`` can stop: True when medseg pulled it and every file still
+    matches its record; False when it is absent or damaged (said, then replaced). A folder
+    medseg did not pull is an error (``--force`` replaces it)."""
+    if not folder.is_dir():
+        return False
+    if not has_record(folder):
+        raise InputError(folder, "exists and was not pulled by medseg; use --force to "
+                                 "replace it")
+    try:
+        check_installed(folder)
+    except InputError as exc:
+        say(f"{name}: {exc.problem}; replacing it")
+        return False
+    say(f"{name}: already present ({folder})")
+    return True
 
 
 def verify(folder: str | Path) -> Verdict:
