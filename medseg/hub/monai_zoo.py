@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -145,6 +146,12 @@ def _download(bare: str, staging: Path, url: str | None, source: str, progress: 
 
     quiet = [logging.getLogger(n) for n in ("monai.bundle.scripts", "monai.apps")]
     levels = [log.level for log in quiet]
+    # MONAI's loggers keep the stdout they first saw; what they still say goes to the
+    # current stderr (stdout stays ours, and a closed earlier stream is never written to)
+    streams = [(h, h.stream) for log in quiet for h in log.handlers
+               if type(h) is logging.StreamHandler]
+    for handler, _ in streams:  # (not setStream: it flushes the old stream, maybe closed)
+        handler.stream = sys.stderr
     try:
         for log in quiet:  # MONAI logs its arguments and each step at INFO
             log.setLevel(logging.WARNING)
@@ -161,3 +168,5 @@ def _download(bare: str, staging: Path, url: str | None, source: str, progress: 
     finally:
         for log, level in zip(quiet, levels, strict=True):
             log.setLevel(level)
+        for handler, stream in streams:
+            handler.stream = stream
