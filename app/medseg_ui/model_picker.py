@@ -34,7 +34,8 @@ def pick_model(models: list[str], *, key: str, trust_key: str,
     if name is not None:
         try:
             info = engine.model_info(name)
-            st.caption(plain(f"{info.format} · {len(info.labels) - 1} classes"
+            st.caption(plain(f"{info.format} · {len(info.labels) - 1} "
+                             f"class{'' if len(info.labels) == 2 else 'es'}"
                              + (f" · {info.modality}" if info.modality else "")))
         except Exception as exc:
             st.error(plain(error_message(exc, hide)))

@@ -37,7 +37,7 @@ def _print_offers(pullable: list[Offer]) -> None:
           "in the models folder):")
     width = max(len(o.name) for o in pullable)
     for o in pullable:
-        classes = f"{o.classes} classes" if o.classes else ""
+        classes = (f"{o.classes} class{'' if o.classes == 1 else 'es'}" if o.classes else "")
         if not o.pullable:
             print(f"  {o.name:<{width}}  {o.note or 'licence key needed'}, not pulled: "
                   f"{o.licence_url}")
