@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from medseg.training.click3d.heads import HeadPool, head_sources
 from medseg.training.click3d.loop import TrainSettings, json_logger, train
 from medseg.training.click3d.sources import Target, load_cases
 
@@ -34,6 +35,8 @@ DATA_NOTE = ("synthetic random-shape crops (50%) + training splits of Dataset001
              "(whole brain) and Dataset002_AbdomenCT (liver, liver+lesion, spleen, aorta, "
              "vertebra, liver lesion); kidneys (Dataset002 labels 3, 4) held out as targets; "
              "no test split or real scan used")
+HEAD_NOTE = ("; synthetic heads with skull, scalp and face around the Dataset001 training label "
+             "maps (medseg.synth.generator), whole brain as the target")
 
 
 def main() -> None:
@@ -54,6 +57,11 @@ def main() -> None:
     ap.add_argument("--margin-range", type=float, nargs=2, default=(1.1, 2.2),
                     help="object extent * this = crop extent, for the fine real crops "
                          "(below 1: the object is larger than the crop)")
+    ap.add_argument("--p-head", type=float, default=0.0,
+                    help="probability that a crop comes from a synthetic head with skull "
+                         "(drawn from the Dataset001 training label maps)")
+    ap.add_argument("--margin", type=float, default=1.4,
+                    help="the model's second pass: crop extent = object extent * this")
     ap.add_argument("--log", type=Path, default=None)
     args = ap.parse_args()
     assert not any(c in HELD_OUT for t in ABDOMEN for c in t.classes)
@@ -65,7 +73,12 @@ def main() -> None:
     settings = replace(TrainSettings(), seconds=args.seconds, max_iterations=args.iterations,
                        batch=args.batch, threads=args.threads, seed=args.seed, lr=args.lr,
                        p_synthetic=args.p_synthetic,
-                       p_large=args.p_large, margin_range=tuple(args.margin_range))
+                       p_large=args.p_large, margin_range=tuple(args.margin_range),
+                       p_head=args.p_head,
+                       crop=replace(TrainSettings().crop, margin=args.margin))
+    heads = None
+    if args.p_head > 0:
+        heads = HeadPool(head_sources(ROOT / "Dataset001_BrainTissue"), 12, args.seed)
     log = json_logger(args.log) if args.log else None
     init, earlier = None, []
     if args.init:
@@ -76,7 +89,9 @@ def main() -> None:
                                            "lr": record["settings"]["lr"],
                                            "margin_range": record["settings"]["margin_range"],
                                            "p_synthetic": record["settings"]["p_synthetic"]}]
-    facts = train(args.out, cases, settings, data_note=DATA_NOTE, init=init, earlier=earlier,
+    note = DATA_NOTE + (HEAD_NOTE if heads is not None else "")
+    facts = train(args.out, cases, settings, data_note=note, init=init, earlier=earlier,
+                  heads=heads,
                   log=lambda e: (print(e, flush=True), log and log(e)))
     print({k: v for k, v in facts.items() if k != "settings"})
 

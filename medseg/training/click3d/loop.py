@@ -21,6 +21,7 @@ from medseg.models.click3d.config import CropPolicy, write_model
 from medseg.models.click3d.guidance import CHANNELS
 from medseg.models.click3d.network import build_network
 from medseg.training.click3d.clicks import PromptState, correct, encode_batch, initial_prompts
+from medseg.training.click3d.heads import HeadPool
 from medseg.training.click3d.shapes import synthetic_crop
 from medseg.training.click3d.sources import Case, real_crop
 
@@ -34,6 +35,10 @@ class TrainSettings:
     p_synthetic: float = 0.5
     #: probability that a synthetic target is drawn large (see :func:`.shapes.synthetic_crop`)
     p_large: float = 0.0
+    #: probability that a crop comes from a synthetic head with skull (:mod:`.heads`)
+    p_head: float = 0.0
+    #: a new synthetic head replaces the oldest in the pool every this many iterations
+    head_refresh_every: int = 6
     #: probabilities of 0, 1, 2, 3 correcting rounds before the training step
     rounds: tuple[float, ...] = (0.4, 0.25, 0.2, 0.15)
     margin_range: tuple[float, float] = (1.1, 2.2)
@@ -64,9 +69,14 @@ def dice(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def draw_crop(cases: Sequence[Case], s: TrainSettings, rng: np.random.Generator,
-              gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+              gen: torch.Generator, heads: HeadPool | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
     n = s.crop.size
-    if not cases or rng.random() < s.p_synthetic:
+    r = rng.random()
+    if heads is not None and r < s.p_head:
+        return real_crop(heads.cases, n, s.crop.coarse_spacing_mm, s.margin_range, rng, gen,
+                         p_repaint=0.0)
+    if not cases or r < s.p_head + s.p_synthetic:
         return synthetic_crop(n, rng, gen, s.p_large)
     return real_crop(cases, n, s.crop.coarse_spacing_mm, s.margin_range, rng, gen)
 
@@ -117,10 +127,12 @@ def train(out: str | Path, cases: Sequence[Case], settings: TrainSettings, *,
           name: str = "click3d", version: str = "1.0", data_note: str = "",
           log: Callable[[dict[str, Any]], None] | None = None,
           init: dict[str, torch.Tensor] | None = None,
-          earlier: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+          earlier: Sequence[dict[str, Any]] = (),
+          heads: HeadPool | None = None) -> dict[str, Any]:
     """Train for ``settings.seconds`` (or ``max_iterations``) and write the model folder
     ``out`` at every checkpoint and at the end; returns the training facts. ``init``: a state
-    dict to start from (an earlier stage, whose facts ``earlier`` are kept in the record)."""
+    dict to start from (an earlier stage, whose facts ``earlier`` are kept in the record);
+    ``heads``: synthetic heads drawn from with probability ``settings.p_head``."""
     s = settings
     torch.set_num_threads(s.threads)
     torch.manual_seed(s.seed)
@@ -143,7 +155,8 @@ def train(out: str | Path, cases: Sequence[Case], settings: TrainSettings, *,
                       "stages": [*earlier, {"iterations": it, "seconds": round(
                           time.monotonic() - start, 1), "lr": s.lr,
                           "margin_range": list(s.margin_range),
-                          "p_synthetic": s.p_synthetic, "p_large": s.p_large}],
+                          "p_synthetic": s.p_synthetic, "p_large": s.p_large,
+                          "p_head": s.p_head if heads is not None else 0.0}],
                       "batch": s.batch, "data": data_note, "validation": history[-1:] or None,
                       "settings": {k: v for k, v in asdict(s).items() if k != "crop"},
                       "complete": final})
@@ -153,7 +166,9 @@ def train(out: str | Path, cases: Sequence[Case], settings: TrainSettings, *,
         frac = min((time.monotonic() - start) / s.seconds, 1.0)
         for g in opt.param_groups:
             g["lr"] = s.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
-        crops = [draw_crop(cases, s, rng, gen) for _ in range(s.batch)]
+        if heads is not None and it and it % s.head_refresh_every == 0:
+            heads.refresh()
+        crops = [draw_crop(cases, s, rng, gen, heads) for _ in range(s.batch)]
         images, targets = [c[0] for c in crops], [c[1] for c in crops]
         states = [initial_prompts(t, rng) for t in targets]
         rounds = int(rng.choice(len(s.rounds), p=np.asarray(s.rounds) / sum(s.rounds)))

@@ -55,20 +55,26 @@ def load_cases(folder: str | Path, targets: Sequence[Target]) -> list[Case]:
         stem = label_path.name[: -len(".nii.gz")]
         image, spacing = _load(folder / "imagesTr" / f"{stem}_0000.nii.gz")
         labels, _ = _load(label_path)
-        found = []
-        for t in targets:
-            mask = np.isin(labels, t.classes)
-            if mask.sum() < 20:
-                continue
-            box = np.argwhere(mask)
-            extent = float(np.max((box.max(0) - box.min(0) + 1) * np.asarray(spacing)))
-            depth = ndimage.distance_transform_edt(mask, sampling=spacing)
-            deep = np.argwhere(depth >= 0.4 * depth.max())
-            found.append((t.name, torch.from_numpy(mask), extent, deep, t.weight,
-                          (box.min(0) + box.max(0)) / 2))
-        cases.append(Case(torch.from_numpy(image.astype(np.float32)),
-                          torch.from_numpy(labels.astype(np.uint8)), spacing, found))
+        cases.append(make_case(image, labels, spacing, targets))
     return cases
+
+
+def make_case(image: np.ndarray, labels: np.ndarray, spacing: tuple[float, ...],
+              targets: Sequence[Target]) -> Case:
+    """A :class:`Case` of one labelled volume, with the ``targets`` present in it."""
+    found = []
+    for t in targets:
+        mask = np.isin(labels, t.classes)
+        if mask.sum() < 20:
+            continue
+        box = np.argwhere(mask)
+        extent = float(np.max((box.max(0) - box.min(0) + 1) * np.asarray(spacing)))
+        depth = ndimage.distance_transform_edt(mask, sampling=spacing)
+        deep = np.argwhere(depth >= 0.4 * depth.max())
+        found.append((t.name, torch.from_numpy(mask), extent, deep, t.weight,
+                      (box.min(0) + box.max(0)) / 2))
+    return Case(torch.from_numpy(np.asarray(image, dtype=np.float32)),
+                torch.from_numpy(np.asarray(labels).astype(np.uint8)), spacing, found)
 
 
 def random_view(image: torch.Tensor, target: torch.Tensor, rng: np.random.Generator,
