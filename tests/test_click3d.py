@@ -134,6 +134,45 @@ def test_a_negative_click_removes_a_region(model, scene):
     assert dice(mask, scene["object"]) >= 0.8
 
 
+def test_a_negative_click_on_a_separate_part_of_the_prior_takes_it_away(model, scene):
+    """The mask to refine holds the object and a second, separate blob; a negative click on the
+    blob removes it, whatever the network says there, and the object stays."""
+    prior = scene["object"] | scene["other"]
+    pos, neg = Point(scene["centre"]), Point(scene["other_centre"], positive=False)
+    mask = segment(model, scene, Prompts((pos, neg), mask=prior))
+    assert not (mask & scene["other"]).any()
+    assert dice(mask, scene["object"]) >= 0.8
+    # the rule itself, on a network answer that keeps both parts
+    vol = scene["volume"]
+    crop = Crop(scene["centre"], 2.0, 48, tuple(vol.spacing))
+    image = torch.from_numpy(np.ascontiguousarray(vol.array[0], dtype=np.float32))
+    prepared = model._input(image, Prompts((pos, neg), mask=prior), crop)
+    answer = torch.from_numpy(sample_image(torch.from_numpy(prior.astype(np.float32)),
+                                           crop).numpy() > 0.5).float()
+    kept = model._prompted_parts(answer, prepared).numpy() > 0.5
+    other = sample_image(torch.from_numpy(scene["other"].astype(np.float32)), crop).numpy() > 0.5
+    obj = sample_image(torch.from_numpy(scene["object"].astype(np.float32)), crop).numpy() > 0.5
+    assert other.sum() > 100 and not (kept & other).any() and (kept & obj).sum() > 0.9 * obj.sum()
+
+
+def test_the_prior_outside_the_crop_is_kept(model):
+    """A click refines what the network saw; a part of the prior mask beyond the crop (here a
+    blob 280 mm away, the crop being at most 48 x 5 mm) comes back unchanged."""
+    shape, spacing = (72, 72, 40), (5.0, 5.0, 8.0)
+    xyz = np.stack(np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, spacing, strict=True)],
+                               indexing="ij"), -1)
+    obj = ellipsoid(xyz, (60.0, 60.0, 60.0), (30.0, 25.0, 28.0))
+    far = ellipsoid(xyz, (320.0, 320.0, 260.0), (12.0, 12.0, 20.0))
+    image = 100 + 10 * np.random.default_rng(2).normal(size=shape)
+    image[obj | far] += 150
+    vol = Volume.from_spatial(image.astype(np.float32), np.diag([*spacing, 1.0]))
+    centre = tuple(float(v) for v in np.argwhere(obj).mean(0).round())
+    result = Segmenter(model)(vol, "far", prompts=Prompts((Point(centre),), mask=obj | far))
+    mask = result.labels.data.astype(bool)
+    assert np.array_equal(mask & far, far)
+    assert dice(mask & ~far, obj) >= 0.8
+
+
 def test_a_3d_box_and_a_2d_box(model, scene):
     idx = np.argwhere(scene["object"])
     lo, hi = idx.min(0).astype(float), idx.max(0).astype(float)

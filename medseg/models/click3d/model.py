@@ -12,8 +12,10 @@
   the spacing, centred on what was found.
 
 ``predict`` runs the network on the second crop and keeps only the connected parts of the
-object that a prompt touches (a positive click, a box, the prior mask); ``restore`` puts the
-object probability back on the input's whole grid (zeros outside the crop).
+object that a prompt touches (a positive click, a box, the prior mask), less the parts that hold
+a negative click and no positive one; ``restore`` puts the object probability back on the
+input's whole grid: outside the crop the prior mask stays as it was (zeros when there is none),
+so a click changes only what the network looked at.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ class Click3dInput:
     shape: tuple[int, ...]
     x: torch.Tensor  # 5, n, n, n
     positive: np.ndarray  # k, 3 crop coordinates
+    negative: np.ndarray  # k, 3 crop coordinates
     has_region_prompt: bool  # a box or a prior mask touches the crop
     #: the object probability when ``prepare`` has already run the network on this crop
     probability: torch.Tensor | None = None
@@ -122,6 +125,16 @@ def _touches_faces(mask: torch.Tensor, fraction: float = 0.02) -> bool:
     return any(float(f.float().mean()) >= fraction for f in faces)
 
 
+def _components_at(comps: np.ndarray, points: np.ndarray) -> set[int]:
+    """The labels of ``comps`` (0: none) under the crop coordinates ``points``."""
+    n = comps.shape[0]
+    found = set()
+    for q in np.round(points).astype(int):
+        if np.all((q >= 0) & (q < n)) and comps[tuple(q)]:
+            found.add(int(comps[tuple(q)]))
+    return found
+
+
 class Click3dModel:
     """See the module docstring."""
 
@@ -149,7 +162,8 @@ class Click3dModel:
         x = encode(sample_image(image, crop), [tuple(p) for p in pos], [tuple(p) for p in neg],
                    prior, boxes, self.sigma, self.policy.normalise_centre)
         region = bool(x[4].any()) or (prior is not None and bool(prior.any()))
-        return Click3dInput(crop, tuple(image.shape), x, pos.reshape(-1, 3), region)
+        return Click3dInput(crop, tuple(image.shape), x, pos.reshape(-1, 3),
+                            neg.reshape(-1, 3), region)
 
     @torch.no_grad()
     def _object(self, prepared: Click3dInput) -> torch.Tensor:
@@ -167,14 +181,13 @@ class Click3dModel:
         comps, count = ndimage.label(mask)
         if count <= 1:
             return p
-        keep = set()
-        n = prepared.crop.size
-        for q in np.round(prepared.positive).astype(int):
-            if np.all((q >= 0) & (q < n)) and comps[tuple(q)]:
-                keep.add(int(comps[tuple(q)]))
+        clicked = _components_at(comps, prepared.positive)
+        keep = set(clicked)
         if prepared.has_region_prompt:
             guide = (prepared.x[3] > 0.5) | (prepared.x[4] > 0.5)
             keep |= {int(c) for c in np.unique(comps[guide.numpy()]) if c}
+        # a part holding a negative click and no positive one is what the user took away
+        keep -= _components_at(comps, prepared.negative) - clicked
         if not keep:
             return p
         drop = ~np.isin(comps, sorted(keep)) & mask
@@ -237,11 +250,16 @@ class Click3dModel:
 
     def restore(self, prepared: Click3dInput, probabilities: torch.Tensor,
                 settings: InferenceSettings) -> Prediction:
-        obj = paste(probabilities[1:2], prepared.crop, prepared.shape)[0]
-        channels = (obj >= self.policy.threshold).numpy().astype(np.uint8)
+        obj = paste(probabilities[1:2], prepared.crop, prepared.shape)[0].numpy()
+        prior = settings.prompts.mask if settings.prompts is not None else None
+        if prior is not None and prior.any():
+            seen = np.zeros(prepared.shape, dtype=bool)
+            seen[tuple(slice(lo, hi) for lo, hi in prepared.crop.covered(prepared.shape))] = True
+            obj = np.where(seen, obj, np.asarray(prior, dtype=obj.dtype))
+        channels = (obj >= self.policy.threshold).astype(np.uint8)
         if not settings.probabilities:
             return Prediction(channels)
-        full = obj.numpy().astype(np.float32)
+        full = obj.astype(np.float32)
         return Prediction(channels, np.stack([1 - full, full]))
 
 
