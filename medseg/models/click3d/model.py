@@ -5,6 +5,9 @@
 * a box (or a mask to refine) gives the object's extent directly;
 * points alone: a first pass on a crop at ``crop.coarse_spacing_mm`` centred on the positive
   clicks finds the object, whose extent (with the clicks) sets the second pass;
+* no crop is coarser than the one that holds the whole image (its largest extent over the crop
+  size): a small field of view is not looked at as a little bright box in a crop that is mostly
+  outside the image (which the network would take for the object);
 * the second pass is centred on that extent at ``extent * margin / size`` mm per voxel
   (clamped to ``[min_spacing_mm, max_spacing_mm]``);
 * while the object found there touches the crop's faces (it is larger than the crop: the
@@ -199,8 +202,9 @@ class Click3dModel:
         pos = _points(prompts, True)
         anchor = pos if len(pos) else _points(prompts, False)
         centre = anchor.mean(0)
-        crop = Crop(tuple(centre), self.policy.coarse_spacing_mm, self.policy.size,
-                    tuple(spacing))
+        crop = Crop(tuple(centre), min(self.policy.coarse_spacing_mm,
+                                       self._coarsest(image.shape, spacing)),
+                    self.policy.size, tuple(spacing))
         p = self._object(self._input(image, prompts, crop))
         idx = np.argwhere((p >= self.policy.threshold).numpy())
         if len(idx) == 0 or not len(pos):
@@ -209,6 +213,12 @@ class Click3dModel:
         lo = np.array([crop.to_input(a, idx[:, a].min()) for a in range(3)])
         hi = np.array([crop.to_input(a, idx[:, a].max()) for a in range(3)])
         return np.minimum(lo, pos.min(0)), np.maximum(hi, pos.max(0))
+
+    def _coarsest(self, shape: tuple[int, ...], spacing: np.ndarray) -> float:
+        """The spacing (mm) at which the crop holds the whole image along its longest extent
+        (never finer than ``min_spacing_mm``)."""
+        fov = float(np.max(np.asarray(shape, dtype=float) * spacing))
+        return max(self.policy.min_spacing_mm, fov / self.policy.size)
 
     # ---- the protocol ---------------------------------------------------------------------
     def prepare(self, volume: Volume, settings: InferenceSettings) -> Click3dInput:
@@ -225,11 +235,12 @@ class Click3dModel:
             extent = anchor.min(0) - half, anchor.max(0) + half
         lo, hi = extent if extent is not None else self._coarse_extent(image, prompts, spacing)
         size_mm = float(np.max((hi - lo + 1) * spacing))
-        crop = Crop(tuple((lo + hi) / 2), self.policy.fine_spacing(size_mm), self.policy.size,
-                    tuple(spacing))
+        coarsest = min(self.policy.max_spacing_mm, self._coarsest(image.shape, spacing))
+        crop = Crop(tuple((lo + hi) / 2), min(self.policy.fine_spacing(size_mm), coarsest),
+                    self.policy.size, tuple(spacing))
         prepared = self._input(image, prompts, crop)
         for _ in range(int(self.policy.grow_passes)):
-            if crop.spacing >= self.policy.max_spacing_mm:
+            if crop.spacing >= coarsest:
                 break
             prepared.probability = self._object(prepared)
             found = prepared.probability >= self.policy.threshold
@@ -238,9 +249,8 @@ class Click3dModel:
             idx = np.argwhere(found.numpy())
             middle = [float(crop.to_input(a, (idx[:, a].min() + idx[:, a].max()) / 2))
                       for a in range(3)]
-            crop = Crop(tuple(middle), min(crop.spacing * self.policy.grow_factor,
-                                           self.policy.max_spacing_mm), crop.size,
-                        tuple(spacing))
+            crop = Crop(tuple(middle), min(crop.spacing * self.policy.grow_factor, coarsest),
+                        crop.size, tuple(spacing))
             prepared = self._input(image, prompts, crop)
         return prepared
 
