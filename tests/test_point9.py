@@ -8,12 +8,18 @@ from pathlib import Path
 import pytest
 
 from medseg.cli import main
-from medseg.io.display import ml_text
+from medseg.io.display import count_text, ml_text
 
 
 def test_tiny_volumes_keep_two_significant_digits():
     assert ml_text(0.064) == "0.064" and ml_text(0.5) == "0.5"
     assert ml_text(0.0) == "0.0" and ml_text(1024.84) == "1024.8"
+
+
+def test_counts_take_the_noun_that_fits():
+    assert count_text(1, "class", "classes") == "1 class"
+    assert count_text(0, "class", "classes") == "0 classes"
+    assert count_text(117, "class", "classes") == "117 classes"
 
 
 def test_plugins_lists_the_metrics(capsys):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from medseg.io.display import count_text
 from medseg.models import ModelInfo
 from medseg_ui import engine
 from medseg_ui.session import error_message
@@ -34,8 +35,8 @@ def pick_model(models: list[str], *, key: str, trust_key: str,
     if name is not None:
         try:
             info = engine.model_info(name)
-            st.caption(plain(f"{info.format} · {len(info.labels) - 1} "
-                             f"class{'' if len(info.labels) == 2 else 'es'}"
+            st.caption(plain(f"{info.format} · "
+                             + count_text(len(info.labels) - 1, "class", "classes")
                              + (f" · {info.modality}" if info.modality else "")))
         except Exception as exc:
             st.error(plain(error_message(exc, hide)))

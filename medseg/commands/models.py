@@ -12,6 +12,7 @@ from medseg.commands import models_pull
 from medseg.errors import MedsegError
 from medseg.hub.install import mib
 from medseg.hub.offers import Offer, offers
+from medseg.io.display import count_text
 from medseg.models.catalog import list_models, models_dirs, totalsegmentator_dir
 from medseg.models.loading import describe_model
 from medseg.registry import load_registry
@@ -37,7 +38,7 @@ def _print_offers(pullable: list[Offer]) -> None:
           "in the models folder):")
     width = max(len(o.name) for o in pullable)
     for o in pullable:
-        classes = (f"{o.classes} class{'' if o.classes == 1 else 'es'}" if o.classes else "")
+        classes = count_text(o.classes, "class", "classes") if o.classes else ""
         if not o.pullable:
             print(f"  {o.name:<{width}}  {o.note or 'licence key needed'}, not pulled: "
                   f"{o.licence_url}")
