@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from medseg.synth.generator import SynthSettings, SynthSource, synthesize
-from medseg.training.click3d.sources import Case, Target, make_case
+from medseg.training.click3d.sources import Case, Target, make_case, training_pairs
 
 #: the whole brain (every brain class) as the target
 BRAIN = (Target("brain", (1,)),)
@@ -30,12 +30,10 @@ HEAD_SETTINGS = replace(SynthSettings(), p_skull_strip=0.1, p_head=0.85, p_face=
 def head_sources(folder: str | Path, n_brain: int = 3) -> list[SynthSource]:
     """One source per training label map (``labelsTr``) of an nnU-Net-style brain dataset,
     with its image."""
-    folder = Path(folder)
     out = []
-    for label_path in sorted((folder / "labelsTr").glob("*.nii.gz")):
-        stem = label_path.name[: -len(".nii.gz")]
+    for image_path, label_path in training_pairs(folder):
         lab = nib.load(str(label_path))
-        img = nib.load(str(folder / "imagesTr" / f"{stem}_0000.nii.gz"))
+        img = nib.load(str(image_path))
         spacing = tuple(float(z) for z in lab.header.get_zooms()[:3])
         out.append(SynthSource.build(np.asarray(lab.dataobj).astype(np.int16), spacing,
                                      lab.affine, n_brain,

@@ -46,14 +46,21 @@ def _load(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
     return np.asarray(img.dataobj), tuple(float(z) for z in img.header.get_zooms()[:3])
 
 
-def load_cases(folder: str | Path, targets: Sequence[Target]) -> list[Case]:
-    """Every ``imagesTr``/``labelsTr`` pair of an nnU-Net-style dataset folder (the training
-    split only) with the ``targets`` present in it."""
+def training_pairs(folder: str | Path) -> list[tuple[Path, Path]]:
+    """``(image, labels)`` paths of every case of an nnU-Net-style dataset folder's training
+    split (``imagesTr/<case>_0000.nii.gz``, ``labelsTr/<case>.nii.gz``); the test split is
+    never listed."""
     folder = Path(folder)
+    return [(folder / "imagesTr" / f"{label.name[: -len('.nii.gz')]}_0000.nii.gz", label)
+            for label in sorted((folder / "labelsTr").glob("*.nii.gz"))]
+
+
+def load_cases(folder: str | Path, targets: Sequence[Target]) -> list[Case]:
+    """Every case of the training split of an nnU-Net-style dataset folder
+    (:func:`training_pairs`) with the ``targets`` present in it."""
     cases = []
-    for label_path in sorted((folder / "labelsTr").glob("*.nii.gz")):
-        stem = label_path.name[: -len(".nii.gz")]
-        image, spacing = _load(folder / "imagesTr" / f"{stem}_0000.nii.gz")
+    for image_path, label_path in training_pairs(folder):
+        image, spacing = _load(image_path)
         labels, _ = _load(label_path)
         cases.append(make_case(image, labels, spacing, targets))
     return cases
