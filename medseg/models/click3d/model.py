@@ -196,15 +196,15 @@ class Click3dModel:
         drop = ~np.isin(comps, sorted(keep)) & mask
         return torch.where(torch.from_numpy(drop), torch.zeros_like(p), p)
 
-    def _coarse_extent(self, image: torch.Tensor, prompts: Prompts,
-                       spacing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The voxel range of the object found by the first pass around the clicks."""
+    def _coarse_extent(self, image: torch.Tensor, prompts: Prompts, spacing: np.ndarray,
+                       whole: float) -> tuple[np.ndarray, np.ndarray]:
+        """The voxel range of the object found by the first pass around the clicks (at most
+        ``whole`` mm per voxel: the spacing at which the crop holds the whole image)."""
         pos = _points(prompts, True)
         anchor = pos if len(pos) else _points(prompts, False)
         centre = anchor.mean(0)
-        crop = Crop(tuple(centre), min(self.policy.coarse_spacing_mm,
-                                       self._coarsest(image.shape, spacing)),
-                    self.policy.size, tuple(spacing))
+        crop = Crop(tuple(centre), min(self.policy.coarse_spacing_mm, whole), self.policy.size,
+                    tuple(spacing))
         p = self._object(self._input(image, prompts, crop))
         idx = np.argwhere((p >= self.policy.threshold).numpy())
         if len(idx) == 0 or not len(pos):
@@ -214,7 +214,7 @@ class Click3dModel:
         hi = np.array([crop.to_input(a, idx[:, a].max()) for a in range(3)])
         return np.minimum(lo, pos.min(0)), np.maximum(hi, pos.max(0))
 
-    def _coarsest(self, shape: tuple[int, ...], spacing: np.ndarray) -> float:
+    def _whole_image_spacing(self, shape: tuple[int, ...], spacing: np.ndarray) -> float:
         """The spacing (mm) at which the crop holds the whole image along its longest extent
         (never finer than ``min_spacing_mm``)."""
         fov = float(np.max(np.asarray(shape, dtype=float) * spacing))
@@ -233,9 +233,11 @@ class Click3dModel:
             anchor = anchor if len(anchor) else _points(prompts, False)
             half = self.policy.start_extent_mm / 2 / spacing
             extent = anchor.min(0) - half, anchor.max(0) + half
-        lo, hi = extent if extent is not None else self._coarse_extent(image, prompts, spacing)
+        whole = self._whole_image_spacing(image.shape, spacing)
+        lo, hi = extent if extent is not None else self._coarse_extent(image, prompts, spacing,
+                                                                       whole)
         size_mm = float(np.max((hi - lo + 1) * spacing))
-        coarsest = min(self.policy.max_spacing_mm, self._coarsest(image.shape, spacing))
+        coarsest = min(self.policy.max_spacing_mm, whole)
         crop = Crop(tuple((lo + hi) / 2), min(self.policy.fine_spacing(size_mm), coarsest),
                     self.policy.size, tuple(spacing))
         prepared = self._input(image, prompts, crop)
