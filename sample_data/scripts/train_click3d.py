@@ -62,6 +62,7 @@ def main() -> None:
                          "(drawn from the Dataset001 training label maps)")
     ap.add_argument("--margin", type=float, default=1.4,
                     help="the model's second pass: crop extent = object extent * this")
+    ap.add_argument("--version", default="1.2", help="the version written in click3d.json")
     ap.add_argument("--log", type=Path, default=None)
     args = ap.parse_args()
     assert not any(c in HELD_OUT for t in ABDOMEN for c in t.classes)
@@ -91,7 +92,7 @@ def main() -> None:
                                            "p_synthetic": record["settings"]["p_synthetic"]}]
     note = DATA_NOTE + (HEAD_NOTE if heads is not None else "")
     facts = train(args.out, cases, settings, data_note=note, init=init, earlier=earlier,
-                  heads=heads,
+                  heads=heads, version=args.version,
                   log=lambda e: (print(e, flush=True), log and log(e)))
     print({k: v for k, v in facts.items() if k != "settings"})
 

@@ -23,7 +23,7 @@ from medseg.errors import InputError
 from medseg.io.atomic_folder import atomic_folder
 from medseg.io.checksum import sha256_file
 from medseg.io.json_file import read_json
-from medseg.models.click3d.guidance import CHANNELS
+from medseg.models.click3d.guidance import LAYOUTS
 from medseg.models.click3d.network import ARCHITECTURES
 
 CONFIG_NAME = "click3d.json"
@@ -81,6 +81,11 @@ class Click3dConfig:
         return CropPolicy(**self.raw["crop"])
 
     @property
+    def channels(self) -> tuple[str, ...]:
+        """The network's input channels, in order (one of :data:`.guidance.LAYOUTS`)."""
+        return tuple(self.raw["guidance"]["channels"])
+
+    @property
     def sigma(self) -> float:
         return float(self.raw["guidance"]["sigma_voxels"])
 
@@ -130,8 +135,9 @@ def validate(raw: dict[str, Any], path: Path) -> None:
     _need(isinstance(crop.get("size", 64), int) and crop.get("size", 64) >= 16, path,
           "'crop.size' must be an integer of at least 16")
     guidance = _section(raw, "guidance", path)
-    _need(guidance.get("channels") == list(CHANNELS),
-          path, f"'guidance.channels' must be {list(CHANNELS)}")
+    _need(guidance.get("channels") in [list(c) for c in LAYOUTS], path,
+          "'guidance.channels' must be one of "
+          + " or ".join(str(list(c)) for c in LAYOUTS))
     sigma = guidance.get("sigma_voxels")
     _need(isinstance(sigma, (int, float)) and not isinstance(sigma, bool) and sigma > 0, path,
           "'guidance.sigma_voxels' must be a positive number")

@@ -42,7 +42,7 @@ from medseg.models.click3d.config import (
     read_config,
 )
 from medseg.models.click3d.crop import Crop, paste, sample_image, sample_mask
-from medseg.models.click3d.guidance import CHANNELS, encode
+from medseg.models.click3d.guidance import encode
 from medseg.models.click3d.network import build_network, load_weights
 from medseg.ops.device import autocast, resolve_device
 from medseg.prompts.types import Prompts
@@ -74,7 +74,7 @@ def click3d_info(config: Click3dConfig) -> ModelInfo:
                  "crop_voxels": policy.size,
                  "spacing_mm": [policy.min_spacing_mm, policy.max_spacing_mm],
                  "coarse_spacing_mm": policy.coarse_spacing_mm,
-                 "guidance": list(CHANNELS),
+                 "guidance": list(config.channels),
                  "training_iterations": training.get("iterations"),
                  "training_data": training.get("data", "")})
 
@@ -147,7 +147,8 @@ class Click3dModel:
         self.sigma = config.sigma
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         check_weights(config)
-        net = build_network(config.architecture, config.params, len(CHANNELS))
+        self.channels = config.channels
+        net = build_network(config.architecture, config.params, len(self.channels))
         self.net = load_weights(net, config.weights).to(self.device)
         self.info = click3d_info(config)
         self.postprocessors: list[Any] = []
@@ -163,7 +164,7 @@ class Click3dModel:
             prior = sample_mask(torch.from_numpy(np.ascontiguousarray(prompts.mask)), crop)
         pos, neg = crop.to_crop(_points(prompts, True)), crop.to_crop(_points(prompts, False))
         x = encode(sample_image(image, crop), [tuple(p) for p in pos], [tuple(p) for p in neg],
-                   prior, boxes, self.sigma, self.policy.normalise_centre)
+                   prior, boxes, self.sigma, self.policy.normalise_centre, self.channels)
         region = bool(x[4].any()) or (prior is not None and bool(prior.any()))
         return Click3dInput(crop, tuple(image.shape), x, pos.reshape(-1, 3),
                             neg.reshape(-1, 3), region)

@@ -26,6 +26,25 @@ def build_network(architecture: str, params: dict[str, Any], in_channels: int) -
                 num_res_units=int(params.get("num_res_units", 1)))
 
 
+def widen_inputs(state: dict[str, torch.Tensor], net: torch.nn.Module
+                 ) -> dict[str, torch.Tensor]:
+    """``state`` fitted to ``net`` where ``net`` takes more input channels: the weights of the
+    new channels are zeros, so the widened network computes what the old one did until it is
+    trained (a new guidance channel added to a trained model)."""
+    target = net.state_dict()
+    out = {}
+    for key, value in state.items():
+        want = target.get(key)
+        if (want is not None and value.dim() == want.dim() >= 2 and value.shape != want.shape
+                and value.shape[0] == want.shape[0] and value.shape[2:] == want.shape[2:]
+                and value.shape[1] < want.shape[1]):
+            pad = torch.zeros((value.shape[0], want.shape[1] - value.shape[1],
+                               *value.shape[2:]), dtype=value.dtype)
+            value = torch.cat([value, pad], dim=1)
+        out[key] = value
+    return out
+
+
 def load_weights(net: torch.nn.Module, path: Path) -> torch.nn.Module:
     """``net`` with the state dict at ``path`` (float16 or float32 tensors, stored as float32);
     a missing, unreadable or mismatched file is one :class:`InputError` naming it."""

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from medseg.models.click3d.guidance import encode
+from medseg.models.click3d.guidance import CHANNELS, encode
 from medseg.prompts.simulate import first_click, next_click
 
 
@@ -100,7 +100,8 @@ def correct(state: PromptState, prediction: torch.Tensor, target: torch.Tensor,
 
 
 def encode_batch(images: Sequence[torch.Tensor], states: Sequence[PromptState],
-                 sigma: float) -> torch.Tensor:
-    """``B, 5, n, n, n`` network input."""
-    return torch.stack([encode(im, s.positive, s.negative, s.prior, s.boxes, sigma)
+                 sigma: float, channels: Sequence[str] = CHANNELS) -> torch.Tensor:
+    """``B, C, n, n, n`` network input of ``channels``."""
+    return torch.stack([encode(im, s.positive, s.negative, s.prior, s.boxes, sigma,
+                               channels=channels)
                         for im, s in zip(images, states, strict=True)])

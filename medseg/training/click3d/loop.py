@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from medseg.models.click3d.config import CropPolicy, write_model
 from medseg.models.click3d.guidance import CHANNELS
-from medseg.models.click3d.network import build_network
+from medseg.models.click3d.network import build_network, widen_inputs
 from medseg.training.click3d.clicks import PromptState, correct, encode_batch, initial_prompts
 from medseg.training.click3d.heads import HeadPool
 from medseg.training.click3d.shapes import synthetic_crop
@@ -132,7 +132,9 @@ def train(out: str | Path, cases: Sequence[Case], settings: TrainSettings, *,
     """Train for ``settings.seconds`` (or ``max_iterations``) and write the model folder
     ``out`` at every checkpoint and at the end; returns the training facts. ``init``: a state
     dict to start from (an earlier stage, whose facts ``earlier`` are kept in the record);
-    ``heads``: synthetic heads drawn from with probability ``settings.p_head``."""
+    ``heads``: synthetic heads drawn from with probability ``settings.p_head``. An ``init``
+    trained with fewer guidance channels (v1.1 had no ``similarity``) is widened with zero
+    weights for the new ones."""
     s = settings
     torch.set_num_threads(s.threads)
     torch.manual_seed(s.seed)
@@ -140,7 +142,7 @@ def train(out: str | Path, cases: Sequence[Case], settings: TrainSettings, *,
     net = build_network("monai_unet", {"channels": list(s.channels), "strides": list(s.strides),
                                        "num_res_units": s.num_res_units}, len(CHANNELS))
     if init is not None:
-        net.load_state_dict({k: v.float() for k, v in init.items()})
+        net.load_state_dict(widen_inputs({k: v.float() for k, v in init.items()}, net))
     opt = torch.optim.AdamW(net.parameters(), lr=s.lr, weight_decay=1e-4)
     val = validation_set(s.crop.size, 16, 10_000 + s.seed)
     start, it = time.monotonic(), 0
