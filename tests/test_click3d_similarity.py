@@ -126,3 +126,23 @@ def test_an_unknown_channel_layout_is_refused_naming_the_file(tmp_path):
     assert str(err.value).startswith(str(folder / CONFIG_NAME))
     assert "guidance.channels" in str(err.value) and "\n" not in str(err.value)
     assert (folder / WEIGHTS_NAME).is_file()
+
+
+def test_similarity_clicks_limits_the_clicks_read_and_is_validated(tmp_path):
+    image, _ = ct_like_crop(3)
+    organ_click, tissue_click, outside = (24.0, 24.0, 20.0), (5.0, 5.0, 20.0), (70.0, 5.0, 5.0)
+    both = similarity_map(image, [organ_click, tissue_click], [])
+    first = similarity_map(image, [organ_click, tissue_click], [], clicks=1)
+    assert torch.equal(first, similarity_map(image, [organ_click], []))
+    assert torch.equal(both, torch.maximum(first, similarity_map(image, [tissue_click], [])))
+    # a click outside the crop is not the first one inside it
+    assert torch.equal(similarity_map(image, [outside, organ_click], [], clicks=1), first)
+    folder = _tiny_folder(tmp_path / "m", CHANNELS)
+    raw = json.loads((folder / CONFIG_NAME).read_text())
+    raw["guidance"]["similarity_clicks"] = 1
+    (folder / CONFIG_NAME).write_text(json.dumps(raw))
+    assert load_click3d(folder).similarity_clicks == 1
+    raw["guidance"]["similarity_clicks"] = 0
+    (folder / CONFIG_NAME).write_text(json.dumps(raw))
+    with pytest.raises(InputError, match="similarity_clicks"):
+        load_click3d(folder)

@@ -6,8 +6,9 @@ Keys: ``format`` ("click3d"), ``name``, ``version``, ``architecture`` (``name``,
 ``min_spacing_mm``/``max_spacing_mm`` and ``margin`` of the second: spacing =
 extent * margin / size, clamped; ``threshold`` on the object probability; ``grow_passes``,
 ``grow_factor`` and ``normalise_centre``, see :class:`CropPolicy`), ``guidance`` (``channels``
-in order, ``sigma_voxels`` of the click Gaussians), ``weights`` (``file``, ``sha256``) and
-``training`` (free-form facts: data, iterations, seconds, validation).
+in order, ``sigma_voxels`` of the click Gaussians, optionally ``similarity_clicks``),
+``weights`` (``file``, ``sha256``) and ``training`` (free-form facts: data, iterations,
+seconds, validation).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from medseg.errors import InputError
 from medseg.io.atomic_folder import atomic_folder
 from medseg.io.checksum import sha256_file
 from medseg.io.json_file import read_json
-from medseg.models.click3d.guidance import LAYOUTS
+from medseg.models.click3d.guidance import LAYOUTS, SIMILARITY_CLICKS
 from medseg.models.click3d.network import ARCHITECTURES
 
 CONFIG_NAME = "click3d.json"
@@ -86,6 +87,12 @@ class Click3dConfig:
         return tuple(self.raw["guidance"]["channels"])
 
     @property
+    def similarity_clicks(self) -> int:
+        """How many positive clicks (the first ones in the crop) the ``similarity`` channel
+        reads."""
+        return int(self.raw["guidance"].get("similarity_clicks", SIMILARITY_CLICKS))
+
+    @property
     def sigma(self) -> float:
         return float(self.raw["guidance"]["sigma_voxels"])
 
@@ -138,6 +145,9 @@ def validate(raw: dict[str, Any], path: Path) -> None:
     _need(guidance.get("channels") in [list(c) for c in LAYOUTS], path,
           "'guidance.channels' must be one of "
           + " or ".join(str(list(c)) for c in LAYOUTS))
+    clicks = guidance.get("similarity_clicks", SIMILARITY_CLICKS)
+    _need(isinstance(clicks, int) and not isinstance(clicks, bool) and clicks >= 1, path,
+          "'guidance.similarity_clicks' must be a positive integer")
     sigma = guidance.get("sigma_voxels")
     _need(isinstance(sigma, (int, float)) and not isinstance(sigma, bool) and sigma > 0, path,
           "'guidance.sigma_voxels' must be a positive number")

@@ -38,7 +38,8 @@ CHANNELS = (*BASE_CHANNELS, "similarity")
 #: the channel lists a model folder may name
 LAYOUTS = (BASE_CHANNELS, CHANNELS)
 #: ``similarity``: the radius (crop voxels) around a click whose intensities describe it, the
-#: spreads at which the map reaches 0, and at most this many clicks (the first ones)
+#: spreads at which the map reaches 0, and at most this many clicks (the first ones inside the
+#: crop; a model folder may set fewer: ``guidance.similarity_clicks``)
 SIMILARITY_RADIUS = 3
 SIMILARITY_LIMIT = 4.0
 SIMILARITY_CLICKS = 8
@@ -105,16 +106,17 @@ def box_map(boxes: Sequence[tuple[Sequence[float], Sequence[float], int | None]]
 
 def _reference_regions(positive: Sequence[Sequence[float]],
                        boxes: Sequence[tuple[Sequence[float], Sequence[float], int | None]],
-                       size: int) -> list[tuple[slice, ...] | torch.Tensor]:
+                       size: int, clicks: int = SIMILARITY_CLICKS
+                       ) -> list[tuple[slice, ...] | torch.Tensor]:
     """Where the user pointed, on the crop: a ball of :data:`SIMILARITY_RADIUS` voxels around
-    each positive click inside it; without one, the central half of each box."""
+    each of the first ``clicks`` positive clicks inside it; without one, the central half of
+    each box."""
     regions: list[tuple[slice, ...] | torch.Tensor] = []
     k = torch.arange(size, dtype=torch.float32)
     r = SIMILARITY_RADIUS
-    for p in list(positive)[:SIMILARITY_CLICKS]:
+    inside = [p for p in positive if all(0 <= round(float(c)) < size for c in p)]
+    for p in inside[:clicks]:
         q = [round(float(c)) for c in p]
-        if not all(0 <= c < size for c in q):
-            continue
         sl = tuple(slice(max(c - r, 0), min(c + r + 1, size)) for c in q)
         d2 = sum(((k[s] - float(c)) ** 2).reshape([-1 if a == b else 1 for b in range(3)])
                  for a, (s, c) in enumerate(zip(sl, p, strict=True)))
@@ -140,12 +142,13 @@ def _reference_regions(positive: Sequence[Sequence[float]],
 
 
 def similarity_map(image: torch.Tensor, positive: Sequence[Sequence[float]],
-                   boxes: Sequence[tuple[Sequence[float], Sequence[float], int | None]]
-                   ) -> torch.Tensor:
-    """Channel 5 (see the module docstring) of the crop ``image`` as sampled."""
+                   boxes: Sequence[tuple[Sequence[float], Sequence[float], int | None]],
+                   clicks: int = SIMILARITY_CLICKS) -> torch.Tensor:
+    """Channel 5 (see the module docstring) of the crop ``image`` as sampled, from the first
+    ``clicks`` positive clicks inside the crop."""
     n = image.shape[0]
     out = torch.zeros((n,) * 3)
-    regions = _reference_regions(positive, boxes, n)
+    regions = _reference_regions(positive, boxes, n, clicks)
     if not regions:
         return out
     image = image.float()
@@ -166,14 +169,15 @@ def encode(image: torch.Tensor, positive: Sequence[Sequence[float]],
            negative: Sequence[Sequence[float]], prior: torch.Tensor | None,
            boxes: Sequence[tuple[Sequence[float], Sequence[float], int | None]],
            sigma: float, centre: float = 1.0,
-           channels: Sequence[str] = CHANNELS) -> torch.Tensor:
+           channels: Sequence[str] = CHANNELS,
+           similarity_clicks: int = SIMILARITY_CLICKS) -> torch.Tensor:
     """The ``C, n, n, n`` network input of ``channels`` (one of :data:`LAYOUTS`; see the module
     docstring); ``image`` is the crop as sampled, normalised here (``centre``: see
-    :func:`normalise`)."""
+    :func:`normalise`); ``similarity_clicks``: see :func:`similarity_map`."""
     n = image.shape[0]
     prior_map = torch.zeros((n,) * 3) if prior is None else prior.float()
     maps = [normalise(image, centre=centre), click_map(positive, n, sigma),
             click_map(negative, n, sigma), prior_map, box_map(boxes, n)]
     if "similarity" in channels:
-        maps.append(similarity_map(image, positive, boxes))
+        maps.append(similarity_map(image, positive, boxes, similarity_clicks))
     return torch.stack(maps)

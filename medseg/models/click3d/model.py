@@ -148,6 +148,7 @@ class Click3dModel:
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         check_weights(config)
         self.channels = config.channels
+        self.similarity_clicks = config.similarity_clicks
         net = build_network(config.architecture, config.params, len(self.channels))
         self.net = load_weights(net, config.weights).to(self.device)
         self.info = click3d_info(config)
@@ -164,7 +165,8 @@ class Click3dModel:
             prior = sample_mask(torch.from_numpy(np.ascontiguousarray(prompts.mask)), crop)
         pos, neg = crop.to_crop(_points(prompts, True)), crop.to_crop(_points(prompts, False))
         x = encode(sample_image(image, crop), [tuple(p) for p in pos], [tuple(p) for p in neg],
-                   prior, boxes, self.sigma, self.policy.normalise_centre, self.channels)
+                   prior, boxes, self.sigma, self.policy.normalise_centre, self.channels,
+                   self.similarity_clicks)
         region = bool(x[4].any()) or (prior is not None and bool(prior.any()))
         return Click3dInput(crop, tuple(image.shape), x, pos.reshape(-1, 3),
                             neg.reshape(-1, 3), region)
