@@ -45,28 +45,31 @@ SIMILARITY_LIMIT = 4.0
 SIMILARITY_CLICKS = 8
 
 
-def _sample(region: torch.Tensor) -> torch.Tensor:
+def quantiles(region: torch.Tensor, low: float = 0.005, high: float = 0.995
+              ) -> tuple[float, float]:
+    """The ``low`` and ``high`` quantiles of ``region``'s intensities."""
     flat = region.reshape(-1).float()
     if flat.numel() > 30_000:  # quantiles of a strided subset: near the same, far less sorting
         flat = flat[:: flat.numel() // 30_000 + 1]
-    return flat
+    q = torch.quantile(flat, torch.tensor([low, high]))
+    return float(q[0]), float(q[1])
 
 
 def normalise(image: torch.Tensor, low: float = 0.005, high: float = 0.995,
-              centre: float = 1.0) -> torch.Tensor:
+              centre: float = 1.0, bounds: tuple[float, float] | None = None) -> torch.Tensor:
     """``image`` rescaled so its ``low`` and ``high`` quantiles go to 0 and 1, then clipped.
     ``centre`` < 1 takes the quantiles of the central cube of that fraction of the crop's
     side only (a window on what is around the prompts: soft-tissue contrast in CT is not
-    squeezed between air and bone)."""
-    if centre < 1.0:
+    squeezed between air and bone). ``bounds``: those quantiles when already known."""
+    if bounds is not None:
+        lo, hi = bounds
+    elif centre < 1.0:
         n = image.shape[0]
         k = max(2, round(n * centre))
         a = (n - k) // 2
-        region = image[a:a + k, a:a + k, a:a + k]
+        lo, hi = quantiles(image[a:a + k, a:a + k, a:a + k], low, high)
     else:
-        region = image
-    q = torch.quantile(_sample(region), torch.tensor([low, high]))
-    lo, hi = float(q[0]), float(q[1])
+        lo, hi = quantiles(image, low, high)
     if hi - lo < 1e-6:
         return torch.zeros_like(image, dtype=torch.float32)
     return ((image.float() - lo) / (hi - lo)).clamp(0, 1)
@@ -143,17 +146,19 @@ def _reference_regions(positive: Sequence[Sequence[float]],
 
 def similarity_map(image: torch.Tensor, positive: Sequence[Sequence[float]],
                    boxes: Sequence[tuple[Sequence[float], Sequence[float], int | None]],
-                   clicks: int = SIMILARITY_CLICKS) -> torch.Tensor:
+                   clicks: int = SIMILARITY_CLICKS,
+                   bounds: tuple[float, float] | None = None) -> torch.Tensor:
     """Channel 5 (see the module docstring) of the crop ``image`` as sampled, from the first
-    ``clicks`` positive clicks inside the crop."""
+    ``clicks`` positive clicks inside the crop; ``bounds``: the crop's 0.5 and 99.5 percentiles
+    when already known."""
     n = image.shape[0]
     out = torch.zeros((n,) * 3)
     regions = _reference_regions(positive, boxes, n, clicks)
     if not regions:
         return out
     image = image.float()
-    q = torch.quantile(_sample(image), torch.tensor([0.005, 0.995]))
-    floor = max(0.005 * float(q[1] - q[0]), 1e-6)
+    lo, hi = bounds if bounds is not None else quantiles(image)
+    floor = max(0.005 * (hi - lo), 1e-6)
     for region in regions:
         values = image[region].reshape(-1)
         if values.numel() == 0:
@@ -176,8 +181,11 @@ def encode(image: torch.Tensor, positive: Sequence[Sequence[float]],
     :func:`normalise`); ``similarity_clicks``: see :func:`similarity_map`."""
     n = image.shape[0]
     prior_map = torch.zeros((n,) * 3) if prior is None else prior.float()
-    maps = [normalise(image, centre=centre), click_map(positive, n, sigma),
-            click_map(negative, n, sigma), prior_map, box_map(boxes, n)]
-    if "similarity" in channels:
-        maps.append(similarity_map(image, positive, boxes, similarity_clicks))
+    # the crop's percentiles, once, when both the image channel and the similarity need them
+    whole = quantiles(image) if "similarity" in channels else None
+    maps = [normalise(image, centre=centre, bounds=whole if centre >= 1.0 else None),
+            click_map(positive, n, sigma), click_map(negative, n, sigma), prior_map,
+            box_map(boxes, n)]
+    if whole is not None:
+        maps.append(similarity_map(image, positive, boxes, similarity_clicks, whole))
     return torch.stack(maps)

@@ -35,7 +35,7 @@ def widen_inputs(state: dict[str, torch.Tensor], net: torch.nn.Module
     out = {}
     for key, value in state.items():
         want = target.get(key)
-        if (want is not None and value.dim() == want.dim() >= 2 and value.shape != want.shape
+        if (want is not None and value.dim() == want.dim() >= 2
                 and value.shape[0] == want.shape[0] and value.shape[2:] == want.shape[2:]
                 and value.shape[1] < want.shape[1]):
             pad = torch.zeros((value.shape[0], want.shape[1] - value.shape[1],

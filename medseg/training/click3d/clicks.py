@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from medseg.models.click3d.guidance import CHANNELS, encode
+from medseg.models.click3d.guidance import encode
 from medseg.prompts.simulate import first_click, next_click
 
 
@@ -100,8 +100,7 @@ def correct(state: PromptState, prediction: torch.Tensor, target: torch.Tensor,
 
 
 def encode_batch(images: Sequence[torch.Tensor], states: Sequence[PromptState],
-                 sigma: float, channels: Sequence[str] = CHANNELS) -> torch.Tensor:
-    """``B, C, n, n, n`` network input of ``channels``."""
-    return torch.stack([encode(im, s.positive, s.negative, s.prior, s.boxes, sigma,
-                               channels=channels)
+                 sigma: float) -> torch.Tensor:
+    """``B, C, n, n, n`` network input (:data:`.guidance.CHANNELS`)."""
+    return torch.stack([encode(im, s.positive, s.negative, s.prior, s.boxes, sigma)
                         for im, s in zip(images, states, strict=True)])
