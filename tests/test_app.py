@@ -265,7 +265,8 @@ def test_evaluate_cohort_from_uploaded_zips(models_dir, tmp_path):
     assert len(at.error) == 1 and "\n" not in at.error[0].value
 
 
-def test_models_and_plugins_page(models_dir):
+def test_models_and_plugins_page(models_dir, monkeypatch):
+    monkeypatch.chdir(models_dir.parent)  # a model folder under the working directory
     at = _app("3_Models_and_plugins.py")
     _ok(at)
     tabs = {t.label.split(" ")[0]: t for t in at.tabs}
@@ -280,6 +281,19 @@ def test_models_and_plugins_page(models_dir):
     assert "built-in" in tabs["metrics"].label
     labels = _table(at, "validation Dice")
     assert list(labels["class"]) == ["background", "white_matter", "grey_matter", "csf"]
+    sources = {t.value for t in at.text if t.value.startswith("source: ")}
+    assert f"source: {models_dir.name}/brain_tissue" in sources, sources
+
+
+def test_paths_are_shown_relative_to_the_working_directory_or_home(monkeypatch, tmp_path):
+    from medseg_ui.text import shown_path
+
+    monkeypatch.chdir(tmp_path)
+    assert shown_path(tmp_path / "models" / "a") == "models/a"
+    assert shown_path(Path.home() / "x" / "y") in ("~/x/y", str(Path.home() / "x" / "y"))
+    assert shown_path("/elsewhere/model") == "/elsewhere/model"
+    assert shown_path("https://host/models/a") == "https://host/models/a"
+    assert shown_path("relative/model") == "relative/model"
 
 
 def test_sessions_do_not_share_data(models_dir):

@@ -12,6 +12,7 @@ through :func:`plain` (or :func:`html_text` inside HTML given to ``st.markdown``
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
 
@@ -27,3 +28,18 @@ def html_text(text: object) -> str:
     every ASCII punctuation character as a numeric character reference, line breaks as
     spaces."""
     return _PUNCTUATION.sub(lambda m: f"&#{ord(m.group(1))};", " ".join(str(text).split()))
+
+
+def shown_path(path: object) -> str:
+    """A local path as a user reads it: relative to the working directory when inside it,
+    ``~/...`` when inside the home folder, else as given (URLs and names unchanged)."""
+    text = str(path)
+    if "://" in text:
+        return text
+    full = Path(text).expanduser()
+    if not full.is_absolute():
+        return text
+    for base, prefix in ((Path.cwd(), ""), (Path.home(), "~/")):
+        if full.is_relative_to(base) and full != base:
+            return prefix + str(full.relative_to(base))
+    return text

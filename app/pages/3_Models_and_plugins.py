@@ -11,7 +11,7 @@ from medseg.hub.install import mib
 from medseg.hub.offers import download_size, offers
 from medseg_ui import engine, model_facts
 from medseg_ui.session import error_message
-from medseg_ui.text import plain
+from medseg_ui.text import plain, shown_path
 
 st.set_page_config(page_title="medseg · Models and plugins", page_icon=":material/extension:",
                    layout="wide")
@@ -74,7 +74,7 @@ for name in names:
         if info.folds:
             facts.append("folds " + plain(", ".join(info.folds)))
         st.markdown(" · ".join(facts))
-        st.text(f"source: {info.source}")
+        st.text(f"source: {shown_path(info.source)}")
         bundle = None
         if info.format == "medseg":
             try:

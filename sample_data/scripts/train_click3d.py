@@ -62,6 +62,9 @@ def main() -> None:
                          "(drawn from the Dataset001 training label maps)")
     ap.add_argument("--margin", type=float, default=1.4,
                     help="the model's second pass: crop extent = object extent * this")
+    ap.add_argument("--rounds", type=float, nargs="+", default=None,
+                    help="probabilities of 0, 1, 2, ... correcting rounds before a step "
+                         "(default 0.4 0.25 0.2 0.15)")
     ap.add_argument("--version", default="1.2", help="the version written in click3d.json")
     ap.add_argument("--log", type=Path, default=None)
     args = ap.parse_args()
@@ -76,6 +79,7 @@ def main() -> None:
                        p_synthetic=args.p_synthetic,
                        p_large=args.p_large, margin_range=tuple(args.margin_range),
                        p_head=args.p_head,
+                       rounds=tuple(args.rounds or TrainSettings().rounds),
                        crop=replace(TrainSettings().crop, margin=args.margin))
     heads = None
     if args.p_head > 0:

@@ -5,8 +5,9 @@ Keys: ``format`` ("click3d"), ``name``, ``version``, ``architecture`` (``name``,
 ``crop`` (``size`` voxels; ``coarse_spacing_mm`` of the first pass when only points are given;
 ``min_spacing_mm``/``max_spacing_mm`` and ``margin`` of the second: spacing =
 extent * margin / size, clamped; ``threshold`` on the object probability; ``grow_passes``,
-``grow_factor`` and ``normalise_centre``, see :class:`CropPolicy`), ``guidance`` (``channels``
-in order, ``sigma_voxels`` of the click Gaussians, optionally ``similarity_clicks``),
+``grow_factor``, ``normalise_centre``, ``local_factor``, ``local_min_mm`` and
+``local_confidence``, see :class:`CropPolicy`), ``guidance`` (``channels`` in order,
+``sigma_voxels`` of the click Gaussians, optionally ``similarity_clicks``),
 ``weights`` (``file``, ``sha256``) and ``training`` (free-form facts: data, iterations,
 seconds, validation).
 """
@@ -30,6 +31,8 @@ from medseg.models.click3d.network import ARCHITECTURES
 CONFIG_NAME = "click3d.json"
 WEIGHTS_NAME = "model.pt"
 FORMAT = "click3d"
+#: ``crop`` keys that may be 0 (a pass or rule turned off)
+ZERO_ALLOWED = ("grow_passes", "start_extent_mm", "local_factor", "local_min_mm")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,14 @@ class CropPolicy:
     #: points alone: 0 runs the coarse first pass; a size in mm instead starts the fine pass
     #: at an object of that extent around the clicks and lets it grow (``grow_passes``)
     start_extent_mm: float = 0.0
+    #: refining a mask: a click that disagrees with it changes it only within this many times
+    #: its distance to the mask's boundary (0: anywhere the crop covers; see :mod:`.local`)
+    local_factor: float = 0.0
+    #: ... and never within less than this radius (mm)
+    local_min_mm: float = 0.0
+    #: beyond that radius, a voxel still changes where the network is surer than this
+    #: (1: never)
+    local_confidence: float = 1.0
 
     def fine_spacing(self, extent_mm: float) -> float:
         """The second pass's spacing for an object ``extent_mm`` across (its largest axis)."""
@@ -136,11 +147,13 @@ def validate(raw: dict[str, Any], path: Path) -> None:
     fields = CropPolicy.__dataclass_fields__
     _need(set(crop) <= set(fields)
           and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                  and (v >= 0 if k in ("grow_passes", "start_extent_mm") else v > 0)
+                  and (v >= 0 if k in ZERO_ALLOWED else v > 0)
                   for k, v in crop.items()), path,
           f"'crop' must hold positive numbers among {', '.join(fields)}")
     _need(isinstance(crop.get("size", 64), int) and crop.get("size", 64) >= 16, path,
           "'crop.size' must be an integer of at least 16")
+    _need(0.5 <= crop.get("local_confidence", 1.0) <= 1.0, path,
+          "'crop.local_confidence' must lie between 0.5 and 1")
     guidance = _section(raw, "guidance", path)
     _need(guidance.get("channels") in [list(c) for c in LAYOUTS], path,
           "'guidance.channels' must be one of "

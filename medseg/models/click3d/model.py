@@ -18,7 +18,8 @@
 object that a prompt touches (a positive click, a box, the prior mask), less the parts that hold
 a negative click and no positive one; ``restore`` puts the object probability back on the
 input's whole grid: outside the crop the prior mask stays as it was (zeros when there is none),
-so a click changes only what the network looked at.
+so a click changes only what the network looked at; with ``crop.local_factor`` a click
+that disagrees with the prior mask changes it only near itself (:mod:`.local`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from medseg.models.click3d.config import (
 )
 from medseg.models.click3d.crop import Crop, paste, sample_image, sample_mask
 from medseg.models.click3d.guidance import encode
+from medseg.models.click3d.local import edit_region
 from medseg.models.click3d.network import build_network, load_weights
 from medseg.ops.device import autocast, resolve_device
 from medseg.prompts.types import Prompts
@@ -263,14 +265,29 @@ class Click3dModel:
         p = prepared.probability if prepared.probability is not None else self._object(prepared)
         return torch.stack([1 - p, p]).float()
 
+    def _kept(self, prior: np.ndarray, obj: np.ndarray, prepared: Click3dInput,
+              settings: InferenceSettings) -> np.ndarray:
+        """Where the prior mask stays as it was: outside the crop, and (local edits) beyond
+        the disagreeing clicks' reach unless the network is surer than ``local_confidence``."""
+        prior = np.asarray(prior, dtype=bool)
+        box = prepared.crop.covered(prepared.shape)
+        window = tuple(slice(lo, hi) for lo, hi in box)
+        keep = np.ones(prepared.shape, dtype=bool)
+        keep[window] = False
+        region = edit_region(prior, settings.prompts.points, prepared.crop.input_spacing, box,
+                             self.policy.local_factor, self.policy.local_min_mm)
+        if region is not None:
+            sure = self.policy.local_confidence
+            seen, inside = prior[window], obj[window]
+            keep[window] = ~region & ((seen & (inside >= 1 - sure)) | (~seen & (inside <= sure)))
+        return keep
+
     def restore(self, prepared: Click3dInput, probabilities: torch.Tensor,
                 settings: InferenceSettings) -> Prediction:
         obj = paste(probabilities[1:2], prepared.crop, prepared.shape)[0].numpy()
         prior = settings.prompts.mask if settings.prompts is not None else None
         if prior is not None and prior.any():
-            seen = np.zeros(prepared.shape, dtype=bool)
-            seen[tuple(slice(lo, hi) for lo, hi in prepared.crop.covered(prepared.shape))] = True
-            obj = np.where(seen, obj, np.asarray(prior, dtype=obj.dtype))
+            obj = np.where(self._kept(prior, obj, prepared, settings), prior, obj)
         channels = (obj >= self.policy.threshold).astype(np.uint8)
         if not settings.probabilities:
             return Prediction(channels)
