@@ -75,7 +75,8 @@ def running_app(models_dir: Path | None, log: Path):
            "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
            "--client.showErrorDetails", "none", "--server.fileWatcherType", "none"]
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=APP_MAIN.parent, env=env, stdout=out,
+        # started from the repository root, as README's command starts it
+        proc = subprocess.Popen(cmd, cwd=APP_MAIN.parents[1], env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:

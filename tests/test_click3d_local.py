@@ -132,3 +132,25 @@ def test_the_shipped_model_uses_local_edits_and_a_bad_value_is_refused(tmp_path)
     (folder / CONFIG_NAME).write_text(json.dumps(raw))
     with pytest.raises(InputError, match=r"click3d\.json.*'crop'"):
         read_config(folder)
+
+
+def test_the_searches_agree_with_brute_force():
+    """The nearest-voxel search in growing cubes and the ball in its bounding box give what a
+    computation over every voxel gives (points inside and outside the array, any spacing)."""
+    from medseg.models.click3d.local import _ball, _distance_mm
+
+    rng = np.random.default_rng(0)
+    for _ in range(120):
+        shape = tuple(int(n) for n in rng.integers(5, 30, 3))
+        spacing = rng.uniform(0.5, 5, 3)
+        sub = rng.random(shape) < rng.choice([0.0005, 0.01, 0.3])
+        where = rng.uniform(-5, np.array(shape) + 5)
+        grid = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1)
+        dist = np.sqrt((((grid - where) * spacing) ** 2).sum(-1))
+        expected = float(dist[sub].min()) if sub.any() else float("inf")
+        assert _distance_mm(sub, where, spacing) == pytest.approx(expected)
+        radius = float(rng.uniform(0, 30))
+        region = np.zeros(shape, bool)
+        _ball(region, where, radius, spacing)
+        assert np.array_equal(region, dist ** 2 <= radius ** 2 + 1e-9) or \
+            np.array_equal(region, dist <= radius)

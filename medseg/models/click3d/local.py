@@ -23,11 +23,37 @@ from medseg.prompts.types import Point
 
 def _distance_mm(sub: np.ndarray, where: np.ndarray, spacing: np.ndarray) -> float:
     """The distance (mm) from the point ``where`` (indices of ``sub``) to the nearest true
-    voxel of ``sub`` (inf when there is none)."""
-    idx = np.argwhere(sub)
-    if not len(idx):
-        return float("inf")
-    return float(np.sqrt((((idx - where) * spacing) ** 2).sum(1)).min())
+    voxel of ``sub`` (inf when there is none): searched in cubes of growing half-width ``r``
+    mm around the point, since a voxel within ``r`` mm lies inside that cube."""
+    shape = np.asarray(sub.shape)
+    reach = 4.0 * float(spacing.max())
+    while True:
+        half = np.ceil(reach / spacing).astype(int)
+        lo = np.maximum(np.floor(where).astype(int) - half, 0)
+        hi = np.minimum(np.ceil(where).astype(int) + half + 1, shape)
+        idx = np.argwhere(sub[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))])
+        whole = bool(np.all(lo == 0) and np.all(hi == shape))
+        if len(idx):
+            nearest = float(np.sqrt((((idx + lo - where) * spacing) ** 2).sum(1)).min())
+            if nearest <= reach or whole:
+                return nearest
+        elif whole:
+            return float("inf")
+        reach *= 2
+
+
+def _ball(region: np.ndarray, centre: np.ndarray, radius: float, spacing: np.ndarray) -> None:
+    """Set the voxels of ``region`` within ``radius`` mm of ``centre`` (indices)."""
+    half = np.floor(radius / spacing).astype(int) + 1
+    lo = np.maximum(np.floor(centre).astype(int) - half, 0)
+    hi = np.minimum(np.ceil(centre).astype(int) + half + 1, region.shape)
+    if np.any(hi <= lo):
+        return
+    axes = [((np.arange(a, b) - c) * s) ** 2 for a, b, c, s in zip(lo, hi, centre, spacing,
+                                                                   strict=True)]
+    d2 = axes[0][:, None, None] + axes[1][None, :, None] + axes[2][None, None, :]
+    window = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    region[window] |= d2 <= radius ** 2
 
 
 def edit_region(prior: np.ndarray, points: Sequence[Point], spacing: Sequence[float],
@@ -42,8 +68,6 @@ def edit_region(prior: np.ndarray, points: Sequence[Point], spacing: Sequence[fl
     inside = prior[window]
     origin = np.array([lo for lo, _ in box], dtype=float)
     spacing = np.asarray(spacing, dtype=float)
-    grids = [(np.arange(lo, hi, dtype=float) * s) for (lo, hi), s in zip(box, spacing,
-                                                                        strict=True)]
     region = np.zeros(inside.shape, dtype=bool)
     asked = False
     for point in points:
@@ -59,7 +83,5 @@ def edit_region(prior: np.ndarray, points: Sequence[Point], spacing: Sequence[fl
         radius = max(factor * reach, min_mm)
         if not np.isfinite(radius):
             return None  # nothing of the other side in view: no scale to limit the change to
-        d2 = sum(((g - c * s) ** 2).reshape([-1 if a == i else 1 for i in range(len(box))])
-                 for a, (g, c, s) in enumerate(zip(grids, p, spacing, strict=True)))
-        region |= d2 <= radius ** 2
+        _ball(region, p - origin, radius, spacing)
     return region if asked else None
