@@ -146,7 +146,8 @@ def test_a_negative_click_on_a_separate_part_of_the_prior_takes_it_away(model, s
     vol = scene["volume"]
     crop = Crop(scene["centre"], 2.0, 48, tuple(vol.spacing))
     image = torch.from_numpy(np.ascontiguousarray(vol.array[0], dtype=np.float32))
-    prepared = model._input(image, Prompts((pos, neg), mask=prior), crop)
+    prepared = model._input(image, Prompts((pos, neg), mask=prior), crop,
+                            model.similarity_radii[0])
     answer = torch.from_numpy(sample_image(torch.from_numpy(prior.astype(np.float32)),
                                            crop).numpy() > 0.5).float()
     kept = model._prompted_parts(answer, prepared).numpy() > 0.5

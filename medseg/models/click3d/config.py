@@ -7,7 +7,8 @@ Keys: ``format`` ("click3d"), ``name``, ``version``, ``architecture`` (``name``,
 extent * margin / size, clamped; ``threshold`` on the object probability; ``grow_passes``,
 ``grow_factor``, ``normalise_centre``, ``local_factor``, ``local_min_mm`` and
 ``local_confidence``, see :class:`CropPolicy`), ``guidance`` (``channels`` in order,
-``sigma_voxels`` of the click Gaussians, optionally ``similarity_clicks``),
+``sigma_voxels`` of the click Gaussians, optionally ``similarity_clicks`` and
+``similarity_radii``),
 ``weights`` (``file``, ``sha256``) and ``training`` (free-form facts: data, iterations,
 seconds, validation).
 """
@@ -25,7 +26,7 @@ from medseg.errors import InputError
 from medseg.io.atomic_folder import atomic_folder
 from medseg.io.checksum import sha256_file
 from medseg.io.json_file import read_json
-from medseg.models.click3d.guidance import LAYOUTS, SIMILARITY_CLICKS
+from medseg.models.click3d.guidance import LAYOUTS, SIMILARITY_CLICKS, SIMILARITY_RADIUS
 from medseg.models.click3d.network import ARCHITECTURES
 
 CONFIG_NAME = "click3d.json"
@@ -104,6 +105,13 @@ class Click3dConfig:
         return int(self.raw["guidance"].get("similarity_clicks", SIMILARITY_CLICKS))
 
     @property
+    def similarity_radii(self) -> tuple[int, ...]:
+        """The radii (crop voxels) of the clicked region whose intensities the ``similarity``
+        channel reads: one answer per radius, the surest kept (see :mod:`.model`)."""
+        return tuple(int(r) for r in self.raw["guidance"].get("similarity_radii",
+                                                              [SIMILARITY_RADIUS]))
+
+    @property
     def sigma(self) -> float:
         return float(self.raw["guidance"]["sigma_voxels"])
 
@@ -161,6 +169,11 @@ def validate(raw: dict[str, Any], path: Path) -> None:
     clicks = guidance.get("similarity_clicks", SIMILARITY_CLICKS)
     _need(isinstance(clicks, int) and not isinstance(clicks, bool) and clicks >= 1, path,
           "'guidance.similarity_clicks' must be a positive integer")
+    radii = guidance.get("similarity_radii", [SIMILARITY_RADIUS])
+    _need(isinstance(radii, list) and 1 <= len(radii) <= 8
+          and all(isinstance(r, int) and not isinstance(r, bool) and 1 <= r <= 16
+                  for r in radii), path,
+          "'guidance.similarity_radii' must be a list of 1 to 8 integers from 1 to 16")
     sigma = guidance.get("sigma_voxels")
     _need(isinstance(sigma, (int, float)) and not isinstance(sigma, bool) and sigma > 0, path,
           "'guidance.sigma_voxels' must be a positive number")

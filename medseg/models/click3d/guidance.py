@@ -13,10 +13,11 @@ Channels (``C, n, n, n``, DeepGrow/DeepEdit style), in this order:
 5. ``similarity`` (models from v1.2 on): how close each voxel's intensity is to what the user
    pointed at: ``1 - min(|I - m| / s, 4) / 4``, with ``m`` the median and ``s`` the robust
    spread (1.4826 x MAD, at least 0.5 % of the crop's 0.5-99.5 percentile range) of the
-   intensities within 3 voxels of a positive click (the maximum over the clicks; with no
-   positive click in the crop, the central half of each box). A contrast that the crop-wide
-   normalisation squeezes between air and bone (the liver against the soft tissue beside it in
-   CT: 20 HU of 2000) is seen at the scale of the clicked tissue's own noise.
+   intensities within a radius of a positive click (3 voxels in training; the maximum over
+   the clicks; with no positive click in the crop, the central half of each box). A contrast
+   that the crop-wide normalisation squeezes between air and bone (the liver against the soft
+   tissue beside it in CT: 20 HU of 2000) is seen at the scale of the clicked tissue's own
+   noise.
 
 A model folder lists the channels it was trained with (``guidance.channels``): one of
 :data:`LAYOUTS`.
@@ -37,7 +38,9 @@ BASE_CHANNELS = ("image", "positive", "negative", "prior", "box")
 CHANNELS = (*BASE_CHANNELS, "similarity")
 #: the channel lists a model folder may name
 LAYOUTS = (BASE_CHANNELS, CHANNELS)
-#: ``similarity``: the radius (crop voxels) around a click whose intensities describe it, the
+#: ``similarity``: the radius (crop voxels) around a click whose intensities describe it (the
+#: one training uses; a model folder may list others to choose from at inference:
+#: ``guidance.similarity_radii``, see :mod:`.model`), the
 #: spreads at which the map reaches 0, and at most this many clicks (the first ones inside the
 #: crop; a model folder may set fewer: ``guidance.similarity_clicks``)
 SIMILARITY_RADIUS = 3
@@ -109,14 +112,14 @@ def box_map(boxes: Sequence[tuple[Sequence[float], Sequence[float], int | None]]
 
 def _reference_regions(positive: Sequence[Sequence[float]],
                        boxes: Sequence[tuple[Sequence[float], Sequence[float], int | None]],
-                       size: int, clicks: int = SIMILARITY_CLICKS
+                       size: int, clicks: int = SIMILARITY_CLICKS,
+                       radius: int = SIMILARITY_RADIUS
                        ) -> list[tuple[slice, ...] | torch.Tensor]:
-    """Where the user pointed, on the crop: a ball of :data:`SIMILARITY_RADIUS` voxels around
-    each of the first ``clicks`` positive clicks inside it; without one, the central half of
-    each box."""
+    """Where the user pointed, on the crop: a ball of ``radius`` voxels around each of the
+    first ``clicks`` positive clicks inside it; without one, the central half of each box."""
     regions: list[tuple[slice, ...] | torch.Tensor] = []
     k = torch.arange(size, dtype=torch.float32)
-    r = SIMILARITY_RADIUS
+    r = radius
     inside = [p for p in positive if all(0 <= round(float(c)) < size for c in p)]
     for p in inside[:clicks]:
         q = [round(float(c)) for c in p]
@@ -147,13 +150,15 @@ def _reference_regions(positive: Sequence[Sequence[float]],
 def similarity_map(image: torch.Tensor, positive: Sequence[Sequence[float]],
                    boxes: Sequence[tuple[Sequence[float], Sequence[float], int | None]],
                    clicks: int = SIMILARITY_CLICKS,
-                   bounds: tuple[float, float] | None = None) -> torch.Tensor:
+                   bounds: tuple[float, float] | None = None,
+                   radius: int = SIMILARITY_RADIUS) -> torch.Tensor:
     """Channel 5 (see the module docstring) of the crop ``image`` as sampled, from the first
-    ``clicks`` positive clicks inside the crop; ``bounds``: the crop's 0.5 and 99.5 percentiles
-    when already known."""
+    ``clicks`` positive clicks inside the crop, each described by the intensities within
+    ``radius`` voxels of it; ``bounds``: the crop's 0.5 and 99.5 percentiles when already
+    known."""
     n = image.shape[0]
     out = torch.zeros((n,) * 3)
-    regions = _reference_regions(positive, boxes, n, clicks)
+    regions = _reference_regions(positive, boxes, n, clicks, radius)
     if not regions:
         return out
     image = image.float()
@@ -175,10 +180,12 @@ def encode(image: torch.Tensor, positive: Sequence[Sequence[float]],
            boxes: Sequence[tuple[Sequence[float], Sequence[float], int | None]],
            sigma: float, centre: float = 1.0,
            channels: Sequence[str] = CHANNELS,
-           similarity_clicks: int = SIMILARITY_CLICKS) -> torch.Tensor:
+           similarity_clicks: int = SIMILARITY_CLICKS,
+           similarity_radius: int = SIMILARITY_RADIUS) -> torch.Tensor:
     """The ``C, n, n, n`` network input of ``channels`` (one of :data:`LAYOUTS`; see the module
     docstring); ``image`` is the crop as sampled, normalised here (``centre``: see
-    :func:`normalise`); ``similarity_clicks``: see :func:`similarity_map`."""
+    :func:`normalise`); ``similarity_clicks`` and ``similarity_radius``: see
+    :func:`similarity_map`."""
     n = image.shape[0]
     prior_map = torch.zeros((n,) * 3) if prior is None else prior.float()
     # the crop's percentiles, once, when both the image channel and the similarity need them
@@ -187,5 +194,6 @@ def encode(image: torch.Tensor, positive: Sequence[Sequence[float]],
             click_map(positive, n, sigma), click_map(negative, n, sigma), prior_map,
             box_map(boxes, n)]
     if whole is not None:
-        maps.append(similarity_map(image, positive, boxes, similarity_clicks, whole))
+        maps.append(similarity_map(image, positive, boxes, similarity_clicks, whole,
+                                   similarity_radius))
     return torch.stack(maps)

@@ -14,6 +14,10 @@
   first pass under-estimated it), up to ``grow_passes`` more passes at ``grow_factor`` times
   the spacing, centred on what was found.
 
+With several ``guidance.similarity_radii`` and a positive click, all of the above runs once
+per radius of the clicked region whose intensities the ``similarity`` channel reads, and the
+answer the network is surest of is kept (:mod:`.choice`).
+
 ``predict`` runs the network on the second crop and keeps only the connected parts of the
 object that a prompt touches (a positive click, a box, the prior mask), less the parts that hold
 a negative click and no positive one; ``restore`` puts the object probability back on the
@@ -35,6 +39,7 @@ from scipy import ndimage
 from medseg.errors import InputError, MedsegError
 from medseg.io.json_file import read_json
 from medseg.models.base import InferenceSettings, ModelInfo, Prediction
+from medseg.models.click3d.choice import certainty
 from medseg.models.click3d.config import (
     CONFIG_NAME,
     FORMAT,
@@ -97,6 +102,8 @@ class Click3dInput:
     has_region_prompt: bool  # a box or a prior mask touches the crop
     #: the object probability when ``prepare`` has already run the network on this crop
     probability: torch.Tensor | None = None
+    #: the radius (crop voxels) of the clicked region the ``similarity`` channel read
+    similarity_radius: int = 0
 
 
 def _points(prompts: Prompts, positive: bool) -> np.ndarray:
@@ -151,13 +158,15 @@ class Click3dModel:
         check_weights(config)
         self.channels = config.channels
         self.similarity_clicks = config.similarity_clicks
+        self.similarity_radii = config.similarity_radii
         net = build_network(config.architecture, config.params, len(self.channels))
         self.net = load_weights(net, config.weights).to(self.device)
         self.info = click3d_info(config)
         self.postprocessors: list[Any] = []
 
     # ---- the crop and its network input -------------------------------------------------
-    def _input(self, image: torch.Tensor, prompts: Prompts, crop: Crop) -> Click3dInput:
+    def _input(self, image: torch.Tensor, prompts: Prompts, crop: Crop,
+               radius: int) -> Click3dInput:
         boxes = []
         for b in prompts.boxes:
             lo, hi = crop.to_crop(np.asarray(b.lo)), crop.to_crop(np.asarray(b.hi))
@@ -168,10 +177,10 @@ class Click3dModel:
         pos, neg = crop.to_crop(_points(prompts, True)), crop.to_crop(_points(prompts, False))
         x = encode(sample_image(image, crop), [tuple(p) for p in pos], [tuple(p) for p in neg],
                    prior, boxes, self.sigma, self.policy.normalise_centre, self.channels,
-                   self.similarity_clicks)
+                   self.similarity_clicks, radius)
         region = bool(x[4].any()) or (prior is not None and bool(prior.any()))
         return Click3dInput(crop, tuple(image.shape), x, pos.reshape(-1, 3),
-                            neg.reshape(-1, 3), region)
+                            neg.reshape(-1, 3), region, similarity_radius=radius)
 
     @torch.no_grad()
     def _object(self, prepared: Click3dInput) -> torch.Tensor:
@@ -202,7 +211,7 @@ class Click3dModel:
         return torch.where(torch.from_numpy(drop), torch.zeros_like(p), p)
 
     def _coarse_extent(self, image: torch.Tensor, prompts: Prompts, spacing: np.ndarray,
-                       whole: float) -> tuple[np.ndarray, np.ndarray]:
+                       whole: float, radius: int) -> tuple[np.ndarray, np.ndarray]:
         """The voxel range of the object found by the first pass around the clicks (at most
         ``whole`` mm per voxel: the spacing at which the crop holds the whole image)."""
         pos = _points(prompts, True)
@@ -210,7 +219,7 @@ class Click3dModel:
         centre = anchor.mean(0)
         crop = Crop(tuple(centre), min(self.policy.coarse_spacing_mm, whole), self.policy.size,
                     tuple(spacing))
-        p = self._object(self._input(image, prompts, crop))
+        p = self._object(self._input(image, prompts, crop, radius))
         idx = np.argwhere((p >= self.policy.threshold).numpy())
         if len(idx) == 0 or not len(pos):
             half = FALLBACK_EXTENT_MM / 2 / spacing
@@ -232,6 +241,22 @@ class Click3dModel:
             raise MedsegError(f"model {self.info.name!r} needs at least one point or box")
         image = torch.from_numpy(np.ascontiguousarray(volume.array[0], dtype=np.float32))
         spacing = np.asarray(volume.spacing, dtype=float)
+        radii = self.similarity_radii
+        if "similarity" not in self.channels or not len(_points(prompts, True)):
+            radii = radii[:1]  # the radius changes nothing without a positive click
+        if len(radii) == 1:
+            return self._prepare_at(image, prompts, spacing, radii[0])
+        answers = [self._prepare_at(image, prompts, spacing, radius) for radius in radii]
+        for prepared in answers:
+            if prepared.probability is None:
+                prepared.probability = self._object(prepared)
+        # the first of the surest (max keeps the earliest of equals)
+        return max(answers, key=lambda a: certainty(a.probability, self.policy.threshold))
+
+    def _prepare_at(self, image: torch.Tensor, prompts: Prompts, spacing: np.ndarray,
+                    radius: int) -> Click3dInput:
+        """The crop (coarse to fine, see the module docstring) and its network input, with
+        the ``similarity`` channel read within ``radius`` voxels of the positive clicks."""
         extent = _box_extent(prompts)
         if extent is None and self.policy.start_extent_mm > 0:
             anchor = _points(prompts, True)
@@ -240,12 +265,12 @@ class Click3dModel:
             extent = anchor.min(0) - half, anchor.max(0) + half
         whole = self._whole_image_spacing(image.shape, spacing)
         lo, hi = extent if extent is not None else self._coarse_extent(image, prompts, spacing,
-                                                                       whole)
+                                                                       whole, radius)
         size_mm = float(np.max((hi - lo + 1) * spacing))
         coarsest = min(self.policy.max_spacing_mm, whole)
         crop = Crop(tuple((lo + hi) / 2), min(self.policy.fine_spacing(size_mm), coarsest),
                     self.policy.size, tuple(spacing))
-        prepared = self._input(image, prompts, crop)
+        prepared = self._input(image, prompts, crop, radius)
         for _ in range(int(self.policy.grow_passes)):
             if crop.spacing >= coarsest:
                 break
@@ -258,7 +283,7 @@ class Click3dModel:
                       for a in range(3)]
             crop = Crop(tuple(middle), min(crop.spacing * self.policy.grow_factor, coarsest),
                         crop.size, tuple(spacing))
-            prepared = self._input(image, prompts, crop)
+            prepared = self._input(image, prompts, crop, radius)
         return prepared
 
     def predict(self, prepared: Click3dInput, settings: InferenceSettings) -> torch.Tensor:
