@@ -1,8 +1,10 @@
 """A promptable model for the UI tests: region growing from the clicks (no learning).
 
 A folder holding ``regiongrow_ui.json`` (``{"tolerance": 0.25}``) is a model of the format
-``regiongrow_ui``. It takes points and boxes (:mod:`medseg.prompts`, voxel indices of the input)
-and segments, on the input's own grid:
+``regiongrow_ui``; a list of tolerances (``{"tolerance": [0.25, 1.0]}``) makes it offer one
+answer per tolerance (``ModelInfo.answers``; ``Prompts.answer`` picks one). It takes points
+and boxes (:mod:`medseg.prompts`, voxel indices of the input) and segments, on the input's own
+grid:
 
 * from each positive point outside the boxes, the voxels 6-connected to it whose intensity
   lies within ``tolerance`` x (99th - 1st percentile of the image) of the clicked voxel's;
@@ -43,14 +45,19 @@ def describe(path: Path) -> ModelInfo:
     file = Path(path) / CONFIG_FILE
     try:
         cfg = json.loads(file.read_text())
-        tolerance = float(cfg.get("tolerance", 0.25))
+        given = cfg.get("tolerance", 0.25)
+        tolerances = [float(t) for t in (given if isinstance(given, list) else [given])]
     except (OSError, ValueError, TypeError, AttributeError) as exc:
         raise InputError(file, f"not a region-growing model ({exc})") from None
-    if not 0 < tolerance <= 1:
-        raise InputError(file, f"tolerance {tolerance} is not in (0, 1]")
+    for tolerance in tolerances:
+        if not 0 < tolerance <= 1:
+            raise InputError(file, f"tolerance {tolerance} is not in (0, 1]")
+    if not tolerances:
+        raise InputError(file, "no tolerance")
     return ModelInfo(name=Path(path).name, format=FORMAT,
                      labels={"background": 0, "object": 1}, source=str(path),
-                     details={"tolerance": tolerance}, prompts=("point", "box"))
+                     details={"tolerance": tolerances[0], "tolerances": tolerances},
+                     prompts=("point", "box"), answers=len(tolerances))
 
 
 def _index(position, shape) -> tuple[int, ...]:
@@ -129,8 +136,8 @@ class RegionGrowModel:
 
     def predict(self, prepared, settings) -> torch.Tensor:
         image, prompts = prepared
-        fg = torch.from_numpy(region_grow(image, prompts, self.info.details["tolerance"])
-                              .astype(np.float32))
+        tolerance = self.info.details["tolerances"][prompts.answer]
+        fg = torch.from_numpy(region_grow(image, prompts, tolerance).astype(np.float32))
         return torch.stack([1 - fg, fg])
 
     def restore(self, prepared, probabilities: torch.Tensor, settings) -> Prediction:
@@ -142,7 +149,7 @@ def load(path: Path, *, registry=None, device=None, **options) -> RegionGrowMode
     return RegionGrowModel(describe(path))
 
 
-def write_model(folder: Path, tolerance: float = 0.25) -> Path:
+def write_model(folder: Path, tolerance: float | list[float] = 0.25) -> Path:
     """A model folder of this format (for tests)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / CONFIG_FILE).write_text(json.dumps({"tolerance": tolerance}))

@@ -239,6 +239,7 @@ def prompt_app(tmp_path, monkeypatch):
     shutil.copy(regiongrow.__file__, plugins / "plugin_regiongrow_ui.py")
     shutil.copy(plugin_dummy.__file__, plugins / "plugin_dummy.py")
     regiongrow.write_model(tmp_path / "models" / "grow")
+    regiongrow.write_model(tmp_path / "models" / "grow_two", [0.25, 1.0])
     (tmp_path / "models" / "bright").mkdir()
     (tmp_path / "models" / "bright" / plugin_dummy.THRESHOLD_FILE).write_text(
         '{"threshold": 80, "name": "bright"}')
@@ -332,6 +333,55 @@ def test_prompt_mode_segments_by_clicks_and_adds_the_result(prompt_app, tmp_path
     assert not at.exception and not at.error
     assert not (at.session_state["seg"].labels.data == 1).any()
     assert at.session_state["seg_model"] == "grow"
+
+
+def _answer_radio(at: AppTest):
+    found = [r for r in at.radio if r.label == "Answer"]
+    return found[0] if found else None
+
+
+def test_prompt_mode_picks_among_a_models_answers(prompt_app):
+    """A model offering two answers per prompt (region growing at two tolerances): the
+    Answer buttons (shown once there is a prompt) answer the last click again, the next click
+    is answered with the first answer, and undo goes back through the choice."""
+    from medseg.prompts.types import Prompts
+
+    at = prompt_app
+    volume, ball, other = _blob_volume()
+    _upload(at, volume)
+    at.selectbox(key="model").set_value("grow").run()
+    at.slider(key="prompt_slice_Axial").set_value(13).run()
+    _click(at, volume, (14, 16, 12), t=1)
+    assert _answer_radio(at) is None  # one answer: no buttons
+    at.button(key="prompt_clear").click().run()
+    at.selectbox(key="model").set_value("grow_two").run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert _answer_radio(at) is None  # nothing to answer yet
+    at.slider(key="prompt_slice_Axial").set_value(13).run()
+    _click(at, volume, (14, 16, 12), t=2)
+    radio = _answer_radio(at)
+    assert radio is not None and radio.options == ["1", "2"] and radio.value == 0
+    session = at.session_state["prompt_session"][2]
+    assert _dice(session.mask, ball) == 1.0
+    image = volume.array[0]
+    wide = regiongrow.region_grow(image, Prompts((Point((14.0, 16.0, 12.0)),)), 1.0)
+    assert wide.sum() > 2 * ball.sum()
+    _answer_radio(at).set_value(1).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    session = at.session_state["prompt_session"][2]
+    assert session.answer == 1 and _answer_radio(at).value == 1
+    np.testing.assert_array_equal(session.mask, wide)
+    # the next click is answered with answer 1 (this model refines no mask: both balls)
+    _click(at, volume, (30, 18, 12), t=3)
+    session = at.session_state["prompt_session"][2]
+    assert session.answer == 0 and len(session) == 2 and _answer_radio(at).value == 0
+    assert _dice(session.mask, ball | other) == 1.0
+    # undo: the first click with answer 2, then with answer 1
+    at.button(key="prompt_undo").click().run()
+    np.testing.assert_array_equal(at.session_state["prompt_session"][2].mask, wide)
+    at.button(key="prompt_undo").click().run()
+    assert _dice(at.session_state["prompt_session"][2].mask, ball) == 1.0
+    assert _answer_radio(at).value == 0
 
 
 def test_prompt_mode_edits_a_model_result_and_errors_are_one_line(prompt_app, tmp_path):

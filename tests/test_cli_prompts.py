@@ -210,3 +210,59 @@ def test_init_mask_is_refined_by_a_click_with_click3d(setup):
     assert main(["segment", str(path), "-o", str(tmp / "o2"), "-m", str(model), "--voxel",
                  "--init", str(init), "--point", "12,12,8", "--quiet"]) == 2
     assert not (tmp / "o2" / "case.nii.gz").exists()
+
+
+def test_answer_picks_one_of_click3d_answers_and_a_rerun_with_another_is_redone(tmp_path):
+    """``--answer K``: a click in a kidney's renal sinus (a Dataset002 training case, whose
+    kidneys were never a training target) is the sinus fat with answer 1 and the kidney with
+    another; the manifest records the answer, so a rerun with another one is not skipped."""
+    from medseg.evaluation.interactive_run import check_pair
+    from medseg.prompts.simulate import first_click
+
+    data = Path(__file__).parents[1] / "sample_data" / "Dataset002_AbdomenCT"
+    path = data / "imagesTr" / "abdomen_000_0000.nii.gz"
+    image, label = check_pair(path, data / "labelsTr" / "abdomen_000.nii.gz")
+    kidney = label.data == 3
+    ijk = ",".join(str(round(c)) for c in first_click(kidney, image.spacing).position)
+    out = tmp_path / "out"
+    dices = []
+    for answer in ("1", "2", "3"):
+        assert main(["segment", str(path), "-o", str(out), "-m", "click3d", "--voxel",
+                     "--point", ijk, "--answer", answer, "--quiet"]) == 0
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary[0]["status"] == "ok"
+        dices.append(_dice(np.asarray(_mask(out, "abdomen_000").dataobj) != 0, kidney))
+    assert dices[0] < 0.3 and max(dices[1:]) >= 0.8
+    prompts = tmp_path / "prompts.json"
+    prompts.write_text(json.dumps({"voxel": True, "cases": [
+        {"image": str(path), "points": [ijk], "answer": 1 + int(np.argmax(dices))}]}))
+    assert main(["segment", "-o", str(tmp_path / "o2"), "-m", "click3d", "--prompts",
+                 str(prompts), "--quiet"]) == 0
+    mask = np.asarray(_mask(tmp_path / "o2", "abdomen_000").dataobj) != 0
+    assert _dice(mask, kidney) == pytest.approx(max(dices))
+
+
+@pytest.mark.parametrize(("answer", "message"), [
+    ("2", "answer 2: model 'grow' offers 1 answer to a prompt"),
+    ("0", "answer 0: answers are whole numbers counted from 1"),
+])
+def test_an_answer_the_model_does_not_offer_is_one_line(setup, capsys, answer, message):
+    path, _, model, tmp = setup
+    out = tmp / "out"
+    assert main(["segment", str(path), "-o", str(out), "-m", str(model), "--voxel",
+                 "--point", "12,12,8", "--answer", answer, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(path) in err[0] and message in err[0], err
+    assert not (out / "case.nii.gz").exists()
+
+
+def test_a_bad_answer_in_a_prompts_file_names_the_file(setup, capsys):
+    path, _, model, tmp = setup
+    prompts = tmp / "prompts.json"
+    prompts.write_text(json.dumps({"voxel": True, "cases": [
+        {"image": path.name, "points": ["12,12,8"], "answer": "two"}]}))
+    assert main(["segment", "-o", str(tmp / "out"), "-m", str(model), "--prompts",
+                 str(prompts), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(prompts) in err[0] and "'answer' must be a whole number" \
+        in err[0], err

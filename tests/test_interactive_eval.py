@@ -206,8 +206,9 @@ def test_cli_writes_clicks_cases_and_summary(files, capsys):
     with open(out / "cases.csv") as fh:
         (case,) = list(csv.DictReader(fh))
     assert case["case"] == "blobs" and case["noc@90"] == "2" and case["dice@10"] == "1.0"
+    assert case["answer"] == "1"
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["protocol"]["clicks"] == 10
+    assert summary["protocol"]["clicks"] == 10 and summary["protocol"]["pick_answer"] is False
     assert "capped" in summary["protocol"]["noc_rule"]
     assert summary["classes"]["both"]["metrics"]["noc@85"]["mean"] == 2
     assert summary["classes"]["both"]["nof@90"] == 0
@@ -215,6 +216,27 @@ def test_cli_writes_clicks_cases_and_summary(files, capsys):
         rows = {r["figure"]: r for r in csv.DictReader(fh)}
     assert set(rows) >= {"dice@1", "dice@3", "dice@5", "dice@10", "noc@85", "noc@90",
                          "s_per_click"}
+
+
+def test_cli_pick_answer_with_click3d_takes_the_kidney_not_the_sinus(tmp_path):
+    """``--pick-answer``: the simulated user keeps the best of click3d's answers to the first
+    click; on a Dataset002 training case (kidneys never a training target) whose right kidney's
+    centre lies in the renal sinus fat, that is the kidney, where clicks alone give the fat."""
+    data = Path(__file__).parents[1] / "sample_data" / "Dataset002_AbdomenCT"
+    image = data / "imagesTr" / "abdomen_000_0000.nii.gz"
+    ref = data / "labelsTr" / "abdomen_000.nii.gz"
+    rows = {}
+    for flag in ([], ["--pick-answer"]):
+        out = tmp_path / ("pick" if flag else "plain")
+        assert main(["evaluate-clicks", "-m", "click3d", str(image), "--ref", str(ref), "-o",
+                     str(out), "--labels", "kidney_right=3", "--clicks", "1", "--quiet",
+                     *flag]) == 0
+        with open(out / "cases.csv") as fh:
+            (rows[bool(flag)],) = list(csv.DictReader(fh))
+        assert json.loads((out / "summary.json").read_text())["protocol"]["pick_answer"] \
+            is bool(flag)
+    assert rows[False]["answer"] == "1" and float(rows[False]["dice@1"]) < 0.3
+    assert rows[True]["answer"] != "1" and float(rows[True]["dice@1"]) >= 0.8
 
 
 def test_cli_pairs_folders_by_case_name(files, tmp_path):

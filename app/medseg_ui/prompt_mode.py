@@ -4,10 +4,12 @@ One slice (plane and slice chosen) is shown as a clickable picture
 (``streamlit-image-coordinates``): a click adds a point (positive, or negative with the
 toggle), a drag draws a box on that slice. Each prompt goes to the engine's
 :class:`~medseg.engine.interactive.PromptSession`, whose mask is drawn over the slice at the
-next run; Undo and Clear work on the session. The result gets a name and is put into the
-page's segmentation (:func:`medseg.engine.mask_edit.apply_mask`: a new class, added to a class
-or removed from it) or stands alone; :func:`show` returns that new segmentation and the page
-keeps it, views it and offers its downloads like a model's.
+next run; Undo and Clear work on the session. Where the model offers several answers to a
+prompt (``ModelInfo.answers``: a click can mean a pocket or what surrounds it), a row of
+buttons picks one for the last prompt (the next prompt refines the mask picked). The result
+gets a name and is put into the page's segmentation (:func:`medseg.engine.mask_edit.apply_mask`:
+a new class, added to a class or removed from it) or stands alone; :func:`show` returns that
+new segmentation and the page keeps it, views it and offers its downloads like a model's.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from medseg_ui.text import plain
 
 #: the picture's widget key; its value is the last click or drag
 CANVAS_KEY = "prompt_canvas"
+#: the answer buttons' key (a model offering several answers to a prompt)
+ANSWER_KEY = "prompt_answer"
 #: how the result is used: option -> apply_mask's ``how`` ("alone": a segmentation of its own)
 USES = {"New class": "new", "Add to a class": "add", "Remove from a class": "remove",
         "On its own": "alone"}
@@ -150,6 +154,8 @@ def show(state: Any, image: Volume, model: str, *, trust: bool,
             state.pop("prompt_session", None)
             state.pop("prompt_error", None)
             prompts = session(state, image, model, trust)
+        if prompts.answers > 1 and len(prompts):
+            _answers(state, prompts, hide)
         st.caption(plain(_summary(prompts, image)))
     with left:
         picture = prompt_canvas.picture(
@@ -164,6 +170,31 @@ def show(state: Any, image: Volume, model: str, *, trust: bool,
     if state.get("prompt_error"):
         st.error(plain(state["prompt_error"]))
     return _result(state, image, model, prompts, base, hide)
+
+
+#: what the answer buttons mean
+ANSWER_HELP = ("One click can mean a pocket or what surrounds it: the fat in a kidney's sinus "
+               "or the whole kidney, a lesion or the liver around it. Each answer reads the "
+               "clicked tissue from a wider region around the click (1, the model's default, "
+               "the narrowest). The choice answers the last prompt again; the next prompt "
+               "refines the mask chosen. Undo goes back to the answer before.")
+
+
+def _answers(state: Any, prompts: PromptSession, hide: dict[str, str]) -> None:
+    """The answer buttons: they show the session's answer to the last prompt (which a new
+    prompt or undo changes) and a press answers that prompt again."""
+
+    def chosen() -> None:
+        try:
+            prompts.choose(int(state[ANSWER_KEY]))
+        except Exception as exc:
+            state["prompt_error"] = error_message(exc, hide)
+        else:
+            state.pop("prompt_error", None)
+
+    state[ANSWER_KEY] = prompts.answer
+    st.radio("Answer", list(range(prompts.answers)), format_func=lambda k: str(k + 1),
+             horizontal=True, key=ANSWER_KEY, on_change=chosen, help=ANSWER_HELP)
 
 
 def _result(state: Any, image: Volume, model: str, prompts: PromptSession,

@@ -51,6 +51,10 @@ def register(sub) -> None:
                         "(brain=1,2,3). Default: every non-zero value of each reference")
     p.add_argument("--clicks", type=int, default=10, metavar="N",
                    help="clicks per object (default 10)")
+    p.add_argument("--pick-answer", action="store_true",
+                   help="where the model offers several answers to a click, the simulated user "
+                        "keeps the one closest to the reference after the first click (another "
+                        "protocol: report it apart)")
     p.add_argument("--min-n", type=int, default=DEFAULT_MIN_N, metavar="N",
                    help=f"fewest objects for a CI of a mean (default {DEFAULT_MIN_N})")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda")
@@ -80,7 +84,8 @@ def run(args) -> int:
     if args.min_n < 2:
         raise MedsegError("--min-n must be at least 2 (a CI needs two cases)")
     protocol = ClickProtocol(clicks=args.clicks,
-                             dice_at=tuple(k for k in DICE_AT if k <= args.clicks))
+                             dice_at=tuple(k for k in DICE_AT if k <= args.clicks),
+                             pick_answer=args.pick_answer)
     classes = parse_class_tokens(args.labels)
     pairs = pair_inputs(args.images, args.ref)
     registry = load_registry(args.plugins_dir, fresh=True)

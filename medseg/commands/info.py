@@ -78,6 +78,8 @@ def print_model(info: ModelInfo, as_json: bool) -> int:
     if info.prompts:
         print(f"  prompts      {', '.join(info.prompts)} (segments what it is pointed at: "
               "medseg segment --point/--box)")
+        if info.answers > 1:
+            print(f"  answers      {info.answers} to each prompt (--answer K; 1 is the default)")
     for key, value in info.details.items():
         if key in LISTED_DETAILS and isinstance(value, list):
             print(f"  {key:<12} {len(value)} item{'s' if len(value) != 1 else ''}")

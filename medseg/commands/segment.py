@@ -112,6 +112,10 @@ def add_prompt_options(p) -> None:
                         "slice; repeat")
     g.add_argument("--voxel", action="store_true",
                    help="--point/--box coordinates are voxel indices, not millimetres")
+    g.add_argument("--answer", type=int, default=1, metavar="K",
+                   help="which of the model's answers to give, from 1 (the default) to the "
+                        "number 'medseg info MODEL' lists: a click can mean a pocket or what "
+                        "surrounds it (the fat in a kidney's sinus or the kidney)")
     g.add_argument("--init", default=None, metavar="MASK",
                    help="a mask on the input's grid to refine (nonzero = object)")
     g.add_argument("--label", default=None, metavar="NAME",
@@ -218,7 +222,8 @@ def prompted_cases(args) -> list[CaseInput]:
     if args.prompts:
         pairs = read_prompts_file(args.prompts)
     else:
-        spec = PromptSpec(tuple(args.point), tuple(args.box), args.voxel, args.init)
+        spec = PromptSpec(tuple(args.point), tuple(args.box), args.voxel, args.init,
+                          args.answer - 1)
         pairs = [(case.path, spec) for case in expand_inputs(args.inputs)]
     cases = []
     for path, spec in pairs:

@@ -118,7 +118,8 @@ def prompt_record(spec: PromptSpec) -> dict[str, Any]:
     """The prompts of a case as its manifest records them (other prompts redo the case)."""
     return {"voxel": spec.voxel, "init": spec.init,
             "points": [[*p.position, "+" if p.positive else "-"] for p in spec.points],
-            "boxes": [[*b.lo, *b.hi] for b in spec.boxes]}
+            "boxes": [[*b.lo, *b.hi] for b in spec.boxes],
+            **({"answer": spec.answer + 1} if spec.answer else {})}
 
 
 def requested_outputs(case: CaseInput, segmenter, dicom_seg: bool) -> set[str]:

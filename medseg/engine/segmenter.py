@@ -189,6 +189,11 @@ class Segmenter:
                 raise InputError(where, f"model {m.info.name!r} takes "
                                         f"{', '.join(m.info.prompts)} prompts (a mask only with"
                                         f" points or boxes), not {given}")
+            if resolved.answer >= m.info.answers:
+                plural = "s" if m.info.answers > 1 else ""
+                raise InputError(where, f"answer {resolved.answer + 1}: model "
+                                        f"{m.info.name!r} offers {m.info.answers} "
+                                        f"answer{plural} to a prompt")
         return replace(settings, prompts=resolved)
 
     @property

@@ -7,6 +7,13 @@ negative in a false one (:func:`~medseg.prompts.simulate.next_click`), up to ``c
 (default 10). The model sees every click so far (and its previous mask, when it refines one)
 through :class:`medseg.engine.interactive.PromptSession`.
 
+With ``pick_answer``, where the model offers several answers to a click (``info.answers``),
+the simulated user looks at every answer to the first click and keeps the one closest to the
+reference, as a user picks among SAM's three masks; the later clicks are answered with the
+model's first answer, refining the mask picked (:class:`PromptSession` does so). This is
+another protocol than the default one (the user does more than click): report it apart. The
+first click's seconds then count every answer looked at.
+
 Per object (one class of one case; a class is one label value of the reference, or the union
 of several, as :class:`~medseg.evaluation.classes.ClassGroups` gives them):
 
@@ -60,6 +67,8 @@ class ClickProtocol:
     clicks: int = DEFAULT_CLICKS
     dice_at: tuple[int, ...] = DICE_AT
     noc_targets: tuple[float, ...] = NOC_TARGETS
+    #: the user picks the best of the model's answers to the first click (module docstring)
+    pick_answer: bool = False
 
     def __post_init__(self) -> None:
         if self.clicks < 1:
@@ -102,6 +111,8 @@ class ObjectTrace:
     dice: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     voxels: int = 0
+    #: the model's answer the clicks were given with (0: its first; see ``pick_answer``)
+    answer: int = 0
 
     @property
     def stopped_perfect(self) -> bool:
@@ -165,6 +176,9 @@ def click_object(segmenter: Segmenter, image: Volume, reference: np.ndarray,
     while click is not None and len(trace.clicks) < protocol.clicks:
         start = time.perf_counter()
         mask = session.add_point(click.position, click.positive)
+        if protocol.pick_answer and not trace.clicks and session.answers > 1:
+            mask = _pick(session, mask, reference)
+            trace.answer = session.answer
         trace.seconds.append(time.perf_counter() - start)
         trace.clicks.append(click)
         trace.dice.append(dice_of(mask, reference))
@@ -173,6 +187,16 @@ def click_object(segmenter: Segmenter, image: Volume, reference: np.ndarray,
             done = click is None or len(trace.clicks) == protocol.clicks
             on_click(protocol.clicks - len(trace.clicks) + 1 if done else 1)
     return trace
+
+
+def _pick(session: PromptSession, mask: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """The session answering its first click with the answer closest to ``reference``
+    (the first of equals); its mask."""
+    scores = [dice_of(mask, reference)]
+    for answer in range(1, session.answers):
+        scores.append(dice_of(session.choose(answer), reference))
+    best = int(np.argmax(scores))
+    return session.choose(best) if best != session.answer else session.mask
 
 
 def click_case(segmenter: Segmenter, image: Volume, reference: LabelMap,
@@ -211,14 +235,15 @@ def click_rows(traces: Sequence[ObjectTrace]) -> list[dict[str, Any]]:
 def case_columns(protocol: ClickProtocol) -> list[str]:
     nocs = [c for t in protocol.noc_targets for c in (noc_name(t), f"{noc_name(t)}_reached")]
     return ["case", "class", "labels", "voxels", "clicks_made", "stopped_perfect",
-            *(f"dice@{k}" for k in protocol.dice_at), *nocs, "s_per_click"]
+            *(f"dice@{k}" for k in protocol.dice_at), *nocs, "s_per_click", "answer"]
 
 
 def case_rows(traces: Sequence[ObjectTrace], protocol: ClickProtocol) -> list[dict[str, Any]]:
     """One row per object: its Dice@k, NoC (and whether reached) and seconds per click."""
     return [{"case": t.case, "class": t.name, "labels": _values_text(t.values),
              "voxels": t.voxels, "clicks_made": len(t.clicks),
-             "stopped_perfect": t.stopped_perfect, **t.figures(protocol)} for t in traces]
+             "stopped_perfect": t.stopped_perfect, **t.figures(protocol),
+             "answer": t.answer + 1} for t in traces]
 
 
 def summarize(traces: Sequence[ObjectTrace], protocol: ClickProtocol,

@@ -172,6 +172,7 @@ def write_interactive(result: InteractiveResult, folder: str | Path) -> list[Pat
     document = {
         "model": result.model,
         "protocol": {"clicks": protocol.clicks, "dice_at": list(protocol.dice_at),
+                     "pick_answer": protocol.pick_answer,
                      "noc_targets": list(protocol.noc_targets),
                      "first_click": "centre of the object (farthest from its boundary, mm)",
                      "next_click": "centre of the largest error region, positive if missed",

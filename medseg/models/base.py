@@ -87,6 +87,9 @@ class ModelInfo:
     #: prompt kinds a promptable model takes (of ``point``, ``box``, ``mask``; see
     #: :mod:`medseg.prompts`); empty for a model that segments without prompts
     prompts: tuple[str, ...] = ()
+    #: how many answers to one prompt a promptable model offers (``Prompts.answer`` picks
+    #: one; the first is its default): a click can mean a pocket or what surrounds it
+    answers: int = 1
 
     @property
     def label_values(self) -> list[int]:
@@ -107,7 +110,7 @@ class ModelInfo:
             "patch_size": list(self.patch_size) if self.patch_size else None,
             "modality": self.modality, "channel_names": list(self.channel_names),
             "folds": list(self.folds), "source": self.source, "details": dict(self.details),
-            "prompts": list(self.prompts),
+            "prompts": list(self.prompts), "answers": self.answers,
         }
 
 

@@ -4,12 +4,15 @@ A prompts file (``--prompts FILE.json``) gives prompts for many cases::
 
     {"voxel": false,
      "cases": [{"image": "ct_001.nii.gz", "points": ["12.5,-40,88:+", [10, -38, 90]],
-                "boxes": [[0, -60, 70, 30, -20, 110]], "init": "ct_001_prev.nii.gz"}]}
+                "boxes": [[0, -60, 70, 30, -20, 110]], "init": "ct_001_prev.nii.gz",
+                "answer": 2}]}
 
 A point is ``"X,Y,Z[:+|:-]"``, a list of numbers, or ``{"position": [...], "positive": bool}``;
 a box is six numbers (two corners, or four and two for a 2-D image) or ``{"lo": [...],
 "hi": [...]}``. ``voxel`` (top level or per case) says the numbers are voxel indices, not world
-millimetres. Paths are relative to the file's folder.
+millimetres. ``answer`` (per case, from 1; default 1) picks one of the model's answers to the
+prompts (``medseg info MODEL`` says how many it offers). Paths are relative to the file's
+folder.
 """
 
 from __future__ import annotations
@@ -91,15 +94,18 @@ def _box(item: Any, where: Path) -> Box:
 
 
 def spec_from_items(points: list[Any], boxes: list[Any], voxel: bool, init: str | None,
-                    where: Path) -> PromptSpec:
-    """A :class:`PromptSpec` from JSON-like lists; problems name ``where``."""
+                    where: Path, answer: Any = 1) -> PromptSpec:
+    """A :class:`PromptSpec` from JSON-like lists (``answer`` counted from 1); problems name
+    ``where``."""
     if not isinstance(points, list) or not isinstance(boxes, list):
         raise InputError(where, "'points' and 'boxes' must be lists")
     if len(points) + len(boxes) > MAX_PROMPTS:
         raise InputError(where, f"more than {MAX_PROMPTS} prompts for one case")
+    if isinstance(answer, bool) or not isinstance(answer, int) or answer < 1:
+        raise InputError(where, f"'answer' must be a whole number from 1, not {answer!r:.40}")
     try:
         return PromptSpec(tuple(_point(p, where) for p in points),
-                          tuple(_box(b, where) for b in boxes), bool(voxel), init)
+                          tuple(_box(b, where) for b in boxes), bool(voxel), init, answer - 1)
     except InputError:
         raise
     except MedsegError as exc:
@@ -122,7 +128,8 @@ def read_prompts_file(path: str | Path) -> list[tuple[Path, PromptSpec]]:
             raise InputError(path, f"case {i}: 'init' must be a path")
         spec = spec_from_items(case.get("points", []), case.get("boxes", []),
                                case.get("voxel", doc.get("voxel", False)),
-                               str(path.parent / init) if init else None, path)
+                               str(path.parent / init) if init else None, path,
+                               case.get("answer", 1))
         if not spec.points and not spec.boxes:
             raise InputError(path, f"case {i} ({case['image']}): no points or boxes")
         out.append((path.parent / case["image"], spec))

@@ -100,11 +100,23 @@ def resolve_prompts(spec: PromptSpec, volume: Volume, where: str = "input") -> P
                                         "another affine)")
         mask = check_mask(init.data != 0, volume, spec.init)
     return Prompts(tuple(resolve_point(p, volume, spec.voxel, where) for p in spec.points),
-                   tuple(resolve_box(b, volume, spec.voxel, where) for b in spec.boxes), mask)
+                   tuple(resolve_box(b, volume, spec.voxel, where) for b in spec.boxes), mask,
+                   check_answer(spec.answer, where))
 
 
 def check_prompts(prompts: Prompts, volume: Volume, where: str = "input") -> Prompts:
     """Prompts already in voxels (from code or the UI) checked against ``volume``."""
     return Prompts(tuple(resolve_point(p, volume, True, where) for p in prompts.points),
                    tuple(resolve_box(b, volume, True, where) for b in prompts.boxes),
-                   None if prompts.mask is None else check_mask(prompts.mask, volume, where))
+                   None if prompts.mask is None else check_mask(prompts.mask, volume, where),
+                   check_answer(prompts.answer, where))
+
+
+def check_answer(answer: object, where: str) -> int:
+    """A model's answer index, 0 or more (whether the model offers it is checked against the
+    model by :class:`medseg.engine.segmenter.Segmenter`)."""
+    if isinstance(answer, bool) or not isinstance(answer, int) or answer < 0:
+        shown = answer + 1 if isinstance(answer, int) and not isinstance(answer, bool) \
+            else repr(answer)
+        raise InputError(where, f"answer {shown}: answers are whole numbers counted from 1")
+    return answer

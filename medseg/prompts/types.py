@@ -48,6 +48,9 @@ class Prompts:
     boxes: tuple[Box, ...] = ()
     #: boolean mask on the input's spatial grid to refine (the previous result), or None
     mask: np.ndarray | None = field(default=None, compare=False)
+    #: which of the model's answers to give (0: its first; see ``ModelInfo.answers``): a click
+    #: can mean a pocket or what surrounds it (the fat in a kidney's sinus or the kidney)
+    answer: int = 0
 
     def kinds(self) -> set[str]:
         """Which of :data:`KINDS` these prompts use."""
@@ -58,24 +61,29 @@ class Prompts:
         return bool(self.points or self.boxes or self.mask is not None)
 
     def with_point(self, point: Point) -> Prompts:
-        return Prompts((*self.points, point), self.boxes, self.mask)
+        return Prompts((*self.points, point), self.boxes, self.mask, self.answer)
 
     def with_box(self, box: Box) -> Prompts:
-        return Prompts(self.points, (*self.boxes, box), self.mask)
+        return Prompts(self.points, (*self.boxes, box), self.mask, self.answer)
 
     def with_mask(self, mask: np.ndarray | None) -> Prompts:
-        return Prompts(self.points, self.boxes, mask)
+        return Prompts(self.points, self.boxes, mask, self.answer)
+
+    def with_answer(self, answer: int) -> Prompts:
+        return Prompts(self.points, self.boxes, self.mask, answer)
 
 
 @dataclass(frozen=True)
 class PromptSpec:
     """Prompts as a user gives them, before the image is read: coordinates in world mm
-    (``voxel`` False) or voxel indices (``voxel`` True); ``init``: a mask file to refine."""
+    (``voxel`` False) or voxel indices (``voxel`` True); ``init``: a mask file to refine;
+    ``answer``: as :attr:`Prompts.answer`."""
 
     points: tuple[Point, ...] = ()
     boxes: tuple[Box, ...] = ()
     voxel: bool = False
     init: str | None = None
+    answer: int = 0
 
     def __bool__(self) -> bool:
         return bool(self.points or self.boxes or self.init)

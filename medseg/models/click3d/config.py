@@ -107,7 +107,8 @@ class Click3dConfig:
     @property
     def similarity_radii(self) -> tuple[int, ...]:
         """The radii (crop voxels) of the clicked region whose intensities the ``similarity``
-        channel reads: one answer per radius, the surest kept (see :mod:`.model`)."""
+        channel reads: one answer per radius that the user may pick, the first the default
+        (see :mod:`.model`)."""
         return tuple(int(r) for r in self.raw["guidance"].get("similarity_radii",
                                                               [SIMILARITY_RADIUS]))
 

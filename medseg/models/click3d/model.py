@@ -14,9 +14,12 @@
   first pass under-estimated it), up to ``grow_passes`` more passes at ``grow_factor`` times
   the spacing, centred on what was found.
 
-With several ``guidance.similarity_radii`` and a positive click, all of the above runs once
-per radius of the clicked region whose intensities the ``similarity`` channel reads, and the
-answer the network is surest of is kept (:mod:`.choice`).
+A click does not say how much of what surrounds it the user means: the fat in a kidney's
+sinus or the kidney, a lesion or the liver around it. The ``similarity`` channel describes the
+clicked tissue by the intensities within a radius of the click; a model folder may list several
+radii (``guidance.similarity_radii``, the first the one training used), and each is one answer
+the user may pick (``Prompts.answer``; ``info.answers`` says how many), as SAM offers three
+masks for one click.
 
 ``predict`` runs the network on the second crop and keeps only the connected parts of the
 object that a prompt touches (a positive click, a box, the prior mask), less the parts that hold
@@ -39,7 +42,6 @@ from scipy import ndimage
 from medseg.errors import InputError, MedsegError
 from medseg.io.json_file import read_json
 from medseg.models.base import InferenceSettings, ModelInfo, Prediction
-from medseg.models.click3d.choice import certainty
 from medseg.models.click3d.config import (
     CONFIG_NAME,
     FORMAT,
@@ -77,6 +79,7 @@ def click3d_info(config: Click3dConfig) -> ModelInfo:
         name=config.name, format=FORMAT, labels={"background": 0, "object": 1},
         spatial_dims=3, in_channels=1, spacing=None, patch_size=(policy.size,) * 3,
         modality=None, source=str(config.path.parent), prompts=("point", "box", "mask"),
+        answers=len(config.similarity_radii) if "similarity" in config.channels else 1,
         details={"architecture": config.architecture, "version": config.version,
                  "crop_voxels": policy.size,
                  "spacing_mm": [policy.min_spacing_mm, policy.max_spacing_mm],
@@ -241,17 +244,10 @@ class Click3dModel:
             raise MedsegError(f"model {self.info.name!r} needs at least one point or box")
         image = torch.from_numpy(np.ascontiguousarray(volume.array[0], dtype=np.float32))
         spacing = np.asarray(volume.spacing, dtype=float)
-        radii = self.similarity_radii
-        if "similarity" not in self.channels or not len(_points(prompts, True)):
-            radii = radii[:1]  # the radius changes nothing without a positive click
-        if len(radii) == 1:
-            return self._prepare_at(image, prompts, spacing, radii[0])
-        answers = [self._prepare_at(image, prompts, spacing, radius) for radius in radii]
-        for prepared in answers:
-            if prepared.probability is None:
-                prepared.probability = self._object(prepared)
-        # the first of the surest (max keeps the earliest of equals)
-        return max(answers, key=lambda a: certainty(a.probability, self.policy.threshold))
+        if not 0 <= prompts.answer < self.info.answers:
+            raise MedsegError(f"answer {prompts.answer + 1}: model {self.info.name!r} offers "
+                              f"{self.info.answers} answers")
+        return self._prepare_at(image, prompts, spacing, self.similarity_radii[prompts.answer])
 
     def _prepare_at(self, image: torch.Tensor, prompts: Prompts, spacing: np.ndarray,
                     radius: int) -> Click3dInput:
