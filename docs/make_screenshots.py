@@ -118,7 +118,8 @@ def segment_and_evaluate(driver, out: Path) -> None:
 
 
 def prompts(driver, out: Path, model: str = "click3d") -> None:
-    """The prompt mode: one click in the liver of the CT phantom ``abdomen_101``."""
+    """The prompt mode: one click in the liver of the CT phantom ``abdomen_101``, at its
+    centre (the protocol's first click), on the axial slice through it."""
     import nibabel as nib
     import numpy as np
 
@@ -131,16 +132,11 @@ def prompts(driver, out: Path, model: str = "click3d") -> None:
     image = read_image(ABDOMEN / "imagesTs" / "abdomen_101_0000.nii.gz")
     liver = np.asarray(nib.load(str(ABDOMEN / "labelsTs" / "abdomen_101.nii.gz")).dataobj) == 1
     n = SliceGeometry.of(image, "Axial", 0).n_slices
-    where = SliceGeometry.of(image, "Axial", n // 2)  # the page's default slice
-    on_slice = np.zeros_like(liver)
-    rows, cols = np.indices((where.rows, where.cols))
-    ijk = np.array([where.voxel(r, c) for r, c in zip(rows.ravel(), cols.ravel(), strict=True)],
-                   dtype=int)
-    on_slice[tuple(ijk.T)] = liver[tuple(ijk.T)]
-    if not on_slice.any():
-        print("no liver on the middle axial slice: prompt mode screenshot skipped")
-        return
-    click = first_click(on_slice, image.spacing).position
+    click = first_click(liver, image.spacing).position
+    # the axial slice through the click (the page starts on the middle one)
+    number = next(s for s in range(n) if SliceGeometry.of(image, "Axial", s).pixel(click)[2]
+                  == 0)
+    where = SliceGeometry.of(image, "Axial", number)
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -153,10 +149,20 @@ def prompts(driver, out: Path, model: str = "click3d") -> None:
     tb.wait_until_idle(driver)
     _choose(driver, "Model", model)
     tb.wait_for_text(driver, "Click on the structure to add a point", 120)
-    _press(driver, where, click)
-    tb.wait_for_text(driver, "mask ", 120)
+    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys
 
+    thumb = driver.find_element(By.XPATH, "//input[@type='range'][@aria-label='Axial slice']")
+    driver.execute_script("arguments[0].focus();", thumb)  # a visually hidden range input
+    steps = number - (n // 2)
+    ActionChains(driver).send_keys(
+        *([Keys.ARROW_RIGHT if steps > 0 else Keys.ARROW_LEFT] * abs(steps))).perform()
+    WebDriverWait(driver, 120).until(lambda d: d.find_element(
+        By.XPATH, "//input[@type='range'][@aria-label='Axial slice']").get_attribute("value")
+        == str(number + 1))
+    tb.wait_until_idle(driver)
+    _press(driver, where, click)
+    tb.wait_for_text(driver, "mask ", 120)
     name = driver.find_element(By.XPATH, "//input[@aria-label='Name of the result']")
     name.send_keys(Keys.CONTROL, "a")  # clear() does not reach Streamlit's own value
     name.send_keys("liver", Keys.ENTER)

@@ -1,8 +1,9 @@
 """The Segment page's prompt mode in a real headless Chromium (issue 22's "a UI browser test
 that segments by clicking"): upload a volume with two balls on an LPS, anisotropic grid, pick
-the promptable region-growing test model (tests/plugin_regiongrow_ui.py), click inside one ball
-on the slice picture, drag a box around the other, use the result as the segmentation and
-download the NIfTI: its mask is checked against the known balls.
+the promptable region-growing test model (tests/plugin_regiongrow_ui.py, offering two answers:
+two tolerances), click inside one ball on the slice picture, press the second answer and the
+first again, drag a box around the other ball, use the result as the segmentation and download
+the NIfTI: its mask is checked against the known balls.
 
 Skipped cleanly without Chromium/chromedriver/selenium/streamlit (as tests/test_browser.py).
 """
@@ -100,7 +101,7 @@ def test_segment_by_clicking_in_chromium(tmp_path, monkeypatch):
     plugins.mkdir()
     shutil.copy(regiongrow.__file__, plugins / "plugin_regiongrow_ui.py")
     models = tmp_path / "models"
-    regiongrow.write_model(models / "grow")
+    regiongrow.write_model(models / "grow", [0.25, 1.0])
     monkeypatch.setenv("MEDSEG_PLUGINS_DIR", str(plugins))  # the app's environment
     volume, ball, other = _blob_volume()
     path = tmp_path / "balls.nii.gz"
@@ -128,6 +129,18 @@ def test_segment_by_clicking_in_chromium(tmp_path, monkeypatch):
     assert (tmp_path / "prompts.png").stat().st_size > 10_000
 
 
+def _answer(driver, option: str) -> None:
+    """Press the Answer button ``option``."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    button = WebDriverWait(driver, WAIT).until(lambda d: d.find_element(
+        By.XPATH, "//div[@data-testid='stRadio'][.//*[@data-testid='stWidgetLabel']"
+                  f"[contains(., 'Answer')]]//label[normalize-space(.)='{option}']"))
+    button.click()
+    wait_until_idle(driver, WAIT)
+
+
 def _segment_by_clicking(driver, url, path, volume, ball, other, tmp_path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -145,6 +158,15 @@ def _segment_by_clicking(driver, url, path, volume, ball, other, tmp_path) -> No
     # the page's default: the axial slice in the middle (24 slices: slice 13, k = 12)
     where = SliceGeometry.of(volume, "Axial", 12)
     _press(driver, where, (14, 16, 12))
+    wait_for_text(driver, f"mask {int(ball.sum())} voxels", WAIT)
+    # the second answer (the wider tolerance), then the first again
+    from medseg.prompts.types import Point, Prompts
+
+    wide = regiongrow.region_grow(volume.array[0], Prompts((Point((14.0, 16.0, 12.0)),)), 1.0)
+    assert wide.sum() > 2 * ball.sum()
+    _answer(driver, "2")
+    wait_for_text(driver, f"mask {int(wide.sum())} voxels", WAIT)
+    _answer(driver, "1")
     wait_for_text(driver, f"mask {int(ball.sum())} voxels", WAIT)
     _press(driver, where, (25, 12, 12), to=(35, 24, 12))  # a box around the other ball
     wait_for_text(driver, f"mask {int((ball | other).sum())} voxels", WAIT)
