@@ -115,6 +115,52 @@ def test_logits_and_masks_equal_the_authors_code(model, arrays, name):
     assert model.embed(image.copy()) is emb  # the slice's embedding is kept for the next prompt
 
 
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_answers_2_to_4_are_sams_multimask_outputs(model, arrays, name):
+    """SAM's three masks for an ambiguous prompt (``multimask_output=True`` in the authors'
+    decoder) are the model's answers 2-4; answer 1 stays MedSAM's single mask."""
+    case = CASES[name]
+    volume = read_image(ROOT / case["file"])
+    data = volume.array[0]
+    image = slice_image(volume_to_uint8(data, model.intensity_mode(data)),
+                        2 - case["sitk_axis"], case["index"])
+    box = None if case["box"] is None else np.array(case["box"], float)
+    points = None if case["points"] is None else np.array(case["points"], float)
+    emb = model.embed(image)
+    theirs = arrays[f"{name}_multimask_logits"]
+    assert theirs.shape == (1, 3, 256, 256)
+    assert model.info.answers == 4 and describe_model(MODEL).answers == 4
+    for answer in (1, 2, 3):
+        logits = model.low_res_logits(emb, image.shape, box, points, answer=answer)
+        assert logits.shape == (1, 1, 256, 256)
+        assert float(np.abs(logits.numpy() - theirs[:, answer - 1:answer]).max()) \
+            <= LOGIT_TOLERANCE
+    single = model.low_res_logits(emb, image.shape, box, points)
+    assert float(np.abs(single.numpy() - arrays[f"{name}_logits"]).max()) <= LOGIT_TOLERANCE
+
+
+def test_a_prompt_session_picks_another_answer_for_points(model, arrays):
+    """Points alone on the MR's axial slice: choosing answer 3 gives SAM's second multimask
+    mask on that slice (the authors' logits, thresholded as MedSAM does), undo the single one."""
+    case = CASES["mr_axial_points"]
+    mr = read_image(ROOT / case["file"])
+    j = case["index"]
+    session = PromptSession(Segmenter(load_model(MODEL, propagate=False)), mr)
+    first = None
+    for x, y, lab in case["points"]:
+        first = session.add_point((float(x), float(j), float(y)), bool(lab))
+    assert session.answers == 4
+    single = _unpack(arrays["mr_axial_points_mask"], case["shape"])
+    assert _agreement(slice_image(first, 1, j), single) >= MASK_AGREEMENT
+    picked = session.choose(2)
+    theirs = torch.from_numpy(arrays["mr_axial_points_multimask_logits"][:, 1:2])
+    reference = model.probability(theirs, tuple(case["shape"])) > 0.5
+    assert _agreement(reference, single) < 0.99  # another mask, not the same one again
+    assert _agreement(slice_image(picked, 1, j), reference) >= MASK_AGREEMENT
+    assert np.array_equal(np.nonzero(picked.sum(axis=(0, 2)))[0], [j])
+    assert np.array_equal(session.undo(), first)
+
+
 def test_a_prompt_session_clicks_on_the_boxed_slice_and_undoes(arrays):
     case = CASES["ct_box"]
     ct = read_image(ROOT / case["file"])

@@ -25,6 +25,8 @@ scikit-image and SimpleITK (not medseg's environment)::
    (next box = bounding box of the previous mask resized to 1024 by nearest neighbour, widened
    by 5 pixels), stopping where the mask vanishes (medseg's rule).
 4. Checks that resizing one channel gives skimage's three-channel result pixel for pixel.
+5. For every case, the same decoder call with ``multimask_output=True``: SAM's three masks for
+   an ambiguous prompt, which medseg offers as answers 2-4 (``<name>_multimask_logits``).
 
 Writes ``fixtures.npz`` (low-resolution logits and masks per case) and ``fixtures.json``
 (the cases: file, slice axis and index in SimpleITK's array, prompts).
@@ -113,8 +115,10 @@ def model_input(img_2d: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def infer(sam: Sam, img_2d: np.ndarray, box=None, points=None, box_is_1024=False):
-    """MedSAM_Inference.py's steps; returns low-res logits (B, 1, 256, 256) and the mask."""
+def infer(sam: Sam, img_2d: np.ndarray, box=None, points=None, box_is_1024=False,
+          multimask: bool = False):
+    """MedSAM_Inference.py's steps; returns low-res logits (B, 1, 256, 256; B, 3, ... with
+    ``multimask``) and the mask (of the first logits)."""
     H, W = img_2d.shape
     emb = sam.image_encoder(model_input(img_2d))
     boxes = pts = None
@@ -132,7 +136,7 @@ def infer(sam: Sam, img_2d: np.ndarray, box=None, points=None, box_is_1024=False
     logits, _ = sam.mask_decoder(image_embeddings=emb,
                                  image_pe=sam.prompt_encoder.get_dense_pe(),
                                  sparse_prompt_embeddings=sparse,
-                                 dense_prompt_embeddings=dense, multimask_output=False)
+                                 dense_prompt_embeddings=dense, multimask_output=multimask)
     prob = F.interpolate(torch.sigmoid(logits), size=(H, W), mode="bilinear",
                          align_corners=False)
     mask = (prob.amax(dim=(0, 1)).numpy() > 0.5).astype(np.uint8)
@@ -179,6 +183,8 @@ def main() -> None:
         img = vol[index] if axis == 0 else vol[:, index, :]
         logits, mask = infer(sam, img, box, points)
         arrays[f"{name}_logits"] = logits.astype(np.float32)
+        several, _ = infer(sam, img, box, points, multimask=True)
+        arrays[f"{name}_multimask_logits"] = several.astype(np.float32)
         arrays[f"{name}_mask"] = np.packbits(mask.astype(bool))
         manifest["cases"].append({"name": name, "file": path, "sitk_axis": axis,
                                   "index": index, "box": box, "points": points,

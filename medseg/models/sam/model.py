@@ -7,6 +7,11 @@ the slices to segment (:mod:`.slices`); ``predict`` runs MedSAM's inference on e
 single-mask output, sigmoid of the 256 x 256 logits, bilinear resize to the slice, object where
 the probability exceeds 0.5) and propagates from slice to slice; ``restore`` puts the object
 probabilities back on the whole input grid.
+
+SAM answers an ambiguous prompt (one click: the part or the whole?) with three more masks
+(``multimask_output=True``); they are the model's answers 2-4 (``Prompts.answer`` 1-3) on the
+slices the user prompted, answer 1 being MedSAM's single mask. Propagated slices always use the
+single mask, as MedSAM's 3-D script does.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ LABELS = {"background": 0, "object": 1}
 PROMPT_KINDS = ("box", "point")
 #: MedSAM's threshold on the sigmoid probability
 THRESHOLD = 0.5
+#: answers to a prompt: SAM's single mask, then its three multimask outputs
+ANSWERS = 4
 #: image embeddings kept for slices seen again (a prompt session's next click on the same
 #: slice runs only the decoder); 4 MB each for ViT-B
 EMBEDDINGS_KEPT = 16
@@ -59,7 +66,8 @@ def model_info(folder: SamFolder, config: SamConfig | None = None) -> ModelInfo:
     return ModelInfo(name=folder.name, format=FORMAT, labels=dict(LABELS), spatial_dims=3,
                      in_channels=1, source=f"{folder.source or folder.variant} at "
                                            f"{folder.path}",
-                     details=details, prompts=PROMPT_KINDS)
+                     details=details, prompts=PROMPT_KINDS,
+                     answers=config.num_mask_tokens if config is not None else ANSWERS)
 
 
 def describe(path: Path, **options: Any) -> ModelInfo:
@@ -76,6 +84,8 @@ class Prepared:
     done: dict[int, np.ndarray] = field(default_factory=dict)
     #: first slice of the slab ``predict`` returns
     slab_start: int = 0
+    #: the answer on the prompted slices (0: the single mask; see the module docstring)
+    answer: int = 0
 
 
 class SamModel:
@@ -119,10 +129,11 @@ class SamModel:
 
     def low_res_logits(self, embedding: torch.Tensor, shape: tuple[int, int],
                        boxes: np.ndarray | None = None, points: np.ndarray | None = None,
-                       scaled: bool = False) -> torch.Tensor:
+                       scaled: bool = False, answer: int = 0) -> torch.Tensor:
         """``B, 1, 256, 256`` logits: one per box (boxes ``B, 4`` as ``x0, y0, x1, y1``), each
         with every point (``N, 3`` as ``x, y, label``), or one for the points alone.
-        Coordinates are slice-image pixels, or network-input pixels with ``scaled``."""
+        Coordinates are slice-image pixels, or network-input pixels with ``scaled``;
+        ``answer`` as :meth:`.network.SamNetwork.mask_logits`."""
         box_t = pts = None
         count = 1
         if boxes is not None and len(boxes):
@@ -138,7 +149,7 @@ class SamModel:
             pts = (xy_t[None].expand(count, -1, -1), lab_t[None].expand(count, -1))
         if box_t is None and pts is None:
             raise InputError("prompts", "a slice needs a box or a point")
-        return self.net.mask_logits(embedding, box_t, pts)
+        return self.net.mask_logits(embedding, box_t, pts, answer)
 
     def probability(self, logits: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:
         """MedSAM's object probability on the slice: sigmoid, bilinear resize to ``shape``,
@@ -148,11 +159,13 @@ class SamModel:
         return prob.amax(dim=(0, 1)).float().cpu().numpy()
 
     def segment_slice(self, image_uint8: np.ndarray, boxes: np.ndarray | None = None,
-                      points: np.ndarray | None = None, scaled: bool = False) -> np.ndarray:
+                      points: np.ndarray | None = None, scaled: bool = False,
+                      answer: int = 0) -> np.ndarray:
         """Object probability of one slice image for its prompts."""
         shape = image_uint8.shape
         emb = self.embed(image_uint8)
-        return self.probability(self.low_res_logits(emb, shape, boxes, points, scaled), shape)
+        return self.probability(self.low_res_logits(emb, shape, boxes, points, scaled, answer),
+                                shape)
 
     # ---- the protocol ----------------------------------------------------------------------
     def intensity_mode(self, data: np.ndarray) -> str:
@@ -171,14 +184,15 @@ class SamModel:
         plan = plan_slices(prompts, data.shape, volume.affine, self.folder.slice_axis,
                            self.folder.propagate)
         image = volume_to_uint8(data, self.intensity_mode(data))
-        return Prepared(image, plan, tuple(data.shape))
+        return Prepared(image, plan, tuple(data.shape), answer=int(prompts.answer))
 
     def _seed(self, prepared: Prepared, seed: SliceSeed) -> None:
         assert prepared.image is not None
         img = slice_image(prepared.image, prepared.plan.axis, seed.index)
         boxes = np.array(seed.boxes, dtype=float) if seed.boxes else None
         points = np.array(seed.points, dtype=float) if seed.points else None
-        prepared.done[seed.index] = self.segment_slice(img, boxes, points)
+        prepared.done[seed.index] = self.segment_slice(img, boxes, points,
+                                                       answer=prepared.answer)
 
     def _propagate(self, prepared: Prepared, start: int, step: int) -> None:
         axis = prepared.plan.axis

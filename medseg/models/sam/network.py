@@ -36,13 +36,15 @@ class SamNetwork(nn.Module):
 
     @torch.no_grad()
     def mask_logits(self, embedding: torch.Tensor, boxes: torch.Tensor | None = None,
-                    points: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        """Low-resolution logits ``B, 1, 4G, 4G`` for ``B`` prompts on one image embedding
-        (single-mask output, as MedSAM asks for it)."""
+                    points: tuple[torch.Tensor, torch.Tensor] | None = None,
+                    answer: int = 0) -> torch.Tensor:
+        """Low-resolution logits ``B, 1, 4G, 4G`` for ``B`` prompts on one image embedding:
+        answer 0 the single-mask output (as MedSAM asks for it), answer k >= 1 the k-th of
+        SAM's multimask outputs (``multimask_output=True``, for an ambiguous prompt)."""
         sparse, dense = self.prompt_encoder(points, boxes, None)
         logits, _ = self.mask_decoder(embedding, self.prompt_encoder.dense_positions(),
-                                      sparse, dense, multimask=False)
-        return logits
+                                      sparse, dense, multimask=answer > 0)
+        return logits if answer == 0 else logits[:, answer - 1:answer]
 
 
 def load_state(net: SamNetwork, state: Mapping[str, torch.Tensor], path: Path) -> None:
