@@ -174,10 +174,11 @@ def show(state: Any, image: Volume, model: str, *, trust: bool,
 
 #: what the answer buttons mean
 ANSWER_HELP = ("One click can mean a pocket or what surrounds it: the fat in a kidney's sinus "
-               "or the whole kidney, a lesion or the liver around it. Each answer reads the "
-               "clicked tissue from a wider region around the click (1, the model's default, "
-               "the narrowest). The choice answers the last prompt again; the next prompt "
-               "refines the mask chosen. Undo goes back to the answer before.")
+               "or the whole kidney, a lesion or the liver around it. The model offers several "
+               "answers (click3d reads the clicked tissue from wider and wider regions; SAM "
+               "gives its three masks after MedSAM's one); 1 is the model's default. The "
+               "choice answers the last prompt again; the next prompt refines the mask "
+               "chosen. Undo goes back to the answer before.")
 
 
 def _answers(state: Any, prompts: PromptSession, hide: dict[str, str]) -> None:
