@@ -144,16 +144,17 @@ def run_group(segmenter: Segmenter, protocol: ClickProtocol, group: str, runs: l
             "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
-def earlier_groups(path: Path, model: str, clicks: int, now: set[str],
-                   pick: bool = False) -> dict:
+def earlier_groups(path: Path, model: str, protocol: ClickProtocol, now: set[str]) -> dict:
     """With ``--merge``: the groups of an earlier run of the same model and click budget that
     this run does not redo."""
     if not path.is_file():
         return {}
     old = json.loads(path.read_text())
-    protocol = old.get("protocol", {})
-    if old.get("model") != model or protocol.get("clicks") != clicks \
-            or bool(protocol.get("pick_answer")) != pick:
+    then = old.get("protocol", {})
+    if old.get("model") != model or then.get("clicks") != protocol.clicks \
+            or bool(then.get("pick_answer")) != protocol.pick_answer \
+            or then.get("first", "centre") != protocol.first \
+            or then.get("seed", 0) != protocol.seed:
         raise SystemExit(f"{path}: written for another model, click budget or protocol; "
                          "not merged")
     return {g: v for g, v in old.get("groups", {}).items() if g not in now}
@@ -172,6 +173,10 @@ def main() -> int:
     parser.add_argument("--pick-answer", action="store_true",
                         help="the simulated user keeps the best of the model's answers to the "
                              "first click (write it to another --out)")
+    parser.add_argument("--first-click", choices=("centre", "random"), default="centre",
+                        help="random: a voxel of the object drawn uniformly (SAM-Med3D's "
+                             "first click; write it to another --out)")
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "interactive.json"))
     parser.add_argument("--merge", action="store_true",
@@ -183,11 +188,11 @@ def main() -> int:
     segmenter = Segmenter(model, InferenceSettings(device=args.device), registry)
     protocol = ClickProtocol(clicks=args.clicks,
                              dice_at=tuple(k for k in DICE_AT if k <= args.clicks),
-                             pick_answer=args.pick_answer)
+                             pick_answer=args.pick_answer, first=args.first_click,
+                             seed=args.seed)
     out = Path(args.out)
     wanted = {g: r for g, r in groups(args.vertebra).items() if not args.only or g in args.only}
-    done = earlier_groups(out, shown(args.model), protocol.clicks, set(wanted),
-                          protocol.pick_answer) \
+    done = earlier_groups(out, shown(args.model), protocol, set(wanted)) \
         if args.merge else {}
     for group, runs in wanted.items():
         done[group] = run_group(segmenter, protocol, group, runs)
@@ -204,7 +209,8 @@ def main() -> int:
         "model": shown(args.model),
         "model_name": segmenter.name,
         "protocol": {"clicks": protocol.clicks, "dice_at": list(protocol.dice_at),
-                     "pick_answer": protocol.pick_answer,
+                     "pick_answer": protocol.pick_answer, "first": protocol.first,
+                     "seed": protocol.seed,
                      "noc_targets": list(protocol.noc_targets), "noc_rule": NOC_RULE},
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "python": platform.python_version(), "torch": torch.__version__,

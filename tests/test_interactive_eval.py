@@ -161,6 +161,33 @@ def test_empty_reference_and_non_promptable_model(segmenter, tmp_path):
         evaluate_interactive(plain, [])
 
 
+def test_random_first_clicks_are_inside_uniform_and_repeatable(segmenter):
+    """``first="random"``: the first click is a voxel of the object drawn uniformly (as
+    SAM-Med3D draws it), the same in every run for the same seed, case and class."""
+    from medseg.prompts.simulate import random_click
+
+    mask = np.zeros((6, 5, 4), bool)
+    mask[1:4, 1:3, 1:3] = True  # 12 voxels
+    rng = np.random.default_rng(0)
+    counts = np.zeros(mask.shape, int)
+    for _ in range(6000):
+        counts[tuple(int(v) for v in random_click(mask, rng).position)] += 1
+    assert counts[~mask].sum() == 0
+    assert counts[mask].min() > 400 and counts[mask].max() < 600  # 500 expected each
+    image, ref = two_blobs()
+    blob = ref.data == 1
+    runs = [click_object(segmenter, image, blob, ClickProtocol(clicks=1, dice_at=(1,),
+                                                               first="random", seed=s),
+                         case="c", name="A").clicks[0] for s in (3, 3, 4)]
+    assert runs[0] == runs[1] and runs[0] != runs[2]
+    assert all(blob[tuple(int(v) for v in c.position)] for c in runs)
+    centre = click_object(segmenter, image, blob, ClickProtocol(clicks=1, dice_at=(1,)),
+                          case="c", name="A").clicks[0]
+    assert centre != runs[0]
+    with pytest.raises(MedsegError, match="first click 'middle'"):
+        ClickProtocol(first="middle")
+
+
 def test_protocol_checks():
     with pytest.raises(MedsegError):
         ClickProtocol(clicks=0)
@@ -233,10 +260,22 @@ def test_cli_pick_answer_with_click3d_takes_the_kidney_not_the_sinus(tmp_path):
                      *flag]) == 0
         with open(out / "cases.csv") as fh:
             (rows[bool(flag)],) = list(csv.DictReader(fh))
-        assert json.loads((out / "summary.json").read_text())["protocol"]["pick_answer"] \
-            is bool(flag)
+        protocol = json.loads((out / "summary.json").read_text())["protocol"]
+        assert protocol["pick_answer"] is bool(flag) and protocol["first"] == "centre"
     assert rows[False]["answer"] == "1" and float(rows[False]["dice@1"]) < 0.3
     assert rows[True]["answer"] != "1" and float(rows[True]["dice@1"]) >= 0.8
+
+
+def test_cli_random_first_click_is_recorded_and_lands_inside(files):
+    out = files["tmp"] / "random"
+    assert _cli(files, files["image"], "--ref", files["ref"], "-o", out, "--labels", "A=1",
+                "--first-click", "random", "--seed", "2", "--clicks", "1") == 0
+    protocol = json.loads((out / "summary.json").read_text())["protocol"]
+    assert protocol["first"] == "random" and protocol["seed"] == 2
+    with open(out / "clicks.csv") as fh:
+        (click,) = list(csv.DictReader(fh))
+    ref = np.asarray(nib.load(str(files["ref"])).dataobj)
+    assert ref[int(click["i"]), int(click["j"]), int(click["k"])] == 1
 
 
 def test_cli_pairs_folders_by_case_name(files, tmp_path):

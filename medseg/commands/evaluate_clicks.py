@@ -55,6 +55,11 @@ def register(sub) -> None:
                    help="where the model offers several answers to a click, the simulated user "
                         "keeps the one closest to the reference after the first click (another "
                         "protocol: report it apart)")
+    p.add_argument("--first-click", choices=("centre", "random"), default="centre",
+                   help="centre: the object's deepest voxel (default); random: a voxel of the "
+                        "object drawn uniformly, as SAM-Med3D's evaluation draws it (harder)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the random first clicks (default 0)")
     p.add_argument("--min-n", type=int, default=DEFAULT_MIN_N, metavar="N",
                    help=f"fewest objects for a CI of a mean (default {DEFAULT_MIN_N})")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda")
@@ -85,7 +90,8 @@ def run(args) -> int:
         raise MedsegError("--min-n must be at least 2 (a CI needs two cases)")
     protocol = ClickProtocol(clicks=args.clicks,
                              dice_at=tuple(k for k in DICE_AT if k <= args.clicks),
-                             pick_answer=args.pick_answer)
+                             pick_answer=args.pick_answer, first=args.first_click,
+                             seed=args.seed)
     classes = parse_class_tokens(args.labels)
     pairs = pair_inputs(args.images, args.ref)
     registry = load_registry(args.plugins_dir, fresh=True)

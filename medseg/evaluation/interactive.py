@@ -7,6 +7,12 @@ negative in a false one (:func:`~medseg.prompts.simulate.next_click`), up to ``c
 (default 10). The model sees every click so far (and its previous mask, when it refines one)
 through :class:`medseg.engine.interactive.PromptSession`.
 
+With ``first="random"`` the first click goes to a voxel of the object drawn uniformly
+(:func:`~medseg.prompts.simulate.random_click`, as SAM-Med3D's evaluation draws it; seeded per
+object from ``seed``, the case and the class, so a rerun clicks the same voxels); the next
+clicks are as above. Most of an object's voxels lie near its boundary, so this first click is
+harder than the centre.
+
 With ``pick_answer``, where the model offers several answers to a click (``info.answers``),
 the simulated user looks at every answer to the first click and keeps the one closest to the
 reference, as a user picks among SAM's three masks; the later clicks are answered with the
@@ -38,6 +44,7 @@ from __future__ import annotations
 
 import math
 import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,12 +58,14 @@ from medseg.evaluation.classes import ClassGroups
 from medseg.evaluation.intervals import StatsOptions
 from medseg.evaluation.metrics import overlap_from_counts
 from medseg.evaluation.stats import describe
-from medseg.prompts.simulate import first_click, next_click
+from medseg.prompts.simulate import first_click, next_click, random_click
 from medseg.prompts.types import Point
 from medseg.volume import LabelMap, Volume
 
 DEFAULT_CLICKS = 10
 DICE_AT = (1, 3, 5, 10)
+#: where the first click may go (:class:`ClickProtocol`)
+FIRST_CLICKS = ("centre", "random")
 NOC_TARGETS = (0.85, 0.90)
 
 
@@ -69,6 +78,10 @@ class ClickProtocol:
     noc_targets: tuple[float, ...] = NOC_TARGETS
     #: the user picks the best of the model's answers to the first click (module docstring)
     pick_answer: bool = False
+    #: where the first click goes: ``centre`` (the object's deepest voxel) or ``random``
+    first: str = "centre"
+    #: the seed of ``random`` first clicks
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if self.clicks < 1:
@@ -79,6 +92,8 @@ class ClickProtocol:
                               f"{self.clicks} clicks")
         if any(not 0 < t <= 1 for t in self.noc_targets):
             raise MedsegError("NoC targets must be Dice values in (0, 1]")
+        if self.first not in FIRST_CLICKS:
+            raise MedsegError(f"first click {self.first!r}: one of {', '.join(FIRST_CLICKS)}")
 
     @property
     def figures(self) -> list[str]:
@@ -172,7 +187,8 @@ def click_object(segmenter: Segmenter, image: Volume, reference: np.ndarray,
     trace = ObjectTrace(case, name, values, voxels=int(np.count_nonzero(reference)))
     session = PromptSession(segmenter, image, where)
     spacing = image.spacing
-    click: Point | None = first_click(reference, spacing)
+    click: Point | None = first_click(reference, spacing) if protocol.first == "centre" \
+        else random_click(reference, _object_rng(protocol.seed, case, name))
     while click is not None and len(trace.clicks) < protocol.clicks:
         start = time.perf_counter()
         mask = session.add_point(click.position, click.positive)
@@ -187,6 +203,12 @@ def click_object(segmenter: Segmenter, image: Volume, reference: np.ndarray,
             done = click is None or len(trace.clicks) == protocol.clicks
             on_click(protocol.clicks - len(trace.clicks) + 1 if done else 1)
     return trace
+
+
+def _object_rng(seed: int, case: str, name: str) -> np.random.Generator:
+    """The generator of one object's random first click: the same for the same seed, case and
+    class in every run."""
+    return np.random.default_rng([seed, zlib.crc32(f"{case}\0{name}".encode())])
 
 
 def _pick(session: PromptSession, mask: np.ndarray, reference: np.ndarray) -> np.ndarray:

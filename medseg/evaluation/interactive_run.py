@@ -172,7 +172,8 @@ def write_interactive(result: InteractiveResult, folder: str | Path) -> list[Pat
     document = {
         "model": result.model,
         "protocol": {"clicks": protocol.clicks, "dice_at": list(protocol.dice_at),
-                     "pick_answer": protocol.pick_answer,
+                     "pick_answer": protocol.pick_answer, "first": protocol.first,
+                     "seed": protocol.seed,
                      "noc_targets": list(protocol.noc_targets),
                      "first_click": "centre of the object (farthest from its boundary, mm)",
                      "next_click": "centre of the largest error region, positive if missed",

@@ -45,6 +45,17 @@ def first_click(reference: np.ndarray, spacing: Sequence[float] | None = None,
     return Point(tuple(float(v) for v in _centre(reference, spacing, rng, spread)), True)
 
 
+def random_click(reference: np.ndarray, rng: np.random.Generator) -> Point:
+    """A positive click on a voxel of ``reference`` drawn uniformly (SAM-Med3D's evaluation
+    draws its first click this way): most voxels of an object lie near its boundary, so this
+    is a harder first click than the centre."""
+    idx = np.flatnonzero(np.asarray(reference, bool))
+    if not len(idx):
+        raise ValueError("the reference is empty: there is nothing to click on")
+    voxel = np.unravel_index(int(rng.choice(idx)), np.shape(reference))
+    return Point(tuple(float(v) for v in voxel), True)
+
+
 def largest_error(prediction: np.ndarray, reference: np.ndarray
                   ) -> tuple[np.ndarray, bool] | None:
     """The largest connected error region (boolean) and whether it is a missed part (True:
