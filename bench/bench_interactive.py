@@ -36,10 +36,11 @@ from pathlib import Path
 
 import torch
 
+from medseg.commands.evaluate_clicks import add_protocol_options, protocol_from_args
 from medseg.engine.segmenter import InferenceSettings, Segmenter
 from medseg.evaluation.classes import ClassGroups
-from medseg.evaluation.interactive import DICE_AT, ClickProtocol, case_rows, summarize
-from medseg.evaluation.interactive_run import NOC_RULE, evaluate_interactive, pair_inputs
+from medseg.evaluation.interactive import ClickProtocol, case_rows, summarize
+from medseg.evaluation.interactive_run import evaluate_interactive, pair_inputs
 from medseg.evaluation.intervals import DEFAULT_STATS
 from medseg.evaluation.report.files import json_safe
 from medseg.models import load_model
@@ -144,17 +145,18 @@ def run_group(segmenter: Segmenter, protocol: ClickProtocol, group: str, runs: l
             "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
+#: what an earlier results file's protocol must share with this run's to be merged
+MATCHED = ("clicks", "pick_answer", "first", "seed")
+
+
 def earlier_groups(path: Path, model: str, protocol: ClickProtocol, now: set[str]) -> dict:
     """With ``--merge``: the groups of an earlier run of the same model and click budget that
     this run does not redo."""
     if not path.is_file():
         return {}
     old = json.loads(path.read_text())
-    then = old.get("protocol", {})
-    if old.get("model") != model or then.get("clicks") != protocol.clicks \
-            or bool(then.get("pick_answer")) != protocol.pick_answer \
-            or then.get("first", "centre") != protocol.first \
-            or then.get("seed", 0) != protocol.seed:
+    then, now, default = old.get("protocol", {}), protocol.record(), ClickProtocol().record()
+    if old.get("model") != model or any(then.get(k, default[k]) != now[k] for k in MATCHED):
         raise SystemExit(f"{path}: written for another model, click budget or protocol; "
                          "not merged")
     return {g: v for g, v in old.get("groups", {}).items() if g not in now}
@@ -164,19 +166,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-m", "--model", default=str(SAMPLE / "models" / "click3d"))
     parser.add_argument("--plugins-dir", default=None)
-    parser.add_argument("--clicks", type=int, default=10)
     parser.add_argument("--vertebra", action="store_true", help="also the vertebrae")
     parser.add_argument("--only", nargs="+", default=None,
                         help="groups: mri_head brain_tissue abdomen lesions")
     parser.add_argument("--unseen", nargs="+", default=list(UNSEEN), metavar="STRUCTURE",
                         help="structures of classes the model never saw in training")
-    parser.add_argument("--pick-answer", action="store_true",
-                        help="the simulated user keeps the best of the model's answers to the "
-                             "first click (write it to another --out)")
-    parser.add_argument("--first-click", choices=("centre", "random"), default="centre",
-                        help="random: a voxel of the object drawn uniformly (SAM-Med3D's "
-                             "first click; write it to another --out)")
-    parser.add_argument("--seed", type=int, default=0)
+    add_protocol_options(parser)  # --pick-answer and --first-click: write to another --out
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "interactive.json"))
     parser.add_argument("--merge", action="store_true",
@@ -186,10 +181,7 @@ def main() -> int:
     registry = load_registry(args.plugins_dir, fresh=True)
     model = load_model(args.model, registry, args.device)
     segmenter = Segmenter(model, InferenceSettings(device=args.device), registry)
-    protocol = ClickProtocol(clicks=args.clicks,
-                             dice_at=tuple(k for k in DICE_AT if k <= args.clicks),
-                             pick_answer=args.pick_answer, first=args.first_click,
-                             seed=args.seed)
+    protocol = protocol_from_args(args)
     out = Path(args.out)
     wanted = {g: r for g, r in groups(args.vertebra).items() if not args.only or g in args.only}
     done = earlier_groups(out, shown(args.model), protocol, set(wanted)) \
@@ -208,10 +200,7 @@ def main() -> int:
     document = {
         "model": shown(args.model),
         "model_name": segmenter.name,
-        "protocol": {"clicks": protocol.clicks, "dice_at": list(protocol.dice_at),
-                     "pick_answer": protocol.pick_answer, "first": protocol.first,
-                     "seed": protocol.seed,
-                     "noc_targets": list(protocol.noc_targets), "noc_rule": NOC_RULE},
+        "protocol": protocol.record(),
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "python": platform.python_version(), "torch": torch.__version__,
                     "device": args.device},

@@ -16,7 +16,7 @@ from pathlib import Path
 from medseg.engine.segmenter import InferenceSettings, Segmenter
 from medseg.errors import InputError, MedsegError
 from medseg.evaluation.classes import parse_class_tokens
-from medseg.evaluation.interactive import DICE_AT, ClickProtocol, noc_name
+from medseg.evaluation.interactive import DICE_AT, FIRST_CLICKS, ClickProtocol, noc_name
 from medseg.evaluation.interactive_run import (
     InteractiveResult,
     evaluate_interactive,
@@ -49,22 +49,35 @@ def register(sub) -> None:
     p.add_argument("--labels", nargs="+", default=None, metavar="CLASS",
                    help="classes to click on: values (1 2), names (liver=1), or unions "
                         "(brain=1,2,3). Default: every non-zero value of each reference")
+    add_protocol_options(p)
+    p.add_argument("--min-n", type=int, default=DEFAULT_MIN_N, metavar="N",
+                   help=f"fewest objects for a CI of a mean (default {DEFAULT_MIN_N})")
+    p.add_argument("--device", default=None, help="auto (default), cpu, cuda")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def add_protocol_options(p) -> None:
+    """The options that set the :class:`ClickProtocol` (this command and
+    ``bench/bench_interactive.py``)."""
     p.add_argument("--clicks", type=int, default=10, metavar="N",
                    help="clicks per object (default 10)")
     p.add_argument("--pick-answer", action="store_true",
                    help="where the model offers several answers to a click, the simulated user "
                         "keeps the one closest to the reference after the first click (another "
                         "protocol: report it apart)")
-    p.add_argument("--first-click", choices=("centre", "random"), default="centre",
+    p.add_argument("--first-click", choices=tuple(FIRST_CLICKS), default="centre",
                    help="centre: the object's deepest voxel (default); random: a voxel of the "
                         "object drawn uniformly, as SAM-Med3D's evaluation draws it (harder)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the random first clicks (default 0)")
-    p.add_argument("--min-n", type=int, default=DEFAULT_MIN_N, metavar="N",
-                   help=f"fewest objects for a CI of a mean (default {DEFAULT_MIN_N})")
-    p.add_argument("--device", default=None, help="auto (default), cpu, cuda")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
+
+
+def protocol_from_args(args) -> ClickProtocol:
+    """The protocol :func:`add_protocol_options` set (Dice@k at the ks the budget reaches)."""
+    return ClickProtocol(clicks=args.clicks,
+                         dice_at=tuple(k for k in DICE_AT if k <= args.clicks),
+                         pick_answer=args.pick_answer, first=args.first_click, seed=args.seed)
 
 
 def summary_lines(result: InteractiveResult) -> list[str]:
@@ -88,10 +101,7 @@ def run(args) -> int:
         raise InputError(out, "already exists and is not a folder")
     if args.min_n < 2:
         raise MedsegError("--min-n must be at least 2 (a CI needs two cases)")
-    protocol = ClickProtocol(clicks=args.clicks,
-                             dice_at=tuple(k for k in DICE_AT if k <= args.clicks),
-                             pick_answer=args.pick_answer, first=args.first_click,
-                             seed=args.seed)
+    protocol = protocol_from_args(args)
     classes = parse_class_tokens(args.labels)
     pairs = pair_inputs(args.images, args.ref)
     registry = load_registry(args.plugins_dir, fresh=True)

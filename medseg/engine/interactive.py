@@ -90,11 +90,7 @@ class PromptSession:
     def choose(self, answer: int) -> np.ndarray | None:
         """Answer the last prompt again with the model's ``answer``-th answer (0: its first),
         refining what was there before that prompt; a new step (undo goes back to the answer
-        before)."""
-        if not 0 <= answer < self.answers:
-            raise MedsegError(f"answer {answer + 1}: model {self.segmenter.name!r} offers "
-                              f"{self.answers} answer{'s' if self.answers > 1 else ''} to a "
-                              "prompt")
+        before). The segmenter checks that its models offer that answer."""
         if len(self._steps) == 1:
             raise MedsegError("no prompt to answer yet: an answer is chosen for the last prompt")
         last = self._steps[-1]

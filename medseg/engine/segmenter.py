@@ -22,7 +22,7 @@ from medseg.io.seg_codes import codes_from_config
 from medseg.models.base import InferenceSettings, SegmentationModel
 from medseg.ops.device import resolve_device
 from medseg.ops.plugin_calls import run_postprocessor
-from medseg.prompts.resolve import check_prompts, resolve_prompts
+from medseg.prompts.resolve import check_offered, check_prompts, resolve_prompts
 from medseg.prompts.types import Prompts, PromptSpec
 from medseg.qc.checks import QC, check_segmentation
 from medseg.registry import Registry, load_registry
@@ -189,11 +189,7 @@ class Segmenter:
                 raise InputError(where, f"model {m.info.name!r} takes "
                                         f"{', '.join(m.info.prompts)} prompts (a mask only with"
                                         f" points or boxes), not {given}")
-            if resolved.answer >= m.info.answers:
-                plural = "s" if m.info.answers > 1 else ""
-                raise InputError(where, f"answer {resolved.answer + 1}: model "
-                                        f"{m.info.name!r} offers {m.info.answers} "
-                                        f"answer{plural} to a prompt")
+            check_offered(resolved.answer, m.info.answers, m.info.name, where)
         return replace(settings, prompts=resolved)
 
     @property

@@ -64,9 +64,13 @@ from medseg.volume import LabelMap, Volume
 
 DEFAULT_CLICKS = 10
 DICE_AT = (1, 3, 5, 10)
-#: where the first click may go (:class:`ClickProtocol`)
-FIRST_CLICKS = ("centre", "random")
+#: where the first click may go (:class:`ClickProtocol`), as a results file describes it
+FIRST_CLICKS = {"centre": "centre of the object (farthest from its boundary, mm)",
+                "random": "a voxel of the object drawn uniformly (seeded per object)"}
 NOC_TARGETS = (0.85, 0.90)
+NOC_RULE = ("NoC@T = clicks until Dice >= T; an object that never reaches T within the click "
+            "budget counts as the budget (capped, as RITM and SAM-Med3D count) and is counted "
+            "in nof@T")
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,14 @@ class ClickProtocol:
             raise MedsegError("NoC targets must be Dice values in (0, 1]")
         if self.first not in FIRST_CLICKS:
             raise MedsegError(f"first click {self.first!r}: one of {', '.join(FIRST_CLICKS)}")
+
+    def record(self) -> dict[str, Any]:
+        """The protocol as a results file records it (what a rerun must match to merge)."""
+        return {"clicks": self.clicks, "dice_at": list(self.dice_at),
+                "pick_answer": self.pick_answer, "first": self.first, "seed": self.seed,
+                "noc_targets": list(self.noc_targets), "first_click": FIRST_CLICKS[self.first],
+                "next_click": "centre of the largest error region, positive if missed",
+                "noc_rule": NOC_RULE}
 
     @property
     def figures(self) -> list[str]:
@@ -213,12 +225,14 @@ def _object_rng(seed: int, case: str, name: str) -> np.random.Generator:
 
 def _pick(session: PromptSession, mask: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """The session answering its first click with the answer closest to ``reference``
-    (the first of equals); its mask."""
+    (the first of equals); its mask. Each answer is one step of the session, so undoing the
+    later ones goes back to the best without running the model again."""
     scores = [dice_of(mask, reference)]
     for answer in range(1, session.answers):
         scores.append(dice_of(session.choose(answer), reference))
-    best = int(np.argmax(scores))
-    return session.choose(best) if best != session.answer else session.mask
+    for _ in range(len(scores) - 1 - int(np.argmax(scores))):
+        session.undo()
+    return session.mask
 
 
 def click_case(segmenter: Segmenter, image: Volume, reference: LabelMap,

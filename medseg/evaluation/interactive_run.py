@@ -44,9 +44,6 @@ from medseg.io.names import LABEL_SUFFIXES, case_name
 from medseg.volume import LabelMap, Volume
 
 #: how NoC is counted when the target is never reached (written into summary.json)
-NOC_RULE = ("NoC@T = clicks until Dice >= T; an object that never reaches T within the click "
-            "budget counts as the budget (capped, as RITM and SAM-Med3D count) and is counted "
-            "in nof@T")
 FILES = ("clicks.csv", "cases.csv", "summary.csv", "summary.json")
 
 
@@ -171,13 +168,7 @@ def write_interactive(result: InteractiveResult, folder: str | Path) -> list[Pat
     protocol = result.protocol
     document = {
         "model": result.model,
-        "protocol": {"clicks": protocol.clicks, "dice_at": list(protocol.dice_at),
-                     "pick_answer": protocol.pick_answer, "first": protocol.first,
-                     "seed": protocol.seed,
-                     "noc_targets": list(protocol.noc_targets),
-                     "first_click": "centre of the object (farthest from its boundary, mm)",
-                     "next_click": "centre of the largest error region, positive if missed",
-                     "noc_rule": NOC_RULE},
+        "protocol": protocol.record(),
         "stats": result.stats.record(),
         "cases": [{"case": c, "image": str(i), "reference": str(r)}
                   for c, i, r in result.pairs],

@@ -113,10 +113,17 @@ def check_prompts(prompts: Prompts, volume: Volume, where: str = "input") -> Pro
 
 
 def check_answer(answer: object, where: str) -> int:
-    """A model's answer index, 0 or more (whether the model offers it is checked against the
-    model by :class:`medseg.engine.segmenter.Segmenter`)."""
+    """A model's answer index, 0 or more (whether the model offers it: :func:`check_offered`).
+    """
     if isinstance(answer, bool) or not isinstance(answer, int) or answer < 0:
         shown = answer + 1 if isinstance(answer, int) and not isinstance(answer, bool) \
             else repr(answer)
         raise InputError(where, f"answer {shown}: answers are whole numbers counted from 1")
     return answer
+
+
+def check_offered(answer: int, offered: int, model: str, where: str) -> None:
+    """``answer`` (0: the first) is one of the ``offered`` answers of ``model``."""
+    if not 0 <= answer < offered:
+        raise InputError(where, f"answer {answer + 1}: model {model!r} offers {offered} "
+                                f"answer{'s' if offered > 1 else ''} to a prompt")

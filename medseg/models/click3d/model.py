@@ -54,6 +54,7 @@ from medseg.models.click3d.guidance import encode
 from medseg.models.click3d.local import edit_region
 from medseg.models.click3d.network import build_network, load_weights
 from medseg.ops.device import autocast, resolve_device
+from medseg.prompts.resolve import check_offered
 from medseg.prompts.types import Prompts
 from medseg.volume import Volume
 
@@ -105,8 +106,6 @@ class Click3dInput:
     has_region_prompt: bool  # a box or a prior mask touches the crop
     #: the object probability when ``prepare`` has already run the network on this crop
     probability: torch.Tensor | None = None
-    #: the radius (crop voxels) of the clicked region the ``similarity`` channel read
-    similarity_radius: int = 0
 
 
 def _points(prompts: Prompts, positive: bool) -> np.ndarray:
@@ -183,7 +182,7 @@ class Click3dModel:
                    self.similarity_clicks, radius)
         region = bool(x[4].any()) or (prior is not None and bool(prior.any()))
         return Click3dInput(crop, tuple(image.shape), x, pos.reshape(-1, 3),
-                            neg.reshape(-1, 3), region, similarity_radius=radius)
+                            neg.reshape(-1, 3), region)
 
     @torch.no_grad()
     def _object(self, prepared: Click3dInput) -> torch.Tensor:
@@ -244,9 +243,7 @@ class Click3dModel:
             raise MedsegError(f"model {self.info.name!r} needs at least one point or box")
         image = torch.from_numpy(np.ascontiguousarray(volume.array[0], dtype=np.float32))
         spacing = np.asarray(volume.spacing, dtype=float)
-        if not 0 <= prompts.answer < self.info.answers:
-            raise MedsegError(f"answer {prompts.answer + 1}: model {self.info.name!r} offers "
-                              f"{self.info.answers} answers")
+        check_offered(prompts.answer, self.info.answers, self.info.name, "prompts")
         return self._prepare_at(image, prompts, spacing, self.similarity_radii[prompts.answer])
 
     def _prepare_at(self, image: torch.Tensor, prompts: Prompts, spacing: np.ndarray,
