@@ -272,6 +272,7 @@ def test_cli_random_first_click_is_recorded_and_lands_inside(files):
                 "--first-click", "random", "--seed", "2", "--clicks", "1") == 0
     protocol = json.loads((out / "summary.json").read_text())["protocol"]
     assert protocol["first"] == "random" and protocol["seed"] == 2
+    assert protocol["first_click"].startswith("a voxel of the object drawn uniformly")
     with open(out / "clicks.csv") as fh:
         (click,) = list(csv.DictReader(fh))
     ref = np.asarray(nib.load(str(files["ref"])).dataobj)
