@@ -5,10 +5,10 @@ Keys: ``format`` ("click3d"), ``name``, ``version``, ``architecture`` (``name``,
 ``crop`` (``size`` voxels; ``coarse_spacing_mm`` of the first pass when only points are given;
 ``min_spacing_mm``/``max_spacing_mm`` and ``margin`` of the second: spacing =
 extent * margin / size, clamped; ``threshold`` on the object probability; ``grow_passes``,
-``grow_factor``, ``normalise_centre``, ``local_factor``, ``local_min_mm`` and
-``local_confidence``, see :class:`CropPolicy`), ``guidance`` (``channels`` in order,
-``sigma_voxels`` of the click Gaussians, optionally ``similarity_clicks`` and
-``similarity_radii``),
+``grow_factor``, ``normalise_centre``, ``local_factor``, ``local_min_mm``,
+``local_confidence``, ``focus_margin`` and ``focus_ratio``, see :class:`CropPolicy`),
+``guidance`` (``channels`` in order, ``sigma_voxels`` of the click Gaussians, optionally
+``similarity_clicks`` and ``similarity_radii``),
 ``weights`` (``file``, ``sha256``) and ``training`` (free-form facts: data, iterations,
 seconds, validation).
 """
@@ -33,7 +33,8 @@ CONFIG_NAME = "click3d.json"
 WEIGHTS_NAME = "model.pt"
 FORMAT = "click3d"
 #: ``crop`` keys that may be 0 (a pass or rule turned off)
-ZERO_ALLOWED = ("grow_passes", "start_extent_mm", "local_factor", "local_min_mm")
+ZERO_ALLOWED = ("grow_passes", "start_extent_mm", "local_factor", "local_min_mm",
+                "focus_margin")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,11 @@ class CropPolicy:
     #: beyond that radius, a voxel still changes where the network is surer than this
     #: (1: never)
     local_confidence: float = 1.0
+    #: a correcting click is looked at again on a crop of its own, this many times as wide as
+    #: the ball it may change (0: never; needs ``local_factor``; see :mod:`.focus`) ...
+    focus_margin: float = 0.0
+    #: ... where that crop is at least this many times finer than the main one
+    focus_ratio: float = 1.3
 
     def fine_spacing(self, extent_mm: float) -> float:
         """The second pass's spacing for an object ``extent_mm`` across (its largest axis)."""
@@ -163,6 +169,7 @@ def validate(raw: dict[str, Any], path: Path) -> None:
           "'crop.size' must be an integer of at least 16")
     _need(0.5 <= crop.get("local_confidence", 1.0) <= 1.0, path,
           "'crop.local_confidence' must lie between 0.5 and 1")
+    _need(crop.get("focus_ratio", 1.3) >= 1.0, path, "'crop.focus_ratio' must be at least 1")
     guidance = _section(raw, "guidance", path)
     _need(guidance.get("channels") in [list(c) for c in LAYOUTS], path,
           "'guidance.channels' must be one of "

@@ -56,20 +56,21 @@ def _ball(region: np.ndarray, centre: np.ndarray, radius: float, spacing: np.nda
     region[window] |= d2 <= radius ** 2
 
 
-def edit_region(prior: np.ndarray, points: Sequence[Point], spacing: Sequence[float],
+def corrections(prior: np.ndarray, points: Sequence[Point], spacing: Sequence[float],
                 box: Sequence[tuple[int, int]], factor: float, min_mm: float
-                ) -> np.ndarray | None:
-    """On the input sub-box ``box`` (per axis ``[lo, hi)``): where the disagreeing clicks may
-    change ``prior`` (boolean, the input's whole grid), or None when no click disagrees with it
-    (the network's answer is then taken everywhere). ``factor`` 0 turns the rule off."""
+                ) -> list[tuple[np.ndarray, float]] | None:
+    """The clicks that disagree with ``prior`` (boolean, the input's whole grid), in order,
+    each with the radius (mm) of the ball it may change: ``factor`` times its distance to the
+    other side of the boundary within the input sub-box ``box`` (per axis ``[lo, hi)``), at
+    least ``min_mm``. None when the rule is off (``factor`` 0), ``prior`` is empty, or a
+    disagreeing click sees nothing of the other side (no scale to limit its change to)."""
     if factor <= 0 or not prior.any():
         return None
     window = tuple(slice(lo, hi) for lo, hi in box)
     inside = prior[window]
     origin = np.array([lo for lo, _ in box], dtype=float)
     spacing = np.asarray(spacing, dtype=float)
-    region = np.zeros(inside.shape, dtype=bool)
-    asked = False
+    found = []
     for point in points:
         p = np.asarray(point.position, dtype=float)
         q = np.round(p).astype(int)
@@ -77,11 +78,34 @@ def edit_region(prior: np.ndarray, points: Sequence[Point], spacing: Sequence[fl
             continue
         if bool(prior[tuple(q)]) == point.positive:
             continue  # the mask already agrees with this click
-        asked = True
         other = inside if point.positive else ~inside
-        reach = _distance_mm(other, p - origin, spacing)
-        radius = max(factor * reach, min_mm)
+        radius = max(factor * _distance_mm(other, p - origin, spacing), min_mm)
         if not np.isfinite(radius):
-            return None  # nothing of the other side in view: no scale to limit the change to
+            return None
+        found.append((p, radius))
+    return found
+
+
+def ball_mask(shape: Sequence[int], centre: np.ndarray, radius: float,
+              spacing: Sequence[float]) -> np.ndarray:
+    """Boolean ``shape``: the voxels within ``radius`` mm of ``centre`` (indices)."""
+    out = np.zeros(tuple(shape), dtype=bool)
+    _ball(out, np.asarray(centre, dtype=float), radius, np.asarray(spacing, dtype=float))
+    return out
+
+
+def edit_region(prior: np.ndarray, points: Sequence[Point], spacing: Sequence[float],
+                box: Sequence[tuple[int, int]], factor: float, min_mm: float
+                ) -> np.ndarray | None:
+    """On the input sub-box ``box`` (per axis ``[lo, hi)``): where the disagreeing clicks may
+    change ``prior`` (boolean, the input's whole grid), or None when no click disagrees with it
+    (the network's answer is then taken everywhere). ``factor`` 0 turns the rule off."""
+    found = corrections(prior, points, spacing, box, factor, min_mm)
+    if not found:
+        return None
+    origin = np.array([lo for lo, _ in box], dtype=float)
+    spacing = np.asarray(spacing, dtype=float)
+    region = np.zeros(tuple(hi - lo for lo, hi in box), dtype=bool)
+    for p, radius in found:
         _ball(region, p - origin, radius, spacing)
-    return region if asked else None
+    return region

@@ -26,7 +26,9 @@ object that a prompt touches (a positive click, a box, the prior mask), less the
 a negative click and no positive one; ``restore`` puts the object probability back on the
 input's whole grid: outside the crop the prior mask stays as it was (zeros when there is none),
 so a click changes only what the network looked at; with ``crop.local_factor`` a click
-that disagrees with the prior mask changes it only near itself (:mod:`.local`).
+that disagrees with the prior mask changes it only near itself (:mod:`.local`), and with
+``crop.focus_margin`` the newest such click is looked at again on a finer crop centred on it,
+whose answer decides the voxels near it (:mod:`.focus`).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from medseg.models.click3d.config import (
     read_config,
 )
 from medseg.models.click3d.crop import Crop, paste, sample_image, sample_mask
+from medseg.models.click3d.focus import Focus, focus_crop
 from medseg.models.click3d.guidance import encode
 from medseg.models.click3d.local import edit_region
 from medseg.models.click3d.network import build_network, load_weights
@@ -106,6 +109,10 @@ class Click3dInput:
     has_region_prompt: bool  # a box or a prior mask touches the crop
     #: the object probability when ``prepare`` has already run the network on this crop
     probability: torch.Tensor | None = None
+    #: refining a mask: the focus crop of the newest correcting click and its input
+    #: (:mod:`.focus`), and its object probability once ``predict`` has run
+    focus: tuple[Focus, Click3dInput] | None = None
+    focus_probability: torch.Tensor | None = None
 
 
 def _points(prompts: Prompts, positive: bool) -> np.ndarray:
@@ -244,7 +251,14 @@ class Click3dModel:
         image = torch.from_numpy(np.ascontiguousarray(volume.array[0], dtype=np.float32))
         spacing = np.asarray(volume.spacing, dtype=float)
         check_offered(prompts.answer, self.info.answers, self.info.name, "prompts")
-        return self._prepare_at(image, prompts, spacing, self.similarity_radii[prompts.answer])
+        radius = self.similarity_radii[prompts.answer]
+        prepared = self._prepare_at(image, prompts, spacing, radius)
+        if prompts.mask is not None and prompts.mask.any():
+            focus = focus_crop(np.asarray(prompts.mask, dtype=bool), prompts.points,
+                               prepared.crop, self.policy)
+            if focus is not None:
+                prepared.focus = focus, self._input(image, prompts, focus.crop, radius)
+        return prepared
 
     def _prepare_at(self, image: torch.Tensor, prompts: Prompts, spacing: np.ndarray,
                     radius: int) -> Click3dInput:
@@ -281,6 +295,8 @@ class Click3dModel:
 
     def predict(self, prepared: Click3dInput, settings: InferenceSettings) -> torch.Tensor:
         p = prepared.probability if prepared.probability is not None else self._object(prepared)
+        if prepared.focus is not None and prepared.focus_probability is None:
+            prepared.focus_probability = self._object(prepared.focus[1])
         return torch.stack([1 - p, p]).float()
 
     def _kept(self, prior: np.ndarray, obj: np.ndarray, prepared: Click3dInput,
@@ -306,6 +322,11 @@ class Click3dModel:
         prior = settings.prompts.mask if settings.prompts is not None else None
         if prior is not None and prior.any():
             obj = np.where(self._kept(prior, obj, prepared, settings), prior, obj)
+        if prepared.focus is not None and prepared.focus_probability is not None:
+            focus = prepared.focus[0]
+            window, ball = focus.window(prepared.shape), focus.ball(prepared.shape)
+            closer = paste(prepared.focus_probability[None], focus.crop, prepared.shape)[0]
+            obj[window] = np.where(ball, closer.numpy()[window], obj[window])
         channels = (obj >= self.policy.threshold).astype(np.uint8)
         if not settings.probabilities:
             return Prediction(channels)
