@@ -1,6 +1,7 @@
 """click3d's focus crop (``crop.focus_margin``): the newest click that disagrees with the mask
 being refined is looked at again on a finer crop centred on it, whose answer decides the ball
-that click may change (``crop.local_factor``); nothing else changes."""
+that click may change (``crop.local_factor``); nothing else changes. And the main crop always
+holds the newest click, even on an object longer than the coarsest crop."""
 
 from __future__ import annotations
 
@@ -136,3 +137,28 @@ def test_the_shipped_model_uses_the_focus_crop_and_a_bad_value_is_refused(tmp_pa
         (folder / CONFIG_NAME).write_text(json.dumps(raw))
         with pytest.raises(InputError, match=r"click3d\.json.*'crop"):
             read_config(folder)
+
+
+def test_a_click_beyond_the_coarsest_crop_is_still_seen():
+    """An object longer than the coarsest crop holds (a 480 mm tube; the crop holds 240 mm):
+    a positive click near its far end, well beyond the mask being refined, is answered (the
+    crop is moved to hold it) instead of being lost outside a crop centred on the middle."""
+    shape = (40, 40, 120)
+    idx = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1) * 4.0
+    tube = ((idx[..., 0] - 80.0) ** 2 + (idx[..., 1] - 80.0) ** 2) <= 14.0 ** 2
+    image = 40 + 10 * np.random.default_rng(5).normal(size=shape)
+    image[tube] += 150
+    volume = Volume.from_spatial(image.astype(np.float32), np.diag([4.0, 4.0, 4.0, 1.0]))
+    prior = tube.copy()
+    prior[..., 50:] = False
+    far = Point((20.0, 20.0, 100.0), True)
+    model = load_model(MODEL)
+    prompts = Prompts((Point((20.0, 20.0, 25.0)), far), mask=prior)
+    prepared = model.prepare(volume, InferenceSettings(prompts=prompts))
+    assert prepared.crop.spacing == pytest.approx(model.policy.max_spacing_mm)
+    window = prepared.crop.covered(shape)
+    assert window[2][0] + 12 <= 100 < window[2][1] - 12
+    mask = Segmenter(model)(volume, "tube", prompts=prompts).labels.data > 0
+    assert mask[20, 20, 100]
+    added = mask[..., 50:] & tube[..., 50:]
+    assert added.sum() > 0.3 * tube[..., 50:].sum()

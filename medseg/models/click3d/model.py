@@ -146,6 +146,22 @@ def _touches_faces(mask: torch.Tensor, fraction: float = 0.02) -> bool:
     return any(float(f.float().mean()) >= fraction for f in faces)
 
 
+def _holding(crop: Crop, prompts: Prompts) -> Crop:
+    """``crop`` moved, where needed, so that the newest point lies at least a quarter of the
+    crop inside each face: an object longer than the coarsest crop (an aorta) is seen around
+    the part the user just clicked, not around its middle, where the click would be lost."""
+    if not prompts.points:
+        return crop
+    newest = np.asarray(prompts.points[-1].position, dtype=float)
+    centre = np.asarray(crop.centre, dtype=float)
+    steps = np.array([crop.step(a) for a in range(len(centre))])
+    reach = (crop.size / 4) * steps  # input voxels from the centre to a quarter inside
+    moved = np.clip(centre, newest - reach, newest + reach)
+    if np.array_equal(moved, centre):
+        return crop
+    return Crop(tuple(float(c) for c in moved), crop.spacing, crop.size, crop.input_spacing)
+
+
 def _components_at(comps: np.ndarray, points: np.ndarray) -> set[int]:
     """The labels of ``comps`` (0: none) under the crop coordinates ``points``."""
     n = comps.shape[0]
@@ -277,6 +293,7 @@ class Click3dModel:
         coarsest = min(self.policy.max_spacing_mm, whole)
         crop = Crop(tuple((lo + hi) / 2), min(self.policy.fine_spacing(size_mm), coarsest),
                     self.policy.size, tuple(spacing))
+        crop = _holding(crop, prompts)
         prepared = self._input(image, prompts, crop, radius)
         for _ in range(int(self.policy.grow_passes)):
             if crop.spacing >= coarsest:
@@ -288,8 +305,9 @@ class Click3dModel:
             idx = np.argwhere(found.numpy())
             middle = [float(crop.to_input(a, (idx[:, a].min() + idx[:, a].max()) / 2))
                       for a in range(3)]
-            crop = Crop(tuple(middle), min(crop.spacing * self.policy.grow_factor, coarsest),
-                        crop.size, tuple(spacing))
+            crop = _holding(Crop(tuple(middle), min(crop.spacing * self.policy.grow_factor,
+                                                    coarsest), crop.size, tuple(spacing)),
+                            prompts)
             prepared = self._input(image, prompts, crop, radius)
         return prepared
 
