@@ -111,20 +111,25 @@ def sample_mask(mask: torch.Tensor, crop: Crop) -> torch.Tensor:
     return (resample(mask.float(), coords, fill=0.0) >= 0.5).float()
 
 
+def paste_covered(values: torch.Tensor, crop: Crop, shape: Sequence[int]) -> torch.Tensor:
+    """Crop-grid ``values`` (``C, n, n, n``) on the part of the input grid ``shape`` that the
+    crop covers (``crop.covered(shape)``), linear."""
+    ranges = crop.covered(shape)
+    if any(hi - lo <= 0 for lo, hi in ranges):
+        return torch.zeros((values.shape[0], *(hi - lo for lo, hi in ranges)),
+                           dtype=values.dtype)
+    x = values
+    for axis, (lo, hi) in enumerate(ranges):
+        idx = np.arange(lo, hi, dtype=float)
+        x = _resample_axis(x, axis + 1, (idx - crop.centre[axis]) / crop.step(axis)
+                           + (crop.size - 1) / 2, 0.0)
+    return x
+
+
 def paste(values: torch.Tensor, crop: Crop, shape: Sequence[int]) -> torch.Tensor:
     """Crop-grid ``values`` (``C, n, n, n``) on the input grid ``C, *shape``: linear inside the
     crop, zeros outside it."""
     out = torch.zeros((values.shape[0], *shape), dtype=values.dtype)
-    ranges = crop.covered(shape)
-    if any(hi - lo <= 0 for lo, hi in ranges):
-        return out
-    coords = []
-    for a, (lo, hi) in enumerate(ranges):
-        idx = np.arange(lo, hi, dtype=float)
-        coords.append((idx - crop.centre[a]) / crop.step(a) + (crop.size - 1) / 2)
-    x = values
-    for axis, c in enumerate(coords):
-        x = _resample_axis(x, axis + 1, c, 0.0)
-    index = [slice(None), *(slice(lo, hi) for lo, hi in ranges)]
-    out[tuple(index)] = x
+    index = [slice(None), *(slice(lo, hi) for lo, hi in crop.covered(shape))]
+    out[tuple(index)] = paste_covered(values, crop, shape)
     return out

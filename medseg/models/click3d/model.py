@@ -51,7 +51,7 @@ from medseg.models.click3d.config import (
     check_weights,
     read_config,
 )
-from medseg.models.click3d.crop import Crop, paste, sample_image, sample_mask
+from medseg.models.click3d.crop import Crop, paste, paste_covered, sample_image, sample_mask
 from medseg.models.click3d.focus import Focus, focus_crop
 from medseg.models.click3d.guidance import encode
 from medseg.models.click3d.local import edit_region
@@ -343,8 +343,8 @@ class Click3dModel:
         if prepared.focus is not None and prepared.focus_probability is not None:
             focus = prepared.focus[0]
             window, ball = focus.window(prepared.shape), focus.ball(prepared.shape)
-            closer = paste(prepared.focus_probability[None], focus.crop, prepared.shape)[0]
-            obj[window] = np.where(ball, closer.numpy()[window], obj[window])
+            closer = paste_covered(prepared.focus_probability[None], focus.crop, prepared.shape)
+            obj[window] = np.where(ball, closer[0].numpy(), obj[window])
         channels = (obj >= self.policy.threshold).astype(np.uint8)
         if not settings.probabilities:
             return Prediction(channels)
