@@ -162,3 +162,4 @@ def test_a_click_beyond_the_coarsest_crop_is_still_seen():
     assert mask[20, 20, 100]
     added = mask[..., 50:] & tube[..., 50:]
     assert added.sum() > 0.3 * tube[..., 50:].sum()
+

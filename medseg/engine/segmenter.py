@@ -20,6 +20,7 @@ from medseg.errors import InputError, MedsegError
 from medseg.io.limits import max_memory_bytes
 from medseg.io.seg_codes import codes_from_config
 from medseg.models.base import InferenceSettings, SegmentationModel
+from medseg.ops.counts import label_counts
 from medseg.ops.device import resolve_device
 from medseg.ops.plugin_calls import run_postprocessor
 from medseg.prompts.resolve import check_offered, check_prompts, resolve_prompts
@@ -40,8 +41,7 @@ class Segmentation:
     def volumes(self) -> list[dict[str, Any]]:
         """Per-class voxel counts and volumes in mL (background excluded)."""
         voxel_ml = float(np.prod(self.labels.spacing)) / 1000.0
-        counts = np.bincount(self.labels.data.ravel().astype(np.int64),
-                             minlength=max(self.label_names) + 1)
+        counts = label_counts(self.labels.data, minlength=max(self.label_names) + 1)
         return [{"label": v, "name": n, "voxels": int(counts[v]),
                  "volume_ml": round(float(counts[v]) * voxel_ml, 4)}
                 for v, n in sorted(self.label_names.items()) if v != 0]

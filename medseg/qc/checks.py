@@ -45,6 +45,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from medseg.ops.counts import label_counts
 from medseg.qc.modality import modality_problems
 from medseg.qc.record import class_volumes_ml, extent_mm
 from medseg.volume import LabelMap, Volume
@@ -248,7 +249,7 @@ def border_fractions(labels: np.ndarray) -> dict[int, tuple[int, int]]:
             for earlier in counted[:i]:  # edges already counted on an earlier axis's face
                 index[earlier] = slice(1, labels.shape[earlier] - 1)
             faces.append(labels[tuple(index)].ravel())
-    total = np.bincount(labels.ravel().astype(np.int64))
+    total = label_counts(labels)
     edge = np.concatenate(faces).astype(np.int64) if faces else np.zeros(0, np.int64)
     on_border = np.bincount(edge, minlength=total.size)
     return {int(v): (int(on_border[v]), int(total[v])) for v in np.nonzero(total)[0] if v}

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from medseg.ops.counts import label_counts
 from medseg.ops.preprocess import canonical_affine, canonical_transform
 from medseg.volume import LabelMap, Volume
 
@@ -58,7 +59,7 @@ def class_volumes_ml(labels: LabelMap, label_names: Mapping[int, str]) -> dict[s
     """Volume in mL of every named class (background, value 0, excluded)."""
     voxel_ml = float(np.prod(labels.spacing)) / 1000.0
     top = max([*label_names, int(labels.array.max(initial=0))]) + 1
-    counts = np.bincount(labels.array.ravel().astype(np.int64), minlength=top)
+    counts = label_counts(labels.array, minlength=top)
     return {str(name): float(counts[v]) * voxel_ml
             for v, name in sorted(label_names.items()) if v != 0}
 

@@ -51,7 +51,7 @@ from medseg.models.click3d.config import (
     check_weights,
     read_config,
 )
-from medseg.models.click3d.crop import Crop, paste, paste_covered, sample_image, sample_mask
+from medseg.models.click3d.crop import Crop, paste_covered, sample_image, sample_mask
 from medseg.models.click3d.focus import Focus, focus_crop
 from medseg.models.click3d.guidance import encode
 from medseg.models.click3d.local import edit_region
@@ -128,9 +128,11 @@ def _box_extent(prompts: Prompts) -> tuple[np.ndarray, np.ndarray] | None:
         los.append(np.asarray(b.lo, float))
         his.append(np.asarray(b.hi, float))
     if prompts.mask is not None and prompts.mask.any():
-        idx = np.argwhere(prompts.mask)
-        los.append(idx.min(0).astype(float))
-        his.append(idx.max(0).astype(float))
+        mask = np.asarray(prompts.mask, dtype=bool)
+        rows = [np.flatnonzero(mask.any(axis=tuple(b for b in range(mask.ndim) if b != a)))
+                for a in range(mask.ndim)]
+        los.append(np.array([r[0] for r in rows], dtype=float))
+        his.append(np.array([r[-1] for r in rows], dtype=float))
     if not los:
         return None
     pos = _points(prompts, True)
@@ -317,38 +319,56 @@ class Click3dModel:
             prepared.focus_probability = self._object(prepared.focus[1])
         return torch.stack([1 - p, p]).float()
 
-    def _kept(self, prior: np.ndarray, obj: np.ndarray, prepared: Click3dInput,
-              settings: InferenceSettings) -> np.ndarray:
-        """Where the prior mask stays as it was: outside the crop, and (local edits) beyond
-        the disagreeing clicks' reach unless the network is surer than ``local_confidence``."""
-        prior = np.asarray(prior, dtype=bool)
+    def _kept(self, prior: np.ndarray, seen: np.ndarray, prepared: Click3dInput,
+              settings: InferenceSettings) -> np.ndarray | None:
+        """On the crop's window: where the prior mask stays as it was (local edits: beyond the
+        disagreeing clicks' reach, unless the network is surer than ``local_confidence``);
+        None where the network's answer is taken everywhere. ``seen``: the network's object
+        probability there."""
         box = prepared.crop.covered(prepared.shape)
-        window = tuple(slice(lo, hi) for lo, hi in box)
-        keep = np.ones(prepared.shape, dtype=bool)
-        keep[window] = False
         region = edit_region(prior, settings.prompts.points, prepared.crop.input_spacing, box,
                              self.policy.local_factor, self.policy.local_min_mm)
-        if region is not None:
-            sure = self.policy.local_confidence
-            seen, inside = prior[window], obj[window]
-            keep[window] = ~region & ((seen & (inside >= 1 - sure)) | (~seen & (inside <= sure)))
-        return keep
+        if region is None:
+            return None
+        sure = self.policy.local_confidence
+        before = prior[tuple(slice(lo, hi) for lo, hi in box)]
+        return ~region & ((before & (seen >= 1 - sure)) | (~before & (seen <= sure)))
 
     def restore(self, prepared: Click3dInput, probabilities: torch.Tensor,
                 settings: InferenceSettings) -> Prediction:
-        obj = paste(probabilities[1:2], prepared.crop, prepared.shape)[0].numpy()
+        """The object probability on the input grid: the network's inside the crop (and the
+        focus crop's ball), the prior mask (or nothing) elsewhere; only the part of the grid
+        the crops cover is computed."""
+        shape = prepared.shape
         prior = settings.prompts.mask if settings.prompts is not None else None
-        if prior is not None and prior.any():
-            obj = np.where(self._kept(prior, obj, prepared, settings), prior, obj)
-        if prepared.focus is not None and prepared.focus_probability is not None:
-            focus = prepared.focus[0]
-            window, ball = focus.window(prepared.shape), focus.ball(prepared.shape)
-            closer = paste_covered(prepared.focus_probability[None], focus.crop, prepared.shape)
-            obj[window] = np.where(ball, closer[0].numpy(), obj[window])
-        channels = (obj >= self.policy.threshold).astype(np.uint8)
+        prior = np.asarray(prior, dtype=bool) if prior is not None and prior.any() else None
+        main = prepared.crop.covered(shape)
+        focus = prepared.focus[0] if prepared.focus_probability is not None else None
+        boxes = [main] if focus is None else [main, focus.crop.covered(shape)]
+        union = [(min(b[a][0] for b in boxes), max(b[a][1] for b in boxes))
+                 for a in range(len(shape))]
+        where = tuple(slice(lo, hi) for lo, hi in union)
+        obj = (np.zeros([hi - lo for lo, hi in union], dtype=np.float32) if prior is None
+               else prior[where].astype(np.float32))
+
+        def inside(box: list[tuple[int, int]]) -> tuple[slice, ...]:
+            return tuple(slice(lo - u, hi - u) for (lo, hi), (u, _) in zip(box, union,
+                                                                              strict=True))
+
+        seen = paste_covered(probabilities[1:2], prepared.crop, shape)[0].numpy()
+        keep = self._kept(prior, seen, prepared, settings) if prior is not None else None
+        obj[inside(main)] = seen if keep is None else np.where(keep, obj[inside(main)], seen)
+        if focus is not None:
+            closer = paste_covered(prepared.focus_probability[None], focus.crop, shape)
+            part = inside(focus.crop.covered(shape))
+            obj[part] = np.where(focus.ball(shape), closer[0].numpy(), obj[part])
+        channels = (np.zeros(shape, dtype=np.uint8) if prior is None
+                    else prior.astype(np.uint8))
+        channels[where] = obj >= self.policy.threshold
         if not settings.probabilities:
             return Prediction(channels)
-        full = obj.astype(np.float32)
+        full = channels.astype(np.float32) if prior is not None else np.zeros(shape, np.float32)
+        full[where] = obj
         return Prediction(channels, np.stack([1 - full, full]))
 
 
