@@ -22,7 +22,7 @@ def label_counts(labels: np.ndarray, minlength: int = 0) -> np.ndarray:
     if flat.dtype.kind not in "ui":
         raise TypeError(f"label counts need an integer array, not {flat.dtype}")
     top = int(flat.max(initial=0))
-    if top > FEW_VALUES or int(flat.min(initial=0)) < 0:
+    if top > FEW_VALUES or (flat.dtype.kind == "i" and int(flat.min(initial=0)) < 0):
         return np.bincount(flat.astype(np.intp, copy=False), minlength=minlength)
     counts = np.zeros(max(top + 1, minlength), dtype=np.int64)
     for value in range(1, top + 1):

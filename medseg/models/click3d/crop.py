@@ -171,11 +171,3 @@ def paste_covered(values: torch.Tensor, crop: Crop, shape: Sequence[int]) -> tor
                            + (crop.size - 1) / 2, 0.0)
     return x
 
-
-def paste(values: torch.Tensor, crop: Crop, shape: Sequence[int]) -> torch.Tensor:
-    """Crop-grid ``values`` (``C, n, n, n``) on the input grid ``C, *shape``: linear inside the
-    crop, zeros outside it."""
-    out = torch.zeros((values.shape[0], *shape), dtype=values.dtype)
-    index = [slice(None), *(slice(lo, hi) for lo, hi in crop.covered(shape))]
-    out[tuple(index)] = paste_covered(values, crop, shape)
-    return out

@@ -110,9 +110,8 @@ class Click3dInput:
     #: the object probability when ``prepare`` has already run the network on this crop
     probability: torch.Tensor | None = None
     #: refining a mask: the focus crop of the newest correcting click and its input
-    #: (:mod:`.focus`), and its object probability once ``predict`` has run
+    #: (:mod:`.focus`; the input's ``probability`` once ``predict`` has run)
     focus: tuple[Focus, Click3dInput] | None = None
-    focus_probability: torch.Tensor | None = None
 
 
 def _points(prompts: Prompts, positive: bool) -> np.ndarray:
@@ -315,8 +314,8 @@ class Click3dModel:
 
     def predict(self, prepared: Click3dInput, settings: InferenceSettings) -> torch.Tensor:
         p = prepared.probability if prepared.probability is not None else self._object(prepared)
-        if prepared.focus is not None and prepared.focus_probability is None:
-            prepared.focus_probability = self._object(prepared.focus[1])
+        if prepared.focus is not None and prepared.focus[1].probability is None:
+            prepared.focus[1].probability = self._object(prepared.focus[1])
         return torch.stack([1 - p, p]).float()
 
     def _kept(self, prior: np.ndarray, seen: np.ndarray, prepared: Click3dInput,
@@ -343,7 +342,10 @@ class Click3dModel:
         prior = settings.prompts.mask if settings.prompts is not None else None
         prior = np.asarray(prior, dtype=bool) if prior is not None and prior.any() else None
         main = prepared.crop.covered(shape)
-        focus = prepared.focus[0] if prepared.focus_probability is not None else None
+        # the focus crop's answer, once ``predict`` has run the network on it
+        focus, closer = prepared.focus or (None, None)
+        if closer is None or closer.probability is None:
+            focus = None
         boxes = [main] if focus is None else [main, focus.crop.covered(shape)]
         union = [(min(b[a][0] for b in boxes), max(b[a][1] for b in boxes))
                  for a in range(len(shape))]
@@ -359,9 +361,9 @@ class Click3dModel:
         keep = self._kept(prior, seen, prepared, settings) if prior is not None else None
         obj[inside(main)] = seen if keep is None else np.where(keep, obj[inside(main)], seen)
         if focus is not None:
-            closer = paste_covered(prepared.focus_probability[None], focus.crop, shape)
+            near = paste_covered(closer.probability[None], focus.crop, shape)[0].numpy()
             part = inside(focus.crop.covered(shape))
-            obj[part] = np.where(focus.ball(shape), closer[0].numpy(), obj[part])
+            obj[part] = np.where(focus.ball(shape), near, obj[part])
         channels = (np.zeros(shape, dtype=np.uint8) if prior is None
                     else prior.astype(np.uint8))
         channels[where] = obj >= self.policy.threshold
