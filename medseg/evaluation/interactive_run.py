@@ -43,7 +43,7 @@ from medseg.io.atomic_folder import atomic_folder
 from medseg.io.names import LABEL_SUFFIXES, case_name
 from medseg.volume import LabelMap, Volume
 
-#: how NoC is counted when the target is never reached (written into summary.json)
+#: the files :func:`write_interactive` writes
 FILES = ("clicks.csv", "cases.csv", "summary.csv", "summary.json")
 
 
