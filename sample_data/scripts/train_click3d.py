@@ -1,4 +1,5 @@
-"""Train the shipped click3d model (sample_data/models/click3d) on this machine's CPU.
+"""Train the shipped click3d model (sample_data/models/click3d) on the CPU, or on a GPU where
+one is present (--device; --workers draws the crops in that many processes meanwhile).
 
 Data: synthetic crops (random label maps, random contrasts) and the TRAINING splits of
 Dataset001_BrainTissue (target: the whole brain, WM+GM+CSF) and Dataset002_AbdomenCT (targets:
@@ -46,6 +47,10 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=100_000)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="auto",
+                    help="where the network runs: auto (CUDA when present), cpu, cuda")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="processes drawing crops while the network steps (0: in this one)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-real", action="store_true", help="synthetic crops only")
     ap.add_argument("--init", type=Path, default=None,
@@ -76,6 +81,7 @@ def main() -> None:
     print(f"{len(cases)} training cases loaded in {time.monotonic() - t0:.0f} s", flush=True)
     settings = replace(TrainSettings(), seconds=args.seconds, max_iterations=args.iterations,
                        batch=args.batch, threads=args.threads, seed=args.seed, lr=args.lr,
+                       device=args.device, workers=args.workers,
                        p_synthetic=args.p_synthetic,
                        p_large=args.p_large, margin_range=tuple(args.margin_range),
                        p_head=args.p_head,

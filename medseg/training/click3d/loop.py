@@ -1,7 +1,12 @@
 """The click3d training loop: mixed synthetic and real crops, simulated click rounds with the
 current network, Dice + BCE, a time-based cosine learning rate, a validation Dice on a fixed
 held-out synthetic set, and the model folder written as it goes (a checkpoint is a complete,
-loadable model)."""
+loadable model).
+
+The network runs on ``settings.device`` (``auto``: CUDA when present, with float16 autocast and
+a gradient scaler there; float32 on CPU). With ``settings.workers`` > 0 the crops are drawn in
+that many worker processes (:mod:`.feed`) while the network steps; with 0 they are drawn in
+this process, between steps."""
 
 from __future__ import annotations
 
@@ -20,7 +25,9 @@ import torch.nn.functional as F
 from medseg.models.click3d.config import CropPolicy, write_model
 from medseg.models.click3d.guidance import CHANNELS
 from medseg.models.click3d.network import build_network, widen_inputs
+from medseg.ops.device import autocast, resolve_device
 from medseg.training.click3d.clicks import PromptState, correct, encode_batch, initial_prompts
+from medseg.training.click3d.feed import crop_loader
 from medseg.training.click3d.heads import HeadPool
 from medseg.training.click3d.shapes import synthetic_crop
 from medseg.training.click3d.sources import Case, real_crop
@@ -52,6 +59,10 @@ class TrainSettings:
     checkpoint_every: int = 200
     seed: int = 0
     threads: int = 1
+    #: where the network runs: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``
+    device: str = "auto"
+    #: processes drawing crops (:mod:`.feed`); 0: drawn in the training process
+    workers: int = 0
 
 
 def dice_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -81,10 +92,17 @@ def draw_crop(cases: Sequence[Case], s: TrainSettings, rng: np.random.Generator,
     return real_crop(cases, n, s.crop.coarse_spacing_mm, s.margin_range, rng, gen)
 
 
+def _device_of(net: torch.nn.Module) -> torch.device:
+    return next(net.parameters()).device
+
+
 @torch.no_grad()
 def predict_masks(net: torch.nn.Module, images, states, sigma: float) -> list[torch.Tensor]:
-    logits = net(encode_batch(images, states, sigma))
-    return [m[0] for m in (logits > 0)]
+    """The network's masks (on the CPU, where the simulated clicks are placed)."""
+    device = _device_of(net)
+    with autocast(device):
+        logits = net(encode_batch(images, states, sigma).to(device))
+    return [m[0] for m in (logits > 0).cpu()]
 
 
 def validation_set(n: int, count: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -139,11 +157,15 @@ def train(out: str | Path, cases: Sequence[Case], settings: TrainSettings, *,
     torch.set_num_threads(s.threads)
     torch.manual_seed(s.seed)
     rng, gen = np.random.default_rng(s.seed), torch.Generator().manual_seed(s.seed)
+    device = resolve_device(s.device)
     net = build_network("monai_unet", {"channels": list(s.channels), "strides": list(s.strides),
                                        "num_res_units": s.num_res_units}, len(CHANNELS))
     if init is not None:
         net.load_state_dict(widen_inputs({k: v.float() for k, v in init.items()}, net))
+    net = net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=s.lr, weight_decay=1e-4)
+    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
+    batches = iter(crop_loader(cases, s, heads)) if s.workers > 0 else None
     val = validation_set(s.crop.size, 16, 10_000 + s.seed)
     start, it = time.monotonic(), 0
     losses: list[float] = []
@@ -158,21 +180,26 @@ def train(out: str | Path, cases: Sequence[Case], settings: TrainSettings, *,
                           time.monotonic() - start, 1), "lr": s.lr,
                           "margin_range": list(s.margin_range),
                           "p_synthetic": s.p_synthetic, "p_large": s.p_large,
-                          "p_head": s.p_head if heads is not None else 0.0}],
+                          "p_head": s.p_head if heads is not None else 0.0,
+                          "device": device.type, "workers": s.workers}],
                       "batch": s.batch, "data": data_note, "validation": history[-1:] or None,
                       "settings": {k: v for k, v in asdict(s).items() if k != "crop"},
                       "complete": final})
-        write_model(out, model_document(s, name, version, facts), net.state_dict())
+        write_model(out, model_document(s, name, version, facts),
+                    {k: v.detach().cpu() for k, v in net.state_dict().items()})
 
     while it < s.max_iterations and time.monotonic() - start < s.seconds:
         frac = min((time.monotonic() - start) / s.seconds, 1.0)
         for g in opt.param_groups:
             g["lr"] = s.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
-        if heads is not None and it and it % s.head_refresh_every == 0:
-            heads.refresh()
-        crops = [draw_crop(cases, s, rng, gen, heads) for _ in range(s.batch)]
-        images, targets = [c[0] for c in crops], [c[1] for c in crops]
-        states = [initial_prompts(t, rng) for t in targets]
+        if batches is not None:
+            images, targets, states = next(batches)
+        else:
+            if heads is not None and it and it % s.head_refresh_every == 0:
+                heads.refresh()
+            crops = [draw_crop(cases, s, rng, gen, heads) for _ in range(s.batch)]
+            images, targets = [c[0] for c in crops], [c[1] for c in crops]
+            states = [initial_prompts(t, rng) for t in targets]
         rounds = int(rng.choice(len(s.rounds), p=np.asarray(s.rounds) / sum(s.rounds)))
         if it < 100:
             rounds = 0  # an untrained network's errors are no guide
@@ -182,12 +209,15 @@ def train(out: str | Path, cases: Sequence[Case], settings: TrainSettings, *,
                                 targets, strict=True):
                 correct(st, p, t, rng)
         net.train()
-        x = encode_batch(images, states, s.sigma_voxels)
-        y = torch.stack([t.float()[None] for t in targets])
-        loss = dice_bce(net(x), y)
+        x = encode_batch(images, states, s.sigma_voxels).to(device)
+        y = torch.stack([t.float()[None] for t in targets]).to(device)
+        with autocast(device):
+            logits = net(x)
+        loss = dice_bce(logits.float(), y)
         opt.zero_grad()
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
         losses.append(float(loss.detach()))
         it += 1
         if it % s.validate_every == 0 or it == 1:
@@ -208,6 +238,7 @@ def train(out: str | Path, cases: Sequence[Case], settings: TrainSettings, *,
     if log:
         log(entry)
     save(True)
+    del batches  # ends the workers
     return facts
 
 
