@@ -24,12 +24,29 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from medseg.training.click3d.clicks import PromptState, initial_prompts
 from medseg.training.click3d.heads import HeadPool
+from medseg.training.click3d.settings import TrainSettings
+from medseg.training.click3d.shapes import synthetic_crop
+from medseg.training.click3d.sources import real_crop
 
 if TYPE_CHECKING:
-    from medseg.training.click3d.loop import TrainSettings
     from medseg.training.click3d.sources import Case
 
 Drawn = tuple[torch.Tensor, torch.Tensor, PromptState]
+
+
+def draw_crop(cases: Sequence[Case], s: TrainSettings, rng: np.random.Generator,
+              gen: torch.Generator, heads: HeadPool | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One training ``(image, target)`` crop: from a synthetic head (``p_head``), a synthetic
+    scene (``p_synthetic``, or always when there are no cases) or a real case."""
+    n = s.crop.size
+    r = rng.random()
+    if heads is not None and r < s.p_head:
+        return real_crop(heads.cases, n, s.crop.coarse_spacing_mm, s.margin_range, rng, gen,
+                         p_repaint=0.0)
+    if not cases or r < s.p_head + s.p_synthetic:
+        return synthetic_crop(n, rng, gen, s.p_large)
+    return real_crop(cases, n, s.crop.coarse_spacing_mm, s.margin_range, rng, gen)
 
 
 def worker_streams(seed: int, worker: int) -> tuple[np.random.Generator, torch.Generator]:
@@ -52,8 +69,6 @@ class CropStream(IterableDataset):
         self.head_pool = len(heads.cases) if heads is not None else 0
 
     def __iter__(self) -> Iterator[Drawn]:
-        from medseg.training.click3d.loop import draw_crop  # (the loop imports this module)
-
         info = get_worker_info()
         worker = info.id if info is not None else 0
         s = self.settings

@@ -14,7 +14,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,47 +22,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from medseg.models.click3d.config import CropPolicy, write_model
+from medseg.models.click3d.config import write_model
 from medseg.models.click3d.guidance import CHANNELS
 from medseg.models.click3d.network import build_network, widen_inputs
 from medseg.ops.device import autocast, resolve_device
 from medseg.training.click3d.clicks import PromptState, correct, encode_batch, initial_prompts
-from medseg.training.click3d.feed import crop_loader
+from medseg.training.click3d.feed import crop_loader, draw_crop
 from medseg.training.click3d.heads import HeadPool
+from medseg.training.click3d.settings import TrainSettings
 from medseg.training.click3d.shapes import synthetic_crop
-from medseg.training.click3d.sources import Case, real_crop
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    seconds: float = 2400.0
-    max_iterations: int = 100_000
-    batch: int = 4
-    lr: float = 2e-3
-    p_synthetic: float = 0.5
-    #: probability that a synthetic target is drawn large (see :func:`.shapes.synthetic_crop`)
-    p_large: float = 0.0
-    #: probability that a crop comes from a synthetic head with skull (:mod:`.heads`)
-    p_head: float = 0.0
-    #: a new synthetic head replaces the oldest in the pool every this many iterations
-    head_refresh_every: int = 6
-    #: probabilities of 0, 1, 2, 3 correcting rounds before the training step
-    rounds: tuple[float, ...] = (0.4, 0.25, 0.2, 0.15)
-    margin_range: tuple[float, float] = (1.1, 2.2)
-    channels: tuple[int, ...] = (16, 32, 64, 128, 128)
-    strides: tuple[int, ...] = (2, 2, 2, 2)
-    num_res_units: int = 1
-    sigma_voxels: float = 2.0
-    crop: CropPolicy = field(default_factory=lambda: CropPolicy(
-        size=48, coarse_spacing_mm=4.0, min_spacing_mm=0.7, max_spacing_mm=5.0, margin=1.4))
-    validate_every: int = 100
-    checkpoint_every: int = 200
-    seed: int = 0
-    threads: int = 1
-    #: where the network runs: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``
-    device: str = "auto"
-    #: processes drawing crops (:mod:`.feed`); 0: drawn in the training process
-    workers: int = 0
+from medseg.training.click3d.sources import Case
 
 
 def dice_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -77,19 +46,6 @@ def dice(a: torch.Tensor, b: torch.Tensor) -> float:
     a, b = a.bool(), b.bool()
     total = int(a.sum() + b.sum())
     return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
-
-
-def draw_crop(cases: Sequence[Case], s: TrainSettings, rng: np.random.Generator,
-              gen: torch.Generator, heads: HeadPool | None = None
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-    n = s.crop.size
-    r = rng.random()
-    if heads is not None and r < s.p_head:
-        return real_crop(heads.cases, n, s.crop.coarse_spacing_mm, s.margin_range, rng, gen,
-                         p_repaint=0.0)
-    if not cases or r < s.p_head + s.p_synthetic:
-        return synthetic_crop(n, rng, gen, s.p_large)
-    return real_crop(cases, n, s.crop.coarse_spacing_mm, s.margin_range, rng, gen)
 
 
 def _device_of(net: torch.nn.Module) -> torch.device:
