@@ -114,6 +114,9 @@ def train(out: str | Path, cases: Sequence[Case], settings: TrainSettings, *,
     torch.manual_seed(s.seed)
     rng, gen = np.random.default_rng(s.seed), torch.Generator().manual_seed(s.seed)
     device = resolve_device(s.device)
+    # the crop workers start before the network reaches CUDA (a forked process must not
+    # inherit a CUDA context it could touch)
+    batches = iter(crop_loader(cases, s, heads)) if s.workers > 0 else None
     net = build_network("monai_unet", {"channels": list(s.channels), "strides": list(s.strides),
                                        "num_res_units": s.num_res_units}, len(CHANNELS))
     if init is not None:
@@ -121,7 +124,6 @@ def train(out: str | Path, cases: Sequence[Case], settings: TrainSettings, *,
     net = net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=s.lr, weight_decay=1e-4)
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
-    batches = iter(crop_loader(cases, s, heads)) if s.workers > 0 else None
     val = validation_set(s.crop.size, 16, 10_000 + s.seed)
     start, it = time.monotonic(), 0
     losses: list[float] = []
