@@ -30,7 +30,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import torch
+from bench_interactive import shown  # (bench/ is on the path of a script run from it)
 
 from medseg.engine.segmenter import InferenceSettings, Segmenter
 from medseg.evaluation.classes import ClassGroups
@@ -53,12 +53,6 @@ ABDOMEN: dict[str, dict[int, str] | ClassGroups] = {
     "lesion(tr)": {7: "liver_lesion"}}
 
 
-def shown(path: str) -> str:
-    """A path inside the repository relative to it; anything else as given."""
-    full = Path(path).resolve()
-    return str(full.relative_to(ROOT)) if full.is_relative_to(ROOT) else path
-
-
 def write_heads(folder: Path) -> list[tuple[Path, Path]]:
     """The synthetic heads as NIfTI pairs (drawn once per folder; the draw is seeded)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -66,7 +60,6 @@ def write_heads(folder: Path) -> list[tuple[Path, Path]]:
              for k in range(N_HEADS)]
     if all(i.is_file() and r.is_file() for i, r in pairs):
         return pairs
-    torch.manual_seed(HEAD_SEED)
     pool = HeadPool(head_sources(SAMPLE / "Dataset001_BrainTissue"), N_HEADS, HEAD_SEED)
     for case, (image_path, ref_path) in zip(pool.cases, pairs, strict=True):
         affine = np.diag([*case.spacing, 1.0])
@@ -84,7 +77,6 @@ def main() -> int:
                         default=Path(tempfile.gettempdir()) / "medseg_click3d_val_heads")
     parser.add_argument("--out", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     registry = load_registry(None, fresh=True)
     segmenter = Segmenter(load_model(args.model, registry, "cpu"),
                           InferenceSettings(device="cpu"), registry)
